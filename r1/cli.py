@@ -1,0 +1,138 @@
+"""The `r1` command: thin wrappers over library functions, one subcommand each.
+
+Every subcommand parses its arguments, calls one library function and turns the errors a user
+can fix (a bad config key, a missing file, an uninstalled model package) into a one-paragraph
+message and exit code 2 — never a traceback. Heavy imports (torch, transformers) happen inside
+the subcommand, so `r1 --help` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+EPILOG = "Run `r1 COMMAND --help` for a command's options. Docs: README.md and docs/."
+
+
+def _add_config_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE", help="YAML config file (see configs/)")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. grpo.beta=0.001 rollout.samples_per_prompt=16")
+
+
+def cmd_config(args) -> int:
+    import yaml
+
+    from r1.config import load_config, to_dict
+
+    cfg = load_config(args.config, args.overrides)
+    print(yaml.safe_dump(to_dict(cfg), sort_keys=False), end="")
+    return 0
+
+
+def cmd_data(args) -> int:
+    import json
+
+    from r1.data import load_examples
+
+    examples = load_examples(args.source, split=args.split, question_field=args.question_field, answer_field=args.answer_field, size=args.size, seed=args.seed)
+    print(f"{args.source}: {len(examples)} examples")
+    for example in examples[: args.show]:
+        shown = {k: v for k, v in example.items() if k in ("id", "prompt", "answer")}
+        print(json.dumps(shown, ensure_ascii=False))
+    return 0
+
+
+def cmd_generate(args) -> int:
+    from r1.pipeline.check import generate_and_score
+
+    generate_and_score(
+        model=args.model, source=args.source, limit=args.limit, n=args.n, max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature, top_p=args.top_p, form=args.form, prefill_think=args.prefill_think, seed=args.seed,
+    )
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from r1.pipeline.check import setup_check
+
+    setup_check(output_dir=args.output_dir, limit=args.limit, n=args.n, max_new_tokens=args.max_new_tokens)
+    return 0
+
+
+def cmd_bench(args) -> int:
+    if args.what == "rewards":
+        from r1.rewards import bench
+
+        bench.main([args.mode, "--n", str(args.n)])
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="r1", description="The DeepSeek-R1 training system: GRPO with verifiable rewards, the R1 pipeline, evaluation.", epilog=EPILOG)
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="install check: sample from the bundled model and score it with the rewards", description="End-to-end check of the setup: loads the bundled SmolLM2-135M-Instruct (converting it once), samples completions for held-out arithmetic problems with the R1-Zero template, scores them with the accuracy and format rewards and writes a run directory.")
+    p.add_argument("--output-dir", help="run directory (default: runs/demo-<time>)")
+    p.add_argument("--limit", type=int, default=16, help="number of held-out problems (default 16)")
+    p.add_argument("--n", type=int, default=2, help="samples per problem (default 2)")
+    p.add_argument("--max-new-tokens", type=int, default=128)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("generate", help="sample completions for dataset prompts and show them with their rewards", description="Sample completions from a model for a dataset's prompts (R1-Zero template) and print each with its extracted answer and rewards.")
+    p.add_argument("--model", default="smollm2-135m", help="alias, HF folder, .gguf file or hub id (default: smollm2-135m)")
+    p.add_argument("--source", default="gsm8k", help="dataset: gsm8k, gsm8k-train, math500, aime24, arithmetic or a .jsonl path")
+    p.add_argument("--limit", type=int, default=1, help="number of prompts (default 1)")
+    p.add_argument("--n", type=int, default=1, help="samples per prompt")
+    p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument("--temperature", type=float, default=0.6)
+    p.add_argument("--top-p", type=float, default=0.95)
+    p.add_argument("--form", choices=["auto", "chat", "plain"], default="auto", help="template form (default auto: chat if the tokenizer has a chat template)")
+    p.add_argument("--prefill-think", action="store_true", help="open <think> for the model at the end of the prompt")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("data", help="load a dataset and show its first examples", description="Load a prompt dataset (bundled name, arithmetic, .jsonl file or hub id) and print its size and first examples.")
+    p.add_argument("source", help="gsm8k, gsm8k-train, math500, aime24, arithmetic, a .jsonl path or a hub id")
+    p.add_argument("--split", default="train", help="arithmetic/hub split (default train)")
+    p.add_argument("--question-field", help="field holding the question (default: question/problem/prompt)")
+    p.add_argument("--answer-field", help="field holding the answer (default: answer)")
+    p.add_argument("--size", type=int, default=2000, help="problems to generate for arithmetic")
+    p.add_argument("--seed", type=int, default=0, help="arithmetic generator seed")
+    p.add_argument("--show", type=int, default=3, help="examples to print")
+    p.set_defaults(func=cmd_data)
+
+    p = sub.add_parser("config", help="print the resolved config (defaults ← file ← overrides), validated", description="Resolve and validate a config: defaults, then the YAML file, then dotted overrides. Prints the result as YAML.")
+    _add_config_args(p)
+    p.set_defaults(func=cmd_config)
+
+    p = sub.add_parser("bench", help="benchmarks (speed and correctness figures)", description="Benchmarks. `r1 bench rewards reference` checks the accuracy reward on every GSM8K/MATH-500 reference; `r1 bench rewards throughput` measures completions/s and worst latency.")
+    p.add_argument("what", choices=["rewards"])
+    p.add_argument("mode", choices=["reference", "throughput"])
+    p.add_argument("--n", type=int, default=10000, help="completions for the throughput benchmark")
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    """Errors whose message tells the user what to fix (imported only when one is raised)."""
+    from r1.config import ConfigError
+    from r1.data import DataError, TemplateError
+    from r1.models import ModelLoadError
+
+    return ConfigError, DataError, TemplateError, ModelLoadError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "func"):
+        parser.print_help()
+        return 0
+    try:
+        return args.func(args)
+    except _user_errors() as err:
+        print(f"r1: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("r1: interrupted", file=sys.stderr)
+        return 130

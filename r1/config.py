@@ -1,0 +1,388 @@
+"""One typed configuration tree for every `r1` command.
+
+The tree is plain dataclasses. A run is configured by a YAML file plus dotted command-line
+overrides (`grpo.beta=0.001 rollout.samples_per_prompt=16`); both go through the same
+validation: an unknown key lists the valid keys at that level and suggests the closest one, a
+value of the wrong type names the key, the value and the expected type, and `check()` rejects
+values that type-check but make no sense (a negative learning rate, `clip_low >= 1`). The
+resolved tree is written as `config.yaml` into every run directory, so a run can be repeated
+from its own folder.
+
+Batch sizes have names that say what they count: `rollout.prompts_per_step` prompts are drawn
+per optimizer step, each sampled `rollout.samples_per_prompt` times (the GRPO group size G);
+`train.micro_batch_size` sequences go through one forward/backward pass.
+
+Deliberately left out: config inheritance/includes and interpolation. A config is one file you
+can read top to bottom.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration problem, with a message meant for the person who wrote the config."""
+
+
+@dataclass
+class ModelConfig:
+    name: str = "smollm2-135m"  # alias, local HF folder, .gguf file or hub id
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+
+
+@dataclass
+class ArithmeticConfig:
+    """The procedural `arithmetic` task (see r1/data/arithmetic.py)."""
+
+    min_digits: int = 1
+    max_digits: int = 2
+    min_steps: int = 1
+    max_steps: int = 2
+    ops: str = "+-*"
+    word_fraction: float = 0.5  # share of problems phrased as word problems
+
+
+@dataclass
+class DataConfig:
+    source: str = "arithmetic"  # bundled name (gsm8k, gsm8k-train, math500, aime24), arithmetic, a .jsonl path or a hub id
+    split: str = "train"  # for arithmetic (train/test never overlap) and hub datasets
+    size: int = 2000  # number of problems generated for `arithmetic`
+    seed: int = 0  # generator seed for `arithmetic`
+    limit: int | None = None  # keep only the first N examples
+    question_field: str | None = None  # defaults per source: question/problem/prompt
+    answer_field: str | None = None  # defaults to `answer`
+    template: Literal["r1-zero", "none"] = "r1-zero"
+    template_form: Literal["auto", "chat", "plain"] = "auto"
+    prefill_think: bool = False  # open `<think>` for the model at the end of the prompt
+    max_prompt_tokens: int = 512
+    on_overlong_prompt: Literal["error", "filter"] = "error"
+    arithmetic: ArithmeticConfig = field(default_factory=ArithmeticConfig)
+
+
+@dataclass
+class RolloutConfig:
+    prompts_per_step: int = 8
+    samples_per_prompt: int = 8  # the GRPO group size G
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 256
+
+
+@dataclass
+class RewardsConfig:
+    weights: dict[str, float] = field(default_factory=lambda: {"accuracy": 1.0, "format": 0.5})
+    workers: int | None = None  # accuracy verification processes (None = min(2, cores))
+    timeout_s: float = 3.0  # wall-clock limit per verification
+    max_error_rate: float = 0.1  # stop the run when a reward fails on more samples than this
+
+
+@dataclass
+class GRPOConfig:
+    beta: float = 0.001  # KL coefficient (paper: 0.001); 0 disables the reference model
+    kl_estimator: Literal["k1", "k2", "k3"] = "k3"
+    kl_placement: Literal["in_loss", "in_reward"] = "in_loss"
+    clip_low: float = 0.2
+    clip_high: float = 0.2  # > clip_low is DAPO's clip-higher
+    dual_clip: float | None = None  # lower bound c > 1 on the loss of negative advantages
+    advantage_scale: Literal["group", "batch", "none"] = "group"  # none = Dr. GRPO
+    loss_aggregation: Literal["seq-mean-token-mean", "token-mean", "seq-mean-token-sum-norm"] = "seq-mean-token-mean"
+    ppo_epochs: int = 1  # μ: optimizer passes over each rollout batch
+    ref_reset_steps: int = 0  # replace the reference by the policy every N steps (paper: 400); 0 = never
+    dynamic_sampling: bool = False  # drop groups whose rewards are all equal (DAPO)
+    overlong: Literal["none", "mask", "penalty"] = "none"
+    overlong_buffer: int = 0  # tokens before max_new_tokens where the soft penalty starts
+    entropy_coef: float = 0.0
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-6
+    weight_decay: float = 0.0
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.99])
+    grad_clip: float = 1.0
+    warmup_steps: int = 0
+    schedule: Literal["constant", "cosine"] = "constant"
+    min_lr_ratio: float = 0.0
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 100
+    micro_batch_size: int = 8  # sequences per forward/backward pass
+    log_every: int = 1
+    save_every: int = 50
+    sample_every: int = 10  # write completions with their rewards to samples.jsonl
+
+
+@dataclass
+class EvalConfig:
+    benchmark: str = "arithmetic"
+    k: int = 4  # samples per problem
+    limit: int | None = None
+    temperature: float = 0.6  # the paper's evaluation settings
+    top_p: float = 0.95
+    max_new_tokens: int = 512
+    every_steps: int = 0  # evaluate during training every N steps; 0 = never
+
+
+@dataclass
+class RunConfig:
+    output_dir: str | None = None  # default: runs/<command>-<timestamp>
+    seed: int = 0
+    threads: int | None = None  # torch threads (None = all cores)
+    resume: bool = False
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    rewards: RewardsConfig = field(default_factory=RewardsConfig)
+    grpo: GRPOConfig = field(default_factory=GRPOConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+
+# ---------------------------------------------------------------------------------------------
+# Building a typed tree from plain data
+
+
+def from_dict(cls: type, data: Any, path: str = "") -> Any:
+    """Build dataclass `cls` from nested dicts, checking every key and value type."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path or 'config'}: expected a mapping of keys, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    values = {}
+    for key, value in data.items():
+        where = f"{path}.{key}" if path else str(key)
+        if key not in names:
+            raise ConfigError(_unknown_key(where, str(key), names))
+        values[key] = _convert(hints[key], value, where)
+    return cls(**values)
+
+
+def _unknown_key(where: str, key: str, valid: list[str]) -> str:
+    close = difflib.get_close_matches(key, valid, n=1)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    return f"unknown config key '{where}'.{hint} Valid keys here: {', '.join(valid)}"
+
+
+def _type_name(tp: Any) -> str:
+    if tp is type(None):
+        return "null"
+    if typing.get_origin(tp) is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _convert(tp: Any, value: Any, where: str) -> Any:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, where)
+    if origin in (typing.Union, types.UnionType):  # Optional[...] and unions
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            if type(None) in args:
+                return None
+        errors = []
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return _convert(option, value, where)
+            except ConfigError as err:
+                errors.append(err)
+        raise ConfigError(f"{where}: expected {' or '.join(_type_name(a) for a in args)}, got {value!r}")
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}")
+        return value
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list of {_type_name(args[0])}, got {value!r}")
+        return [_convert(args[0], v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping of {_type_name(args[1])}, got {value!r}")
+        return {str(k): _convert(args[1], v, f"{where}.{k}") for k, v in value.items()}
+    return _scalar(tp, value, where)
+
+
+def _scalar(tp: type, value: Any, where: str) -> Any:
+    # YAML 1.1 reads `1e-6` as a string and command-line values arrive as strings, so numbers
+    # written as text are accepted; anything else of the wrong type is an error.
+    bad = ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        raise bad
+    if isinstance(value, bool):
+        raise bad
+    if tp is int:
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        try:
+            return int(str(value).replace("_", ""))
+        except ValueError:
+            raise bad from None
+    if tp is float:
+        if isinstance(value, (int, float)):
+            return float(value)
+        try:
+            return float(str(value))
+        except ValueError:
+            raise bad from None
+    if tp is str:
+        if isinstance(value, (str, int, float)):
+            return str(value)
+        raise bad
+    raise ConfigError(f"{where}: unsupported config type {tp}")
+
+
+def to_dict(cfg: Any) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+# ---------------------------------------------------------------------------------------------
+# YAML files and command-line overrides
+
+
+def apply_override(data: dict, assignment: str, cls: type = Config) -> None:
+    """Apply one `dotted.key=value` to nested dict `data`, checking the key path against `cls`."""
+    if "=" not in assignment:
+        raise ConfigError(f"override '{assignment}' must look like key=value (e.g. grpo.beta=0.001)")
+    dotted, raw = assignment.split("=", 1)
+    keys = dotted.strip().split(".")
+    node, node_cls = data, cls
+    for depth, key in enumerate(keys):
+        child_cls = None  # keys inside a dict-typed field (rewards.weights.<name>) are free
+        if dataclasses.is_dataclass(node_cls):
+            hints = typing.get_type_hints(node_cls)
+            if key not in hints:
+                where = ".".join(keys[: depth + 1])
+                raise ConfigError(_unknown_key(where, key, list(hints)))
+            child_cls = hints[key]
+        if depth == len(keys) - 1:
+            node[key] = _parse_value(raw)
+        else:
+            node = node.setdefault(key, {})
+            node_cls = child_cls
+            if not isinstance(node, dict):
+                where = ".".join(keys[: depth + 1])
+                raise ConfigError(f"cannot set '{dotted}': '{where}' is a value ({node!r}), not a section of keys")
+
+
+def _parse_value(raw: str) -> Any:
+    try:
+        return yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        return raw
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = (), cls: type = Config):
+    """Defaults ← YAML file ← dotted overrides, validated. Raises ConfigError with a clear message."""
+    data: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML: {err}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of sections")
+        data = loaded or {}
+    # Start from the defaults so that an override inside a mapping (rewards.weights.language=0.1)
+    # adds to the weights in force instead of replacing them all.
+    merged = _merge(to_dict(cls()), data, cls)
+    for assignment in overrides:
+        apply_override(merged, assignment, cls)
+    cfg = from_dict(cls, merged)
+    check(cfg)
+    return cfg
+
+
+def _merge(defaults: dict, data: dict, cls: type) -> dict:
+    """Overlay `data` on `defaults`: sections merge key by key, any other value replaces."""
+    hints = typing.get_type_hints(cls)
+    for key, value in data.items():
+        if dataclasses.is_dataclass(hints.get(key)) and isinstance(value, dict):
+            _merge(defaults[key], value, hints[key])
+        else:
+            defaults[key] = value
+    return defaults
+
+
+def save_config(cfg: Any, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False), encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------------------------
+# Value checks that types alone cannot express
+
+
+def check(cfg: Config) -> None:
+    rules = [
+        ("rollout.prompts_per_step", cfg.rollout.prompts_per_step >= 1, "must be ≥ 1"),
+        ("rollout.samples_per_prompt", cfg.rollout.samples_per_prompt >= 1, "must be ≥ 1"),
+        ("rollout.temperature", cfg.rollout.temperature > 0, "must be > 0"),
+        ("rollout.top_p", 0 < cfg.rollout.top_p <= 1, "must be in (0, 1]"),
+        ("rollout.max_new_tokens", cfg.rollout.max_new_tokens >= 1, "must be ≥ 1"),
+        ("train.micro_batch_size", cfg.train.micro_batch_size >= 1, "must be ≥ 1"),
+        ("train.steps", cfg.train.steps >= 0, "must be ≥ 0"),
+        ("grpo.beta", cfg.grpo.beta >= 0, "must be ≥ 0"),
+        ("grpo.clip_low", 0 <= cfg.grpo.clip_low < 1, "must be in [0, 1)"),
+        ("grpo.clip_high", cfg.grpo.clip_high >= 0, "must be ≥ 0"),
+        ("grpo.dual_clip", cfg.grpo.dual_clip is None or cfg.grpo.dual_clip > 1, "must be > 1 (or null)"),
+        ("grpo.ppo_epochs", cfg.grpo.ppo_epochs >= 1, "must be ≥ 1"),
+        ("grpo.overlong_buffer", 0 <= cfg.grpo.overlong_buffer < cfg.rollout.max_new_tokens, "must be in [0, rollout.max_new_tokens)"),
+        ("optim.lr", cfg.optim.lr >= 0, "must be ≥ 0"),
+        ("optim.betas", len(cfg.optim.betas) == 2 and all(0 <= b < 1 for b in cfg.optim.betas), "must be two numbers in [0, 1)"),
+        ("optim.grad_clip", cfg.optim.grad_clip >= 0, "must be ≥ 0 (0 disables clipping)"),
+        ("rewards.weights", len(cfg.rewards.weights) > 0, "must name at least one reward"),
+        ("rewards.timeout_s", cfg.rewards.timeout_s > 0, "must be > 0"),
+        ("rewards.max_error_rate", 0 <= cfg.rewards.max_error_rate <= 1, "must be in [0, 1]"),
+        ("data.max_prompt_tokens", cfg.data.max_prompt_tokens >= 1, "must be ≥ 1"),
+        ("data.size", cfg.data.size >= 1, "must be ≥ 1"),
+        ("data.limit", cfg.data.limit is None or cfg.data.limit >= 1, "must be ≥ 1 (or null for all)"),
+        ("eval.limit", cfg.eval.limit is None or cfg.eval.limit >= 1, "must be ≥ 1 (or null for all)"),
+        ("data.arithmetic.min_digits", 1 <= cfg.data.arithmetic.min_digits <= cfg.data.arithmetic.max_digits, "must be ≥ 1 and ≤ max_digits"),
+        ("data.arithmetic.min_steps", 1 <= cfg.data.arithmetic.min_steps <= cfg.data.arithmetic.max_steps, "must be ≥ 1 and ≤ max_steps"),
+        ("data.arithmetic.ops", bool(cfg.data.arithmetic.ops) and set(cfg.data.arithmetic.ops) <= set("+-*"), "must be a non-empty subset of '+-*'"),
+        ("eval.k", cfg.eval.k >= 1, "must be ≥ 1"),
+    ]
+    for key, ok, message in rules:
+        if not ok:
+            raise ConfigError(f"{key} {message} (got {_lookup(cfg, key)!r})")
+
+
+def _lookup(cfg: Any, dotted: str) -> Any:
+    for key in dotted.split("."):
+        cfg = getattr(cfg, key)
+    return cfg
+
+
+def prepare_run_dir(cfg: Config, command: str) -> Path:
+    """Create the run directory (`run.output_dir`, default runs/<command>-<time>) and save config.yaml."""
+    import time
+
+    path = Path(cfg.run.output_dir or f"runs/{command}-{time.strftime('%Y%m%d-%H%M%S')}")
+    path.mkdir(parents=True, exist_ok=True)
+    cfg.run.output_dir = str(path)
+    save_config(cfg, path / "config.yaml")
+    return path

@@ -1,0 +1,83 @@
+"""The reward registry: reward functions by name, plus a side channel for counted events.
+
+A reward is a plain function ``(completion: str, example: dict) -> float`` (``RewardFn``);
+the trainer picks rewards by name from ``REWARDS`` and never special-cases one. Users add
+their own with ``@register("name")``.
+
+Two optional properties ride on the function, set by ``register``:
+``concurrent=True`` tells ``score_completions`` it may call the function from several
+threads at once (the accuracy reward: its calls wait on worker processes, so a batch is
+spread over the pool); everything else is called one sample at a time in-process.
+
+``note(event)`` lets a reward report something that is not its score — e.g. accuracy
+saying "this sample timed out" (it still scores 0). ``score_completions`` collects these
+into ``counts`` as ``rewards/<name>_<event>``; outside a scoring call they are dropped.
+"""
+
+import contextvars
+import threading
+from collections import Counter
+from typing import Callable
+
+RewardFn = Callable[[str, dict], float]
+
+REWARDS: dict[str, RewardFn] = {}
+
+
+def register(name: str, *, replace: bool = False, concurrent: bool = False):
+    """Decorator adding a reward to ``REWARDS`` under ``name``.
+
+    >>> @register("short", replace=True)
+    ... def short(completion, example):
+    ...     return float(len(completion) < 1000)
+    """
+
+    def add(fn: RewardFn) -> RewardFn:
+        if name in REWARDS and not replace:
+            raise ValueError(f"reward {name!r} is already registered (pass replace=True)")
+        fn.concurrent = concurrent
+        REWARDS[name] = fn
+        return fn
+
+    return add
+
+
+class EventLog:
+    """Thread-safe event counts plus the first message per event."""
+
+    def __init__(self):
+        self.counts: Counter[str] = Counter()
+        self.first_message: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def add(self, event: str, message: str = "") -> None:
+        with self._lock:
+            self.counts[event] += 1
+            if message:
+                self.first_message.setdefault(event, message)
+
+
+_current_log: contextvars.ContextVar[EventLog | None] = contextvars.ContextVar("reward_log", default=None)
+
+
+def note(event: str, message: str = "") -> None:
+    """Count ``event`` (e.g. ``"timeouts"``) for the reward being scored, if any."""
+    log = _current_log.get()
+    if log is not None:
+        log.add(event, message)
+
+
+def run_logged(log: EventLog, fn: Callable, *args):
+    """Call ``fn(*args)`` with ``note`` writing to ``log`` (works in any thread)."""
+    token = _current_log.set(log)
+    try:
+        return fn(*args)
+    finally:
+        _current_log.reset(token)
+
+
+def excerpt(text: object, limit: int = 200) -> str:
+    """At most ``limit`` characters of ``text`` for logs and error messages (never more)."""
+    text = repr(text) if not isinstance(text, str) else text
+    text = text.replace("\x00", "\\0")
+    return text if len(text) <= limit else text[: limit - 24] + f"…[{len(text)} chars]"

@@ -1,0 +1,101 @@
+"""Sample completions with Hugging Face `generate`, and describe them by their lengths.
+
+The trainer and the evaluator both need the same thing from a rollout: for each prompt, n sampled
+completions as token ids, each completion's length and whether it was cut off. The length is the
+number of tokens up to and including the first stop token (EOS); everything after it is padding.
+Pad and EOS are often the same token (SmolLM2, Qwen, Llama-3), so a mask built by comparing ids
+with the pad id would also hide the EOS the model chose to emit — its learning signal to stop.
+Masks here always come from lengths.
+
+Prompts are left-padded into one batch; every prompt is repeated n times, so a GRPO group
+(prompt i, samples 0..n-1) is rows i*n … i*n+n-1.
+
+Deliberately left out: the faster generation loop and the vLLM engine (see the speed and
+scale-out issues); both keep this function's contract.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class Rollout:
+    prompt_ids: list[list[int]]  # one per row (prompts repeated n times)
+    completion_ids: torch.Tensor  # (B, T) long, right-padded; values after `lengths` are meaningless
+    lengths: torch.Tensor  # (B,) tokens up to and including the first stop token
+    truncated: torch.Tensor  # (B,) bool: no stop token within max_new_tokens
+    texts: list[str]  # decoded completions, special tokens removed
+
+    @property
+    def mask(self) -> torch.Tensor:
+        """(B, T) float: 1 for completion tokens that count (the EOS included), 0 after."""
+        positions = torch.arange(self.completion_ids.shape[1])
+        return (positions[None, :] < self.lengths[:, None]).float()
+
+
+def stop_token_ids(model, tokenizer) -> list[int]:
+    ids = model.generation_config.eos_token_id if model.generation_config is not None else None
+    ids = [ids] if isinstance(ids, int) else list(ids or [])
+    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
+        ids.append(tokenizer.eos_token_id)
+    return ids
+
+
+def completion_lengths(completion_ids: torch.Tensor, stop_ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Length up to and including the first stop token, and whether none was found.
+
+    `completion_ids` (B, T) → (lengths (B,), truncated (B,) bool). A row without a stop token has
+    length T and is truncated.
+    """
+    is_stop = torch.isin(completion_ids, torch.tensor(stop_ids, device=completion_ids.device))  # (B, T)
+    any_stop = is_stop.any(dim=1)  # (B,)
+    first = is_stop.int().argmax(dim=1)  # (B,) index of the first stop (0 when there is none)
+    T = completion_ids.shape[1]
+    lengths = torch.where(any_stop, first + 1, torch.full_like(first, T))
+    return lengths, ~any_stop
+
+
+@torch.no_grad()
+def generate(
+    model,
+    tokenizer,
+    prompt_ids: list[list[int]],
+    *,
+    n: int = 1,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    max_new_tokens: int = 256,
+    seed: int | None = None,
+) -> Rollout:
+    """Sample `n` completions for each prompt (token ids, unpadded). Rows are grouped by prompt."""
+    rows = [ids for ids in prompt_ids for _ in range(n)]
+    width = max(len(ids) for ids in rows)
+    pad = tokenizer.pad_token_id
+    input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in rows])  # (B, P) left-padded
+    attention = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in rows])
+    if seed is not None:
+        torch.manual_seed(seed)
+    stops = stop_token_ids(model, tokenizer)
+    was_training = model.training
+    model.eval()
+    out = model.generate(
+        input_ids=input_ids.to(model.device),
+        attention_mask=attention.to(model.device),
+        do_sample=True,
+        temperature=temperature,
+        top_p=top_p,
+        top_k=0,  # sample from the full distribution (top-p aside), as the paper's settings mean
+        max_new_tokens=max_new_tokens,
+        eos_token_id=stops,
+        pad_token_id=pad,
+    )
+    model.train(was_training)
+    completion = out[:, width:].cpu()  # (B, T)
+    if completion.shape[1] == 0:
+        completion = torch.full((len(rows), 1), pad)
+    lengths, truncated = completion_lengths(completion, stops)
+    texts = [tokenizer.decode(row[: int(length)], skip_special_tokens=True) for row, length in zip(completion, lengths)]
+    return Rollout(prompt_ids=rows, completion_ids=completion, lengths=lengths, truncated=truncated, texts=texts)
