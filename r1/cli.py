@@ -59,6 +59,22 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_grpo(args) -> int:
+    from r1.config import load_config
+    from r1.train.grpo import train_grpo
+
+    train_grpo(load_config(args.config, args.overrides))
+    return 0
+
+
+def cmd_sft(args) -> int:
+    from r1.config import load_config
+    from r1.train.sft import train_sft
+
+    train_sft(load_config(args.config, args.overrides))
+    return 0
+
+
 def cmd_bench(args) -> int:
     if args.what == "rewards":
         from r1.rewards import bench
@@ -77,6 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=2, help="samples per problem (default 2)")
     p.add_argument("--max-new-tokens", type=int, default=128)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("grpo", help="GRPO training (R1-Zero style RL with verifiable rewards)", description="Train a policy with GRPO: sample groups of completions, score them with rule-based rewards, update with the clipped group-relative objective. Writes checkpoints, metrics.jsonl, samples.jsonl and TensorBoard logs into the run directory; run.resume=true continues the latest checkpoint.")
+    _add_config_args(p)
+    p.set_defaults(func=cmd_grpo)
+
+    p = sub.add_parser("sft", help="supervised fine-tuning on prompt/completion or chat-message JSONL", description="Supervised fine-tuning with the loss on completion tokens only; same config, checkpoints, metrics and resume as grpo. Data: sft.data=FILE.jsonl with {prompt, completion} or {messages} rows.")
+    _add_config_args(p)
+    p.set_defaults(func=cmd_sft)
 
     p = sub.add_parser("generate", help="sample completions for dataset prompts and show them with their rewards", description="Sample completions from a model for a dataset's prompts (R1-Zero template) and print each with its extracted answer and rewards.")
     p.add_argument("--model", default="smollm2-135m", help="alias, HF folder, .gguf file or hub id (default: smollm2-135m)")
@@ -118,8 +142,9 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from r1.config import ConfigError
     from r1.data import DataError, TemplateError
     from r1.models import ModelLoadError
+    from r1.train.grpo import TrainingError
 
-    return ConfigError, DataError, TemplateError, ModelLoadError
+    return ConfigError, DataError, TemplateError, ModelLoadError, TrainingError
 
 
 def main(argv: list[str] | None = None) -> int:

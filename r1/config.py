@@ -98,6 +98,7 @@ class GRPOConfig:
     ppo_epochs: int = 1  # μ: optimizer passes over each rollout batch
     ref_reset_steps: int = 0  # replace the reference by the policy every N steps (paper: 400); 0 = never
     dynamic_sampling: bool = False  # drop groups whose rewards are all equal (DAPO)
+    dynamic_sampling_rounds: int = 0  # extra prompt draws to refill the dropped groups
     overlong: Literal["none", "mask", "penalty"] = "none"
     overlong_buffer: int = 0  # tokens before max_new_tokens where the soft penalty starts
     entropy_coef: float = 0.0
@@ -121,6 +122,15 @@ class TrainConfig:
     log_every: int = 1
     save_every: int = 50
     sample_every: int = 10  # write completions with their rewards to samples.jsonl
+    keep_checkpoints: int = 2  # most recent step checkpoints kept (the final one always is)
+
+
+@dataclass
+class SFTConfig:
+    data: str | None = None  # JSONL of {"messages": [...]} or {"prompt", "completion"} rows
+    epochs: int = 1
+    batch_size: int = 16  # sequences per optimizer step
+    max_length: int = 1024  # prompt + completion tokens; longer rows are an error (or filtered)
 
 
 @dataclass
@@ -152,6 +162,7 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    sft: SFTConfig = field(default_factory=SFTConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
 
@@ -365,6 +376,10 @@ def check(cfg: Config) -> None:
         ("data.arithmetic.min_steps", 1 <= cfg.data.arithmetic.min_steps <= cfg.data.arithmetic.max_steps, "must be ≥ 1 and ≤ max_steps"),
         ("data.arithmetic.ops", bool(cfg.data.arithmetic.ops) and set(cfg.data.arithmetic.ops) <= set("+-*"), "must be a non-empty subset of '+-*'"),
         ("eval.k", cfg.eval.k >= 1, "must be ≥ 1"),
+        ("train.keep_checkpoints", cfg.train.keep_checkpoints >= 1, "must be ≥ 1"),
+        ("grpo.dynamic_sampling_rounds", cfg.grpo.dynamic_sampling_rounds >= 0, "must be ≥ 0"),
+        ("sft.epochs", cfg.sft.epochs >= 1, "must be ≥ 1"),
+        ("sft.batch_size", cfg.sft.batch_size >= 1, "must be ≥ 1"),
     ]
     for key, ok, message in rules:
         if not ok:

@@ -107,7 +107,9 @@ def load_model(name: str, *, dtype: str = "float32", device: str | torch.device 
     The tokenizer always has a pad token (EOS when it had none). The model is in eval mode.
     """
     from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # r1 prints its own progress; per-tensor bars are noise
     if dtype not in DTYPES:
         raise ModelLoadError(f"unknown dtype '{dtype}'; choose one of {', '.join(DTYPES)}")
     source = resolve(name)

@@ -105,7 +105,7 @@ def test_rows_missing_question_or_answer_are_skipped_and_counted(tmp_path, capsy
     ])
     examples = load_examples(str(path))
     assert [(e["prompt"], e["answer"]) for e in examples] == [("ok?", "1"), ("fine", "0")]
-    assert f"skipped 5 row(s) without a question or answer" in capsys.readouterr().out
+    assert "skipped 5 row(s) without a question or answer" in capsys.readouterr().out
     load_examples(str(path), quiet=True)
     assert capsys.readouterr().out == ""
 

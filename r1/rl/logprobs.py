@@ -18,7 +18,8 @@ Shift contract (the caller shifts; these functions never do): for a sequence
 
     logits = model(input_ids).logits[:, :-1]   # (B, L-1, V)
     tokens = input_ids[:, 1:]                  # (B, L-1)
-    logp = token_logprobs(logits, tokens)      # (B, L-1); logp[b, t] = log p(input_ids[b, t+1] | input_ids[b, :t+1])
+    logp = token_logprobs(logits, tokens)      # (B, L-1)
+    # logp[b, t] = log p(input_ids[b, t+1] | input_ids[b, :t+1])
 
 Deliberately left out: masking (callers mask with lengths) and the shift itself.
 """
@@ -77,7 +78,7 @@ def token_logprobs(
         → [[log 0.5]] = [[-0.6931]].
     """
     if tokens.shape != logits.shape[:2]:
-        raise ValueError(f"tokens {tuple(tokens.shape)} must be logits {tuple(logits.shape)} minus the vocab dim")
+        raise ValueError(f"tokens {tuple(tokens.shape)} must match logits {tuple(logits.shape)}[:2]")
 
     def chunk(rows: Tensor, toks: Tensor) -> Tensor:
         logp = F.log_softmax(rows.float() / temperature, dim=-1)  # (n, V) float32

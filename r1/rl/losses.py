@@ -28,7 +28,8 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-LOG_RATIO_CLAMP = 20.0  # |log π_θ/π_old| and |log π_ref/π_θ| are clamped here: e^20 ≈ 4.9e8, never inf
+# |log π_θ/π_old| and |log π_ref/π_θ| are clamped to this: e^20 ≈ 4.9e8, never inf.
+LOG_RATIO_CLAMP = 20.0
 
 
 # --- KL estimators (Schulman 2020, "Approximating KL Divergence", http://joschu.net/blog/kl-approx.html)

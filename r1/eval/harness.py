@@ -1,0 +1,290 @@
+"""Run the paper's evaluation protocol (SPEC §7): k samples per problem, pass@1, pass@k, cons@k.
+
+`evaluate` samples k completions for every problem at temperature 0.6 / top-p 0.95 (never
+greedy: long-CoT models repeat themselves under greedy decoding), scores each with the same
+rule-based rewards the trainer uses (`accuracy`, `format`, `language`), extracts each final
+answer, and computes the metrics of `r1.eval.metrics` with 95% intervals. `run_eval` wraps it
+for the `r1 eval` command: load the model and the benchmark, evaluate, write `results.json`
+and `samples.jsonl` into a folder.
+
+Batching: the problems × k sample rows, problem-major, go to the generator in chunks of
+`batch_size` rows (each row a prompt, n=1), so a chunk mixes problems and samples and small
+k never leaves a batch half empty. Chunk c is sampled with seed `seed + c`, inside a forked
+torch RNG so that evaluating in the middle of training does not change the training run's
+random stream. The same (seed, batch_size, k, examples) gives the same samples; a different
+batch_size gives different (equally valid) samples.
+
+`generate_fn` replaces `r1.rollout.generate` (same signature, returns an object with `texts`,
+`lengths`, `truncated`); a faster engine plugs in there, and tests script completions with it.
+
+A reward that fails on a sample (value None) counts as incorrect / unformatted and is
+reported in `metrics["reward_events"]`. Deliberately left out: code benchmarks (HumanEval
+needs sandboxed execution) and multiple-choice scoring.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Callable
+
+from r1.eval.metrics import majority_vote, mean_ci, pass_at_k, pass_k_values
+
+REWARD_NAMES = ["accuracy", "format", "language"]  # language is a cheap script count, always on
+BREAKDOWN_FIELDS = ("subject", "level")  # MATH-500 carries both
+
+
+@dataclass
+class EvalResult:
+    """Per-problem records (samples included), the metrics, and where the time went."""
+
+    records: list[dict]
+    metrics: dict
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def evaluate(
+    model,
+    tokenizer,
+    examples: list[dict],
+    *,
+    k: int = 4,
+    temperature: float = 0.6,
+    top_p: float = 0.95,
+    max_new_tokens: int = 512,
+    seed: int = 0,
+    batch_size: int = 64,
+    template: str = "r1-zero",
+    form: str = "auto",
+    max_prompt_tokens: int = 4096,
+    progress: bool = True,
+    generate_fn: Callable | None = None,
+) -> EvalResult:
+    """Sample `k` completions per example, score them and compute the metrics (module doc).
+
+    `examples` come from `load_examples`; examples that already carry `prompt_ids` (from
+    `prepare_prompts`) are used as they are.
+    """
+    from r1.data import prepare_prompts
+
+    if k < 1 or batch_size < 1:
+        raise ValueError(f"k and batch_size must be ≥ 1, got k={k}, batch_size={batch_size}")
+    if not examples:
+        raise ValueError("evaluate needs at least one example")
+    if "prompt_ids" not in examples[0]:
+        examples = prepare_prompts(examples, tokenizer, template=template, form=form, max_prompt_tokens=max_prompt_tokens)
+    start = time.perf_counter()
+    rows = [e for e in examples for _ in range(k)]  # problem-major: problem p is rows p*k … p*k+k-1
+    texts, lengths, truncated = _sample(
+        model, tokenizer, [e["prompt_ids"] for e in rows], generate_fn, progress=progress, batch_size=batch_size, seed=seed,
+        temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
+    )
+    generated = time.perf_counter()
+    records, events = _score(examples, k, rows, texts, lengths, truncated)
+    metrics = compute_metrics(records, k)
+    metrics["reward_events"] = events
+    end = time.perf_counter()
+    timings = {
+        "generation_seconds": round(generated - start, 3),
+        "scoring_seconds": round(end - generated, 3),
+        "samples_per_second": round(len(rows) / max(generated - start, 1e-9), 3),
+        "tokens_per_second": round(sum(lengths) / max(generated - start, 1e-9), 3),
+    }
+    return EvalResult(records=records, metrics=metrics, timings=timings)
+
+
+def _sample(model, tokenizer, prompt_ids, generate_fn, *, progress, batch_size, seed, **sampling):
+    """Generate one completion per row, in chunks of `batch_size` rows seeded `seed + chunk`."""
+    import torch
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    if generate_fn is None:
+        from r1.rollout import generate as generate_fn
+    device = getattr(model, "device", None)
+    cuda = [device] if device is not None and getattr(device, "type", "cpu") == "cuda" else []
+    texts, lengths, truncated = [], [], []
+    columns = [TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), TextColumn("samples"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
+    with Progress(*columns, disable=not progress) as bar, torch.random.fork_rng(devices=cuda):
+        task = bar.add_task("evaluating", total=len(prompt_ids))
+        for chunk, begin in enumerate(range(0, len(prompt_ids), batch_size)):
+            batch = prompt_ids[begin : begin + batch_size]
+            out = generate_fn(model, tokenizer, batch, n=1, seed=seed + chunk, **sampling)
+            if len(out.texts) != len(batch):
+                raise RuntimeError(f"generate_fn returned {len(out.texts)} completions for {len(batch)} prompts")
+            texts += list(out.texts)
+            lengths += [int(x) for x in out.lengths]
+            truncated += [bool(x) for x in out.truncated]
+            bar.advance(task, len(batch))
+    return texts, lengths, truncated
+
+
+def _score(examples, k, rows, texts, lengths, truncated) -> tuple[list[dict], dict]:
+    """Score every sample and group the samples into one record per problem."""
+    from r1.rewards import answers_equivalent, extract_answer, score_completions
+
+    scores = score_completions(texts, rows, REWARD_NAMES)
+    records = []
+    for p, example in enumerate(examples):
+        samples = []
+        for j in range(p * k, p * k + k):
+            rewards = {name: scores.values[name][j] for name in REWARD_NAMES}
+            samples.append({
+                "completion": texts[j], "answer": extract_answer(texts[j], example), "correct": rewards["accuracy"] == 1.0,
+                "rewards": rewards, "length": lengths[j], "truncated": truncated[j],
+            })
+        answer, correct = majority_vote([s["answer"] for s in samples], [s["correct"] for s in samples], answers_equivalent)
+        record = {"id": example.get("id"), "prompt": example["prompt"], "reference": example["answer"]}
+        record.update({f: example[f] for f in BREAKDOWN_FIELDS if f in example})
+        record.update(majority={"answer": answer, "correct": correct}, samples=samples)
+        records.append(record)
+    events = dict(scores.counts)
+    if scores.first_error:
+        events["first_error"] = scores.first_error
+    return records, events
+
+
+def compute_metrics(records: list[dict], k: int) -> dict:
+    """The metrics of a set of problem records (as in `samples.jsonl`). Intervals are 95%.
+
+    pass@1, cons@k, format and language carry {"mean", "low", "high"}; `pass@k` maps every
+    reported k' to its mean; `by_subject`/`by_level` give pass@1 per group when the records
+    carry those fields.
+    """
+    correct = [[s["correct"] for s in r["samples"]] for r in records]
+    per_problem = [sum(c) / len(c) for c in correct]
+    reward_mean = lambda r, name: _mean([s["rewards"].get(name) or 0.0 for s in r["samples"]])  # noqa: E731  failed → 0
+    samples = [s for r in records for s in r["samples"]]
+    metrics = {
+        "problems": len(records),
+        "samples_per_problem": k,
+        "pass@1": _ci(per_problem),
+        "pass@k": {str(kk): _mean([pass_at_k(len(c), sum(c), kk) for c in correct]) for kk in pass_k_values(k)},
+        f"cons@{k}": _ci([float(r["majority"]["correct"]) for r in records]),
+        "format": _ci([reward_mean(r, "format") for r in records]),
+        "language": _ci([reward_mean(r, "language") for r in records]),
+        "mean_length": _mean([s["length"] for s in samples]),
+        "truncated": _mean([float(s["truncated"]) for s in samples]),
+        "no_answer": _mean([float(s["answer"] is None) for s in samples]),
+    }
+    for name in BREAKDOWN_FIELDS:
+        groups: dict[str, list[float]] = {}
+        for record, score in zip(records, per_problem):
+            if name in record:
+                groups.setdefault(str(record[name]), []).append(score)
+        if groups:
+            metrics[f"by_{name}"] = {g: {**_ci(v), "problems": len(v)} for g, v in sorted(groups.items(), key=lambda kv: _natural(kv[0]))}
+    return metrics
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def _ci(values: list[float]) -> dict:
+    mean, low, high = mean_ci(values)
+    return {"mean": mean, "low": low, "high": high}
+
+
+def _natural(text: str):
+    return (0, int(text), "") if text.lstrip("-").isdigit() else (1, 0, text)
+
+
+def versions() -> dict[str, str | None]:
+    found = {}
+    for package in ("r1", "torch", "transformers", "math-verify"):
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = None
+    return found
+
+
+def run_eval(
+    model_name: str,
+    benchmark: str,
+    *,
+    k: int = 4,
+    limit: int | None = None,
+    seed: int = 0,
+    output_dir: str | Path | None = None,
+    question_field: str | None = None,
+    answer_field: str | None = None,
+    max_new_tokens: int = 512,
+    temperature: float = 0.6,
+    top_p: float = 0.95,
+    batch_size: int = 64,
+    template: str = "r1-zero",
+    form: str = "auto",
+    progress: bool = True,
+    generate_fn: Callable | None = None,
+) -> dict:
+    """Evaluate `model_name` on `benchmark`; write results.json and samples.jsonl; return the results.
+
+    `model_name`: anything `load_model` takes (r1 checkpoint or HF folder, `.gguf`, hub id,
+    `smollm2-135m`). `benchmark`: `gsm8k`, `math500`, `aime24`, `arithmetic` (its held-out
+    test split, `limit` problems, default 500, generated from `seed`), a JSONL path (with
+    `question_field`/`answer_field`) or a hub dataset id (its `test` split).
+    `output_dir` defaults to runs/eval-<time>.
+    """
+    from r1.data import load_examples
+    from r1.models import load_model
+
+    start = time.perf_counter()
+    out = Path(output_dir or f"runs/eval-{time.strftime('%Y%m%d-%H%M%S')}")
+    out.mkdir(parents=True, exist_ok=True)
+    model, tokenizer = load_model(model_name)
+    examples = load_examples(
+        benchmark, split="test", question_field=question_field, answer_field=answer_field, limit=limit,
+        size=limit or 500, seed=seed,
+    )
+    loaded = time.perf_counter()
+    result = evaluate(
+        model, tokenizer, examples, k=k, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed,
+        batch_size=batch_size, template=template, form=form, progress=progress, generate_fn=generate_fn,
+    )
+    with open(out / "samples.jsonl", "w", encoding="utf-8") as handle:
+        for record in result.records:  # one line per problem
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    results = {
+        "model": model_name,
+        "benchmark": benchmark,
+        "settings": {
+            "k": k, "limit": limit, "seed": seed, "temperature": temperature, "top_p": top_p, "max_new_tokens": max_new_tokens,
+            "batch_size": batch_size, "template": template, "form": form, "question_field": question_field,
+            "answer_field": answer_field, "rewards": REWARD_NAMES,
+        },
+        "metrics": result.metrics,
+        "versions": versions(),
+        "timings": {"total_seconds": round(time.perf_counter() - start, 3), "load_seconds": round(loaded - start, 3), **result.timings},
+    }
+    (out / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    if progress:
+        print_summary(results, out)
+    return results
+
+
+def print_summary(results: dict, out: Path | None = None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    m, k = results["metrics"], results["settings"]["k"]
+    table = Table(title=f"{results['model']} on {results['benchmark']}: {m['problems']} problems × {k} samples")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_column("95% interval", justify="right")
+    for name in ("pass@1", f"cons@{k}", "format", "language"):
+        table.add_row(name, f"{m[name]['mean']:.3f}", f"[{m[name]['low']:.3f}, {m[name]['high']:.3f}]")
+    for kk, value in m["pass@k"].items():
+        if kk != "1":
+            table.add_row(f"pass@{kk}", f"{value:.3f}", "")
+    for name in ("mean_length", "truncated", "no_answer"):
+        table.add_row(name, f"{m[name]:.3f}", "")
+    t = results["timings"]
+    table.add_row("seconds (generation / scoring)", f"{t['generation_seconds']:.1f} / {t['scoring_seconds']:.1f}", "")
+    console = Console()
+    console.print(table)
+    if out is not None:
+        console.print(f"results: {out / 'results.json'}   samples: {out / 'samples.jsonl'}")

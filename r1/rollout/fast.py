@@ -1,0 +1,243 @@
+"""Sample completions with our own decode loop over a Llama-shaped model's weights: fast on a CPU.
+
+`generate` keeps the contract of `r1.rollout.hf.generate` (rows grouped by prompt, right-padded
+completion ids, lengths up to and including the first stop token, truncated flags, texts) and is
+~3× faster than HF `generate` on 2 CPU cores in float32, more in bfloat16 (numbers in docs/perf.md).
+Where the time goes, and what this loop does about it:
+
+* GRPO repeats every prompt n times: each prompt is prefilled once and its keys/values copied to
+  its n rows. The prefill computes logits for the last prompt position only.
+* The KV cache is two preallocated tensors (layers, B, kv_heads, S, head_dim) written in place;
+  rows are left-padded so every row writes the same column, and one (B, S) bool tells which keys
+  exist. No cache objects, no per-step mask building, no `generate` bookkeeping.
+* Grouped-query attention without copying K/V: the n_rep query heads that share a KV head are fed
+  to `scaled_dot_product_attention` as n_rep query rows of that head.
+* q/k/v and gate/up are fused into one matmul each; RoPE cos/sin are computed once per call.
+* Finished rows are dropped from the batch once enough of them pile up (their cache rows are
+  compacted), and the loop stops when every row has stopped.
+* `dtype="bfloat16"` runs a bf16 copy of the weights (AMX matmuls) while the model itself stays
+  float32 for training; logits and sampling are always float32.
+
+Numerics follow HF's Llama: RMSNorm in float32, position ids counted from the first real token of
+a left-padded prompt, RoPE from the model's own `inv_freq`. Supported: `llama` and `qwen2`
+(q/k/v biases) with SiLU MLPs; any other model falls back to `hf.generate` with a notice.
+
+Deliberately left out: continuous batching (new prompts joining a running batch), paged or shared
+prompt caches, top-k, repetition penalties, and `torch.compile` (measured: it did not pay; see
+docs/perf.md).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from r1.rollout import hf
+from r1.rollout.hf import Rollout, stop_token_ids
+
+SUPPORTED = ("llama", "qwen2")
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+def supports(model) -> bool:
+    c = model.config
+    sliding = getattr(c, "use_sliding_window", False) and getattr(c, "sliding_window", None)
+    return c.model_type in SUPPORTED and c.hidden_act == "silu" and not sliding and not getattr(model, "hf_quantizer", None)
+
+
+class Decoder:
+    """A Llama-shaped model's weights rearranged for decoding: fused q/k/v and gate/up, one dtype.
+
+    `forward` runs T new positions for B rows against a KV cache and returns the final-normed
+    hidden states; `logits` applies the LM head in float32 output.
+    """
+
+    def __init__(self, model, dtype: torch.dtype = torch.float32):
+        c = model.config
+        inner = model.model
+        self.n_heads, self.n_kv = c.num_attention_heads, c.num_key_value_heads
+        self.head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
+        self.eps = c.rms_norm_eps
+        self.dtype = dtype
+        cast = lambda t: None if t is None else t.detach().to(dtype)  # noqa: E731
+        self.layers = []
+        for layer in inner.layers:
+            a, m = layer.self_attn, layer.mlp
+            self.layers.append({
+                "ln1": cast(layer.input_layernorm.weight),
+                "qkv": cast(torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight])),
+                "qkv_b": cast(_cat_bias(a.q_proj, a.k_proj, a.v_proj)),
+                "o": cast(a.o_proj.weight), "o_b": cast(a.o_proj.bias),
+                "ln2": cast(layer.post_attention_layernorm.weight),
+                "gate_up": cast(torch.cat([m.gate_proj.weight, m.up_proj.weight])),
+                "gate_up_b": cast(_cat_bias(m.gate_proj, m.up_proj)),
+                "down": cast(m.down_proj.weight), "down_b": cast(m.down_proj.bias),
+            })
+        self.embed = cast(inner.embed_tokens.weight)  # (V, H)
+        self.norm = cast(inner.norm.weight)
+        head = model.get_output_embeddings()
+        self.head, self.head_b = cast(head.weight), cast(head.bias)
+        self.inv_freq = inner.rotary_emb.inv_freq.float()  # (head_dim/2,) handles rope_theta and scaling
+        self.rope_scale = getattr(inner.rotary_emb, "attention_scaling", 1.0)
+
+    def new_cache(self, batch: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        shape = (len(self.layers), batch, self.n_kv, length, self.head_dim)  # (L, B, kv, S, hd)
+        return torch.zeros(shape, dtype=self.dtype), torch.zeros(shape, dtype=self.dtype)
+
+    def rope_table(self, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos, sin for positions 0..length-1, (length, head_dim), as HF computes them."""
+        freqs = torch.arange(length).float()[:, None] * self.inv_freq[None, :]
+        emb = torch.cat([freqs, freqs], dim=-1)
+        return (emb.cos() * self.rope_scale).to(self.dtype), (emb.sin() * self.rope_scale).to(self.dtype)
+
+    def forward(self, ids, positions, rope, cache, start: int, key_valid) -> torch.Tensor:
+        """Run positions start..start+T-1 and write their keys/values into the cache.
+
+        ids, positions: (B, T) long; rope: `rope_table` output; cache: `new_cache` output with
+        batch B; key_valid: (B, >= start+T) bool, False for left padding. Returns (B, T, H) hidden
+        states after the final norm.
+        """
+        B, T = ids.shape
+        end = start + T
+        cos, sin = rope[0][positions][:, :, None, :], rope[1][positions][:, :, None, :]  # (B, T, 1, hd)
+        query_at, key_at = torch.arange(start, end)[:, None], torch.arange(end)[None, :]  # (T, 1), (1, end)
+        mask = key_valid[:, None, None, :end] & (key_at <= query_at)  # (B, 1, T, end)
+        if T > 1:  # a left-pad query sees no key: let it see itself, so its row stays finite
+            mask = mask | (key_at == query_at)
+            mask = mask.repeat(1, 1, self.n_heads // self.n_kv, 1)  # query rows are (rep, T)
+        x = F.embedding(ids, self.embed)  # (B, T, H)
+        for i, w in enumerate(self.layers):
+            x = x + self._attention(i, w, _rms_norm(x, w["ln1"], self.eps), cos, sin, cache, start, mask)
+            gate, up = F.linear(_rms_norm(x, w["ln2"], self.eps), w["gate_up"], w["gate_up_b"]).chunk(2, dim=-1)
+            x = x + F.linear(F.silu(gate) * up, w["down"], w["down_b"])
+        return _rms_norm(x, self.norm, self.eps)
+
+    def _attention(self, i, w, h, cos, sin, cache, start, mask):
+        B, T, _ = h.shape
+        nh, nkv, hd = self.n_heads, self.n_kv, self.head_dim
+        rep = nh // nkv
+        q, k, v = F.linear(h, w["qkv"], w["qkv_b"]).split([nh * hd, nkv * hd, nkv * hd], dim=-1)
+        q = _rope(q.view(B, T, nh, hd), cos, sin)
+        k = _rope(k.view(B, T, nkv, hd), cos, sin)
+        keys, values = cache[0][i], cache[1][i]  # (B, kv, S, hd)
+        keys[:, :, start : start + T] = k.transpose(1, 2)
+        values[:, :, start : start + T] = v.view(B, T, nkv, hd).transpose(1, 2)
+        # query head j uses KV head j // rep (HF's repeat_kv): fold the rep heads into query rows
+        q = q.view(B, T, nkv, rep, hd).permute(0, 2, 3, 1, 4).reshape(B, nkv, rep * T, hd)
+        out = F.scaled_dot_product_attention(q, keys[:, :, : start + T], values[:, :, : start + T], attn_mask=mask)
+        out = out.view(B, nkv, rep, T, hd).permute(0, 3, 1, 2, 4).reshape(B, T, nh * hd)
+        return F.linear(out, w["o"], w["o_b"])
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """(..., H) → (..., V) float32."""
+        return F.linear(hidden, self.head, self.head_b).float()
+
+
+def _cat_bias(*linears):
+    if all(lin.bias is None for lin in linears):
+        return None
+    return torch.cat([lin.bias if lin.bias is not None else torch.zeros(lin.out_features) for lin in linears])
+
+
+def _rms_norm(x, weight, eps):
+    return weight * F.rms_norm(x.float(), (x.shape[-1],), eps=eps).to(x.dtype)
+
+
+def _rope(x, cos, sin):  # x (B, T, heads, hd)
+    half = x.shape[-1] // 2
+    return x * cos + torch.cat([-x[..., half:], x[..., :half]], dim=-1) * sin
+
+
+def sample(logits: torch.Tensor, temperature: float, top_p: float, generator=None) -> torch.Tensor:
+    """Next tokens (B,) from float32 logits (B, V): temperature, then nucleus (top-p), no top-k.
+
+    temperature 0 means greedy (argmax). Top-p keeps the smallest set of most likely tokens whose
+    mass reaches top_p (the most likely token always stays).
+    """
+    if temperature == 0:
+        return logits.argmax(dim=-1)
+    probs = torch.softmax(logits / temperature, dim=-1)  # (B, V)
+    if top_p >= 1.0:
+        return torch.multinomial(probs, 1, generator=generator)[:, 0]
+    sorted_p, order = probs.sort(dim=-1, descending=True)
+    sorted_p[(sorted_p.cumsum(dim=-1) - sorted_p) >= top_p] = 0  # mass before this token already enough
+    picked = torch.multinomial(sorted_p, 1, generator=generator)  # (B, 1) index into the sorted order
+    return order.gather(1, picked)[:, 0]
+
+
+@torch.inference_mode()
+def generate(
+    model,
+    tokenizer,
+    prompt_ids: list[list[int]],
+    *,
+    n: int = 1,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    max_new_tokens: int = 256,
+    seed: int | None = None,
+    dtype: str = "float32",
+    ignore_eos: bool = False,
+) -> Rollout:
+    """Sample `n` completions per prompt; same contract as `r1.rollout.hf.generate`.
+
+    dtype: weights and KV cache for the rollout ("float32" or "bfloat16"; the model is not changed).
+    temperature 0 is greedy. ignore_eos (benchmarks only) always produces max_new_tokens tokens.
+    """
+    if not supports(model):
+        print(f"[r1] fast rollout does not support {model.config.model_type}; using HF generate", flush=True)
+        return hf.generate(model, tokenizer, prompt_ids, n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed)
+    rows = [ids for ids in prompt_ids for _ in range(n)]
+    pad = tokenizer.pad_token_id
+    stops = torch.tensor([] if ignore_eos else stop_token_ids(model, tokenizer), dtype=torch.long)
+    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    dec = Decoder(model, DTYPES[dtype])
+
+    width = max(len(ids) for ids in prompt_ids)
+    total = width + max_new_tokens
+    rope = dec.rope_table(total)
+    # prefill each prompt once, then give its n rows a copy of its keys/values
+    ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompt_ids])  # (U, P) left-padded
+    real = torch.tensor([[False] * (width - len(p)) + [True] * len(p) for p in prompt_ids])  # (U, P)
+    positions = (real.long().cumsum(dim=1) - 1).clamp(min=0)  # (U, P)
+    small = dec.new_cache(len(prompt_ids), width)
+    hidden = dec.forward(ids, positions, rope, small, 0, real)  # (U, P, H)
+    logits = dec.logits(hidden[:, -1]).repeat_interleave(n, dim=0)  # (B, V)
+    cache = dec.new_cache(len(rows), total)
+    for full, part in zip(cache, small):
+        full[:, :, :, :width] = part.repeat_interleave(n, dim=1)
+    key_valid = torch.ones(len(rows), total, dtype=torch.bool)  # (B, S)
+    key_valid[:, :width] = real.repeat_interleave(n, dim=0)
+    position = torch.tensor([len(p) for p in rows])  # (B,) the next token's position id
+
+    out = torch.full((len(rows), max_new_tokens), pad, dtype=torch.long)  # (B, T)
+    lengths = torch.full((len(rows),), max_new_tokens, dtype=torch.long)
+    truncated = torch.ones(len(rows), dtype=torch.bool)
+    active = torch.arange(len(rows))  # batch row -> output row
+    alive = torch.ones(len(rows), dtype=torch.bool)  # per batch row: not stopped yet
+    steps = 0
+    for t in range(max_new_tokens):
+        token = sample(logits, temperature, top_p, generator)  # (b,)
+        out[active[alive], t] = token[alive]
+        steps = t + 1
+        stopped = alive & torch.isin(token, stops)
+        if stopped.any():
+            lengths[active[stopped]] = t + 1
+            truncated[active[stopped]] = False
+            alive &= ~stopped
+            if not alive.any():
+                break
+        if t == max_new_tokens - 1:
+            break
+        dead = int((~alive).sum())
+        if dead and dead * 4 >= len(alive):  # drop stopped rows once they are a quarter of the batch
+            keep = alive.nonzero()[:, 0]
+            cache = tuple(c.index_select(1, keep) for c in cache)
+            token, position, key_valid, active = token[keep], position[keep], key_valid[keep], active[keep]
+            alive = alive[keep]
+        hidden = dec.forward(token[:, None], position[:, None], rope, cache, width + t, key_valid)  # (b, 1, H)
+        logits = dec.logits(hidden[:, 0])  # (b, V)
+        position = position + 1
+    completion = out[:, :steps]
+    texts = [tokenizer.decode(row[: int(length)], skip_special_tokens=True) for row, length in zip(completion, lengths)]
+    return Rollout(prompt_ids=rows, completion_ids=completion, lengths=lengths, truncated=truncated, texts=texts)

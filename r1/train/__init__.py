@@ -1,0 +1,1 @@
+"""Training loops: GRPO and SFT, sharing forward pass, optimizer, checkpoints and logging."""

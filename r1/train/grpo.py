@@ -1,0 +1,277 @@
+"""GRPO training (SPEC §2, §4): sample → reward → advantage → update → log → checkpoint.
+
+One optimizer step per PPO epoch: each step draws `rollout.prompts_per_step` prompts, samples
+`rollout.samples_per_prompt` completions for each (a group), scores them with the configured
+rewards, turns rewards into group-relative advantages, then makes `grpo.ppo_epochs` (μ) passes
+over the batch; each pass accumulates gradients over `train.micro_batch_size`-row chunks and
+applies one optimizer step. The loss of every chunk is normalized by whole-batch totals
+(r1.rl.aggregate), so the update does not depend on the micro-batch size.
+
+π_old log-probs are computed once per batch when μ > 1 (with μ = 1, π_old = π_θ detached: equal
+in value, different in gradient — SPEC §2). π_ref is a frozen copy of the initial policy, built
+only when β > 0, optionally replaced by the policy every `grpo.ref_reset_steps` steps.
+
+A reward that raises or returns None for a sample excludes that sample from its group's
+statistics (advantage 0) and is counted; past `rewards.max_error_rate` the run stops with the
+reward's name and an example. A non-finite gradient skips the optimizer step and is counted.
+
+Deliberately left out here: evaluation during training and multi-process data parallelism (their
+own modules), and faster rollout engines (same `generate` contract).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from r1.config import Config
+from r1.data import load_examples, prepare_prompts
+from r1.models import load_model
+from r1.rewards import configure as configure_rewards
+from r1.rewards import score_completions
+from r1.rl import combine_metrics, group_advantages, grpo_loss, kl_reward_penalty, overlong_penalty, zero_variance_groups
+from r1.rollout import generate
+from r1.train import checkpoint as ckpt
+from r1.train.forward import batched_logprobs, completion_logprobs
+from r1.train.optim import build_optimizer, optimizer_step
+from r1.train.run import IndexSampler, RunLogger, console, start_run, truncate_log_on_resume
+
+
+class TrainingError(RuntimeError):
+    """The run cannot continue; the message says why (e.g. a reward failing too often)."""
+
+
+@dataclass
+class Batch:
+    """A scored rollout batch; rows are grouped by prompt, G consecutive rows per group."""
+
+    examples: list[dict]  # (B,) the dataset row of each completion
+    prompt_ids: list[list[int]]
+    completion_ids: torch.Tensor  # (B, T)
+    lengths: torch.Tensor  # (B,)
+    truncated: torch.Tensor  # (B,) bool
+    texts: list[str]
+    rewards: dict[str, list[float | None]]  # per reward name, (B,)
+    total: torch.Tensor  # (B,) weighted reward (NaN where invalid)
+    valid: torch.Tensor  # (B,) bool: every weighted reward produced a value
+    loss_mask: torch.Tensor | None = None  # (B, T)
+    advantages: torch.Tensor | None = None  # (B,)
+    old_logp: torch.Tensor | None = None  # (B, T)
+    ref_logp: torch.Tensor | None = None  # (B, T)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+def weighted_total(values: dict[str, list[float | None]], weights: dict[str, float]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Σ_name weight · reward per sample → (total (B,), valid (B,)); invalid where any reward is None."""
+    columns = [torch.tensor([float("nan") if v is None else v for v in values[name]], dtype=torch.float32) for name in weights]
+    stacked = torch.stack(columns)  # (R, B)
+    valid = ~stacked.isnan().any(dim=0)
+    w = torch.tensor(list(weights.values()), dtype=torch.float32)[:, None]
+    return (w * stacked).sum(dim=0), valid
+
+
+def rollout_and_score(policy, tokenizer, examples: list[dict], cfg: Config, counters: dict) -> Batch:
+    r = cfg.rollout
+    rollout = generate(policy, tokenizer, [e["prompt_ids"] for e in examples], n=r.samples_per_prompt, temperature=r.temperature, top_p=r.top_p, max_new_tokens=r.max_new_tokens)
+    rows = [e for e in examples for _ in range(r.samples_per_prompt)]
+    t0 = time.perf_counter()
+    scores = score_completions(rollout.texts, rows, list(cfg.rewards.weights))
+    counters["time/score"] = counters.get("time/score", 0.0) + time.perf_counter() - t0
+    for key, count in scores.counts.items():
+        counters[key] = counters.get(key, 0) + count
+    for name, message in scores.first_error.items():
+        counters.setdefault(f"first_error/{name}", message)
+    total, valid = weighted_total(scores.values, cfg.rewards.weights)
+    return Batch(rows, rollout.prompt_ids, rollout.completion_ids, rollout.lengths, rollout.truncated, rollout.texts, scores.values, total, valid)
+
+
+def concat(batches: list[Batch]) -> Batch:
+    """Join batches (e.g. dynamic-sampling refills), padding completions to a common width."""
+    if len(batches) == 1:
+        return batches[0]
+    T = max(b.completion_ids.shape[1] for b in batches)
+    pad = lambda x: torch.nn.functional.pad(x, (0, T - x.shape[1]))  # noqa: E731
+    return Batch(
+        examples=[e for b in batches for e in b.examples], prompt_ids=[p for b in batches for p in b.prompt_ids],
+        completion_ids=torch.cat([pad(b.completion_ids) for b in batches]), lengths=torch.cat([b.lengths for b in batches]),
+        truncated=torch.cat([b.truncated for b in batches]), texts=[t for b in batches for t in b.texts],
+        rewards={k: [v for b in batches for v in b.rewards[k]] for k in batches[0].rewards},
+        total=torch.cat([b.total for b in batches]), valid=torch.cat([b.valid for b in batches]),
+    )
+
+
+def select_groups(batch: Batch, keep: torch.Tensor, G: int) -> Batch:
+    rows = [i for i, k in enumerate(keep.repeat_interleave(G).tolist()) if k]
+    return Batch(
+        [batch.examples[i] for i in rows], [batch.prompt_ids[i] for i in rows], batch.completion_ids[rows], batch.lengths[rows],
+        batch.truncated[rows], [batch.texts[i] for i in rows], {k: [v[i] for i in rows] for k, v in batch.rewards.items()},
+        batch.total[rows], batch.valid[rows],
+    )
+
+
+def collect(policy, tokenizer, examples: list[dict], sampler: IndexSampler, cfg: Config, counters: dict) -> tuple[Batch, float]:
+    """Draw prompts, sample and score; with dynamic sampling drop (and refill) zero-variance groups."""
+    G, want = cfg.rollout.samples_per_prompt, cfg.rollout.prompts_per_step
+    parts, have, zero_var_seen, groups_seen = [], 0, 0, 0
+    for round_ in range(1 + (cfg.grpo.dynamic_sampling_rounds if cfg.grpo.dynamic_sampling else 0)):
+        batch = rollout_and_score(policy, tokenizer, [examples[i] for i in sampler.take(want - have)], cfg, counters)
+        zero = zero_variance_groups(batch.total.view(-1, G), batch.valid.view(-1, G))  # (P,)
+        zero_var_seen, groups_seen = zero_var_seen + int(zero.sum()), groups_seen + len(zero)
+        if cfg.grpo.dynamic_sampling:
+            batch = select_groups(batch, ~zero, G)
+        parts.append(batch)
+        have += len(batch) // G
+        if have >= want:
+            break
+    return concat(parts), zero_var_seen / max(1, groups_seen)
+
+
+def prepare_update(batch: Batch, policy, reference, cfg: Config, pad_id: int) -> None:
+    """Fill in the loss mask, π_old / π_ref log-probs and the advantages of a batch."""
+    g, r, mb = cfg.grpo, cfg.rollout, cfg.train.micro_batch_size
+    T = batch.completion_ids.shape[1]
+    batch.loss_mask = (torch.arange(T)[None, :] < batch.lengths[:, None]).float()  # (B, T)
+    if g.overlong == "mask":
+        batch.loss_mask[batch.truncated] = 0.0
+    total = batch.total.clone()
+    if g.overlong == "penalty":
+        total += overlong_penalty(batch.lengths, max_len=r.max_new_tokens, cache_len=g.overlong_buffer)
+    args = (batch.prompt_ids, batch.completion_ids, batch.lengths)
+    if g.ppo_epochs > 1 or (g.beta > 0 and g.kl_placement == "in_reward"):
+        batch.old_logp = batched_logprobs(policy, *args, pad_id=pad_id, temperature=r.temperature, micro_batch_size=mb)
+    if reference is not None:
+        batch.ref_logp = batched_logprobs(reference, *args, pad_id=pad_id, temperature=r.temperature, micro_batch_size=mb)
+        if g.kl_placement == "in_reward":
+            total -= kl_reward_penalty(batch.old_logp, batch.ref_logp, batch.loss_mask, beta=g.beta, estimator=g.kl_estimator)
+    batch.advantages = group_advantages(total.view(-1, r.samples_per_prompt), scale=g.advantage_scale, valid=batch.valid.view(-1, r.samples_per_prompt)).flatten()
+
+
+def policy_update(policy, optimizer, scheduler, batch: Batch, cfg: Config, pad_id: int) -> dict:
+    """μ optimizer steps over the batch, each accumulated over micro-batches. Returns metrics."""
+    g, mb = cfg.grpo, cfg.train.micro_batch_size
+    B, total_tokens = len(batch), float(batch.loss_mask.sum())
+    in_loss = g.kl_placement == "in_loss"
+    metrics, applied = {}, 0
+    policy.train()
+    for _ in range(g.ppo_epochs):
+        parts, loss_sum = [], 0.0
+        for start in range(0, B, mb):
+            rows = slice(start, start + mb)
+            width = max(1, int(batch.lengths[rows].max()))
+            mask = batch.loss_mask[rows, :width]
+            logp, entropy = completion_logprobs(policy, batch.prompt_ids[rows], batch.completion_ids[rows, :width], pad_id=pad_id, temperature=cfg.rollout.temperature, entropy=True, entropy_grad=g.entropy_coef != 0)
+            old = batch.old_logp[rows, :width] if batch.old_logp is not None else logp.detach()
+            ref = batch.ref_logp[rows, :width] if batch.ref_logp is not None else None
+            loss, m = grpo_loss(
+                logp, old, batch.advantages[rows], mask, ref_logp=ref, beta=g.beta if in_loss else 0.0, kl_estimator=g.kl_estimator,
+                clip_low=g.clip_low, clip_high=g.clip_high, dual_clip=g.dual_clip, aggregation=g.loss_aggregation,
+                total_seqs=B, total_tokens=total_tokens, max_len=cfg.rollout.max_new_tokens, entropy=entropy, entropy_coef=g.entropy_coef,
+            )
+            loss.backward()
+            parts.append(m)
+            loss_sum += float(loss.detach())
+        grad_norm, ok = optimizer_step(policy, optimizer, scheduler, grad_clip=cfg.optim.grad_clip)
+        applied += ok
+        metrics = {k: float(v) for k, v in combine_metrics(parts).items() if not k.endswith("_sum")}
+        metrics.update(loss=loss_sum, grad_norm=grad_norm)
+    metrics["optimizer_steps_skipped"] = g.ppo_epochs - applied
+    return metrics
+
+
+def batch_metrics(batch: Batch, zero_var_frac: float) -> dict:
+    valid_total = batch.total[batch.valid]
+    m = {
+        "reward/mean": float(valid_total.mean()) if len(valid_total) else float("nan"),
+        "reward/std": float(valid_total.std()) if len(valid_total) > 1 else 0.0,
+        "groups/zero_variance_frac": zero_var_frac,
+        "completion_len/mean": float(batch.lengths.float().mean()), "completion_len/max": int(batch.lengths.max()),
+        "truncated_frac": float(batch.truncated.float().mean()), "samples": len(batch),
+    }
+    for name, values in batch.rewards.items():
+        present = [v for v in values if v is not None]
+        m[f"reward/{name}"] = sum(present) / len(present) if present else float("nan")
+    return m
+
+
+def check_error_rate(counters: dict, samples_seen: int, limit: float) -> None:
+    for key, count in counters.items():
+        if key.startswith("rewards/") and key.endswith("_errors") and count > limit * samples_seen:
+            name = key[len("rewards/"):-len("_errors")]
+            raise TrainingError(
+                f"reward '{name}' failed on {count} of {samples_seen} samples (over rewards.max_error_rate={limit}); "
+                f"example: {counters.get(f'first_error/{name}', 'n/a')}"
+            )
+
+
+def train_grpo(cfg: Config) -> Path:
+    """Run GRPO as configured; returns the run directory (checkpoints/final holds the result)."""
+    run_dir = start_run(cfg, "grpo")
+    configure_rewards(workers=cfg.rewards.workers, timeout_s=cfg.rewards.timeout_s)
+    resume_from = ckpt.latest_checkpoint(run_dir) if cfg.run.resume else None
+    policy, tokenizer = load_model(str(resume_from) if resume_from else cfg.model.name, dtype=cfg.model.dtype)
+    d = cfg.data
+    examples = load_examples(d.source, split=d.split, question_field=d.question_field, answer_field=d.answer_field, limit=d.limit, size=d.size, seed=d.seed, arithmetic=vars(d.arithmetic))
+    examples = prepare_prompts(examples, tokenizer, template=d.template, form=d.template_form, prefill_think=d.prefill_think, max_prompt_tokens=d.max_prompt_tokens, on_overlong=d.on_overlong_prompt)
+    reference = None
+    if cfg.grpo.beta > 0:
+        reference = load_model(cfg.model.name, dtype=cfg.model.dtype)[0] if resume_from else copy.deepcopy(policy)
+        reference.requires_grad_(False).eval()
+    optimizer, scheduler = build_optimizer(policy, cfg.optim, total_steps=cfg.train.steps * cfg.grpo.ppo_epochs)
+    sampler, counters, step = IndexSampler(len(examples), cfg.run.seed), {}, 0
+    if resume_from:
+        step, counters = ckpt.restore_training(resume_from, optimizer=optimizer, scheduler=scheduler, sampler=sampler)
+        if reference is not None:
+            ckpt.load_reference(resume_from, reference)
+        truncate_log_on_resume(run_dir, step)
+        console.print(f"resumed from {resume_from} at step {step}")
+    logger, pad_id = RunLogger(run_dir, cfg.train.steps), tokenizer.pad_token_id
+    loop_state = dict(optimizer=optimizer, scheduler=scheduler, sampler=sampler)
+    reset_ref = reference if cfg.grpo.ref_reset_steps else None  # only a reset reference differs from the base model
+    while step < cfg.train.steps:
+        step += 1
+        t0 = time.perf_counter()
+        counters["time/score"] = 0.0
+        batch, zero_var_frac = collect(policy, tokenizer, examples, sampler, cfg, counters)
+        t_collect = time.perf_counter() - t0
+        counters["samples_seen"] = counters.get("samples_seen", 0) + len(batch)
+        check_error_rate(counters, counters["samples_seen"], cfg.rewards.max_error_rate)
+        metrics = batch_metrics(batch, zero_var_frac)
+        t1 = time.perf_counter()
+        if len(batch):
+            prepare_update(batch, policy, reference, cfg, pad_id)
+            metrics.update(policy_update(policy, optimizer, scheduler, batch, cfg, pad_id))
+        counters["nonfinite_steps"] = counters.get("nonfinite_steps", 0) + metrics.get("optimizer_steps_skipped", 0)
+        if reference is not None and cfg.grpo.ref_reset_steps and step % cfg.grpo.ref_reset_steps == 0:
+            reference.load_state_dict(policy.state_dict())
+            counters["reference_resets"] = counters.get("reference_resets", 0) + 1
+        gen_time = t_collect - counters["time/score"]
+        metrics.update({
+            "lr": scheduler.get_last_lr()[0], "time/generate": gen_time, "time/score": counters["time/score"],
+            "time/train": time.perf_counter() - t1, "time/step": time.perf_counter() - t0,
+            "tokens_per_s": float(batch.lengths.sum()) / max(gen_time, 1e-9), "nonfinite_steps": counters["nonfinite_steps"],
+            **{k: v for k, v in counters.items() if k.startswith("rewards/")},
+        })
+        logger.log(step, metrics, show=step % cfg.train.log_every == 0 or step == cfg.train.steps)
+        if cfg.train.sample_every and step % cfg.train.sample_every == 0:
+            logger.samples(step, sample_rows(batch))
+        if step % cfg.train.save_every == 0 and step < cfg.train.steps:
+            ckpt.save_training(ckpt.step_dir(run_dir, step), policy, tokenizer, reference=reset_ref, **loop_state, counters=counters, step=step)
+            ckpt.prune(run_dir, cfg.train.keep_checkpoints)
+    final = ckpt.save_training(run_dir / "checkpoints" / "final", policy, tokenizer, reference=reset_ref, **loop_state, counters=counters, step=step)
+    logger.close()
+    console.print(f"done: {step} steps; final checkpoint {final}")
+    return run_dir
+
+
+def sample_rows(batch: Batch) -> list[dict]:
+    return [
+        {"id": e["id"], "answer": e["answer"], "completion": text, "length": int(n), "truncated": bool(t),
+         "advantage": float(a), **{f"reward/{k}": v[i] for k, v in batch.rewards.items()}}
+        for i, (e, text, n, t, a) in enumerate(zip(batch.examples, batch.texts, batch.lengths, batch.truncated, batch.advantages if batch.advantages is not None else torch.zeros(len(batch))))
+    ]

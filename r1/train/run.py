@@ -1,0 +1,115 @@
+"""What every training command shares around its loop: setup, data order, logging.
+
+- `start_run` seeds every RNG, sets torch's thread count and creates the run directory with its
+  `config.yaml`.
+- `IndexSampler` walks a dataset in a fresh seeded permutation each epoch; its position is part of
+  the checkpoint, so a resumed run sees exactly the prompts it would have seen.
+- `RunLogger` writes one JSON line per step to `metrics.jsonl`, the same scalars to TensorBoard,
+  and prints a one-line progress summary; `samples.jsonl` receives completions with their rewards.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.console import Console
+
+from r1.config import Config, prepare_run_dir
+
+console = Console(highlight=False)
+
+
+def start_run(cfg: Config, command: str) -> Path:
+    random.seed(cfg.run.seed)
+    np.random.seed(cfg.run.seed)
+    torch.manual_seed(cfg.run.seed)
+    if cfg.run.threads:
+        torch.set_num_threads(cfg.run.threads)
+    return prepare_run_dir(cfg, command)
+
+
+class IndexSampler:
+    """Indices 0..n-1 in a new seeded permutation every epoch; resumable."""
+
+    def __init__(self, n: int, seed: int):
+        self.n, self.seed, self.epoch, self.position = n, seed, 0, 0
+        self._order = self._permutation()
+
+    def _permutation(self) -> list[int]:
+        order = list(range(self.n))
+        random.Random(f"{self.seed}:{self.epoch}").shuffle(order)
+        return order
+
+    def take(self, k: int) -> list[int]:
+        out = []
+        while len(out) < k:
+            if self.position == self.n:
+                self.epoch, self.position = self.epoch + 1, 0
+                self._order = self._permutation()
+            out.append(self._order[self.position])
+            self.position += 1
+        return out
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "position": self.position}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.position = state["epoch"], state["position"]
+        self._order = self._permutation()
+
+
+PROGRESS_KEYS = [  # (metric, label, format) shown in the one-line progress summary
+    ("reward/mean", "reward", "{:.3f}"), ("reward/accuracy", "acc", "{:.2f}"), ("reward/format", "fmt", "{:.2f}"),
+    ("loss", "loss", "{:.4f}"), ("kl", "kl", "{:.4f}"), ("completion_len/mean", "len", "{:.0f}"),
+    ("grad_norm", "gnorm", "{:.2f}"), ("time/step", "step_s", "{:.1f}"), ("tokens_per_s", "tok/s", "{:.0f}"),
+]
+
+
+class RunLogger:
+    def __init__(self, run_dir: Path, total_steps: int):
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.run_dir, self.total_steps = Path(run_dir), total_steps
+        self.writer = SummaryWriter(str(self.run_dir / "tensorboard"))
+
+    def log(self, step: int, metrics: dict[str, float], *, show: bool = True) -> None:
+        clean = {k: _jsonable(v) for k, v in metrics.items()}
+        with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as handle:
+            handle.write(json.dumps({"step": step, **clean}) + "\n")
+        for key, value in clean.items():
+            if isinstance(value, (int, float)) and value is not None:
+                self.writer.add_scalar(key, value, step)
+        self.writer.flush()
+        if show:
+            shown = [f"{label} {fmt.format(clean[key])}" for key, label, fmt in PROGRESS_KEYS if isinstance(clean.get(key), (int, float))]
+            console.print(f"[bold]step {step}/{self.total_steps}[/] │ " + " │ ".join(shown))
+
+    def samples(self, step: int, rows: list[dict]) -> None:
+        with open(self.run_dir / "samples.jsonl", "a", encoding="utf-8") as handle:
+            for row in rows:
+                handle.write(json.dumps({"step": step, **row}, ensure_ascii=False) + "\n")
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def _jsonable(value):
+    if isinstance(value, torch.Tensor):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # strict JSON has no NaN/inf; non-finite steps are counted separately
+    return value
+
+
+def truncate_log_on_resume(run_dir: Path, step: int) -> None:
+    """Drop metric/sample lines written after `step` by a run that died after its last checkpoint."""
+    for name in ("metrics.jsonl", "samples.jsonl"):
+        path = Path(run_dir) / name
+        if path.is_file():
+            lines = [line for line in path.read_text(encoding="utf-8").splitlines() if json.loads(line).get("step", 0) <= step]
+            path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
