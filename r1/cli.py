@@ -53,6 +53,14 @@ def cmd_generate(args) -> int:
 
 
 def cmd_demo(args) -> int:
+    from r1.pipeline.demo import run_demo
+
+    overrides = list(args.overrides) + ([f"run.output_dir={args.output_dir}"] if args.output_dir else [])
+    run_demo(overrides, coldstart_examples=args.coldstart_examples)
+    return 0
+
+
+def cmd_check(args) -> int:
     from r1.pipeline.check import setup_check
 
     setup_check(output_dir=args.output_dir, limit=args.limit, n=args.n, max_new_tokens=args.max_new_tokens)
@@ -75,6 +83,31 @@ def cmd_sft(args) -> int:
     return 0
 
 
+def cmd_eval(args) -> int:
+    from r1.eval.harness import run_eval
+    from r1.eval.report import compare
+
+    outputs = []
+    for i, model in enumerate(args.model):
+        out = args.output_dir if len(args.model) == 1 else (f"{args.output_dir}/{i}" if args.output_dir else None)
+        outputs.append(run_eval(
+            model, args.benchmark, k=args.k, limit=args.limit, seed=args.seed, output_dir=out, question_field=args.question_field,
+            answer_field=args.answer_field, max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
+            batch_size=args.batch_size, form=args.form,
+        ))
+    if len(outputs) > 1:
+        compare(outputs, args.output_dir or "runs/compare")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from r1.eval.report import make_report
+
+    for path in make_report(args.run_dir):
+        print(path)
+    return 0
+
+
 def cmd_bench(args) -> int:
     if args.what == "rewards":
         from r1.rewards import bench
@@ -87,12 +120,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="r1", description="The DeepSeek-R1 training system: GRPO with verifiable rewards, the R1 pipeline, evaluation.", epilog=EPILOG)
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
 
-    p = sub.add_parser("demo", help="install check: sample from the bundled model and score it with the rewards", description="End-to-end check of the setup: loads the bundled SmolLM2-135M-Instruct (converting it once), samples completions for held-out arithmetic problems with the R1-Zero template, scores them with the accuracy and format rewards and writes a run directory.")
+    p = sub.add_parser("demo", help="the R1 recipe in miniature: base eval → cold-start SFT → eval → GRPO → eval", description="Runs the R1 recipe on the bundled SmolLM2-135M-Instruct: held-out arithmetic eval of the base model, cold-start SFT on programmatic worked examples, eval, GRPO with accuracy + format rewards, eval; prints a before/after table and writes summary.json. Any demo setting can be overridden with key=value (see r1/pipeline/demo.py).")
+    p.add_argument("--output-dir", help="run directory (default: runs/demo-<time>)")
+    p.add_argument("--coldstart-examples", type=int, default=400, help="worked examples for the cold start (default 400)")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides, e.g. train.steps=40")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("check", help="setup check: sample from the bundled model and score it with the rewards", description="End-to-end check of the setup: loads the bundled SmolLM2-135M-Instruct (converting it once), samples completions for held-out arithmetic problems with the R1-Zero template, scores them with the accuracy and format rewards and writes a run directory.")
     p.add_argument("--output-dir", help="run directory (default: runs/demo-<time>)")
     p.add_argument("--limit", type=int, default=16, help="number of held-out problems (default 16)")
     p.add_argument("--n", type=int, default=2, help="samples per problem (default 2)")
     p.add_argument("--max-new-tokens", type=int, default=128)
-    p.set_defaults(func=cmd_demo)
+    p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("grpo", help="GRPO training (R1-Zero style RL with verifiable rewards)", description="Train a policy with GRPO: sample groups of completions, score them with rule-based rewards, update with the clipped group-relative objective. Writes checkpoints, metrics.jsonl, samples.jsonl and TensorBoard logs into the run directory; run.resume=true continues the latest checkpoint.")
     _add_config_args(p)
@@ -101,6 +140,26 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sft", help="supervised fine-tuning on prompt/completion or chat-message JSONL", description="Supervised fine-tuning with the loss on completion tokens only; same config, checkpoints, metrics and resume as grpo. Data: sft.data=FILE.jsonl with {prompt, completion} or {messages} rows.")
     _add_config_args(p)
     p.set_defaults(func=cmd_sft)
+
+    p = sub.add_parser("eval", help="evaluate with the R1 protocol: pass@1 over k samples, pass@k, cons@k", description="Sample k completions per problem (temperature 0.6, top-p 0.95 by default, as the paper), score them, and write results.json and samples.jsonl. Several --model values produce a comparison table (markdown) and a bar chart (PNG).")
+    p.add_argument("--model", nargs="+", required=True, help="one or more: alias (smollm2-135m), HF folder, r1 checkpoint, .gguf file or hub id")
+    p.add_argument("--benchmark", required=True, help="gsm8k, math500, aime24, arithmetic, or a .jsonl file")
+    p.add_argument("--k", type=int, default=4, help="samples per problem (default 4)")
+    p.add_argument("--limit", type=int, help="first N problems only")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--output-dir", help="where results.json and samples.jsonl go (default runs/eval-<benchmark>-<time>)")
+    p.add_argument("--question-field", help="JSONL field holding the question")
+    p.add_argument("--answer-field", help="JSONL field holding the answer")
+    p.add_argument("--max-new-tokens", type=int, default=512, help="default 512 (sized for a CPU; the paper uses 32,768)")
+    p.add_argument("--temperature", type=float, default=0.6)
+    p.add_argument("--top-p", type=float, default=0.95)
+    p.add_argument("--batch-size", type=int, default=64, help="rows (problems × samples) generated together")
+    p.add_argument("--form", choices=["auto", "chat", "plain"], default="auto", help="R1-Zero template form")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("report", help="plots and a markdown summary of a training run", description="Turn RUN_DIR/metrics.jsonl and samples.jsonl into PNG plots (reward, accuracy, format, KL, completion length, reflection-word frequency over steps) and summary.md, written to RUN_DIR/report/.")
+    p.add_argument("run_dir")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("generate", help="sample completions for dataset prompts and show them with their rewards", description="Sample completions from a model for a dataset's prompts (R1-Zero template) and print each with its extracted answer and rewards.")
     p.add_argument("--model", default="smollm2-135m", help="alias, HF folder, .gguf file or hub id (default: smollm2-135m)")

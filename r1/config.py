@@ -119,6 +119,7 @@ class OptimConfig:
 class TrainConfig:
     steps: int = 100
     micro_batch_size: int = 8  # sequences per forward/backward pass
+    bf16: bool = False  # bf16 autocast for the training forward/backward (fp32 weights, fp32 log-softmax)
     log_every: int = 1
     save_every: int = 50
     sample_every: int = 10  # write completions with their rewards to samples.jsonl

@@ -145,8 +145,8 @@ def test_run_eval_end_to_end_on_a_tiny_model(tiny_model_dir, tmp_path):
 
 
 def test_compare_labels_by_benchmark_when_several(tmp_path):
-    metrics = {"problems": 2, "pass@1": {"mean": 0.5, "low": 0.1, "high": 0.9}, "cons@4": {"mean": 0.5, "low": 0.1, "high": 0.9},
+    metrics = {"problems": 2, "samples_per_problem": 4, "pass@1": {"mean": 0.5, "low": 0.1, "high": 0.9}, "cons@4": {"mean": 0.5, "low": 0.1, "high": 0.9},
                "format": {"mean": 1.0}, "mean_length": 10.0, "truncated": 0.0}
-    runs = [{"model": "m", "benchmark": b, "settings": {"k": 4}, "metrics": metrics} for b in ("gsm8k", "math500")]
+    runs = [{"model": "m", "benchmark": b, "metrics": metrics} for b in ("gsm8k", "math500")]
     markdown, _ = compare(runs, tmp_path)
     assert "m [gsm8k]" in markdown.read_text() and "m [math500]" in markdown.read_text()

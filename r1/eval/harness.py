@@ -45,6 +45,21 @@ class EvalResult:
     metrics: dict
     timings: dict[str, float] = field(default_factory=dict)
 
+    def save(self, out_dir: str | Path, **info) -> dict:
+        """Write `samples.jsonl` (one line per problem) and `results.json` into `out_dir`.
+
+        `results.json` = `info` (model, benchmark, settings, …) + metrics + timings (`info`'s
+        own "timings" are merged in front). Returns that dict.
+        """
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        with open(out / "samples.jsonl", "w", encoding="utf-8") as handle:
+            for record in self.records:
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        results = {**info, "metrics": self.metrics, "timings": {**info.get("timings", {}), **self.timings}}
+        (out / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        return results
+
 
 def evaluate(
     model,
@@ -234,7 +249,6 @@ def run_eval(
 
     start = time.perf_counter()
     out = Path(output_dir or f"runs/eval-{time.strftime('%Y%m%d-%H%M%S')}")
-    out.mkdir(parents=True, exist_ok=True)
     model, tokenizer = load_model(model_name)
     examples = load_examples(
         benchmark, split="test", question_field=question_field, answer_field=answer_field, limit=limit,
@@ -245,22 +259,13 @@ def run_eval(
         model, tokenizer, examples, k=k, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed,
         batch_size=batch_size, template=template, form=form, progress=progress, generate_fn=generate_fn,
     )
-    with open(out / "samples.jsonl", "w", encoding="utf-8") as handle:
-        for record in result.records:  # one line per problem
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-    results = {
-        "model": model_name,
-        "benchmark": benchmark,
-        "settings": {
-            "k": k, "limit": limit, "seed": seed, "temperature": temperature, "top_p": top_p, "max_new_tokens": max_new_tokens,
-            "batch_size": batch_size, "template": template, "form": form, "question_field": question_field,
-            "answer_field": answer_field, "rewards": REWARD_NAMES,
-        },
-        "metrics": result.metrics,
-        "versions": versions(),
-        "timings": {"total_seconds": round(time.perf_counter() - start, 3), "load_seconds": round(loaded - start, 3), **result.timings},
+    settings = {
+        "k": k, "limit": limit, "seed": seed, "temperature": temperature, "top_p": top_p, "max_new_tokens": max_new_tokens,
+        "batch_size": batch_size, "template": template, "form": form, "question_field": question_field,
+        "answer_field": answer_field, "rewards": REWARD_NAMES,
     }
-    (out / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    timings = {"total_seconds": round(time.perf_counter() - start, 3), "load_seconds": round(loaded - start, 3)}
+    results = result.save(out, model=model_name, benchmark=benchmark, settings=settings, versions=versions(), timings=timings)
     if progress:
         print_summary(results, out)
     return results
@@ -270,8 +275,9 @@ def print_summary(results: dict, out: Path | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    m, k = results["metrics"], results["settings"]["k"]
-    table = Table(title=f"{results['model']} on {results['benchmark']}: {m['problems']} problems × {k} samples")
+    m = results["metrics"]
+    k = m["samples_per_problem"]
+    table = Table(title=f"{results.get('model')} on {results.get('benchmark')}: {m['problems']} problems × {k} samples")
     table.add_column("metric")
     table.add_column("value", justify="right")
     table.add_column("95% interval", justify="right")

@@ -32,7 +32,9 @@ EVENT_SUFFIXES = ("_errors", "_timeouts", "_crashes")  # counters from score_com
 # not also as "check"); Chinese/Korean ones are substrings (no spaces between words).
 REFLECTION_LATIN = {"wait": r"wait", "re-check": r"re-?check(?:s|ed|ing)?", "check": r"check(?:s|ed|ing)?",
                     "verify": r"verif(?:y|ies|ied|ying|ication)", "however": r"however"}
-REFLECTION_CJK = ["잠깐", "확인", "等等", "检查", "验证"]
+# CJK words with ASCII plot labels (matplotlib's default font has no CJK glyphs).
+REFLECTION_CJK = {"잠깐": "ko jamkkan (wait)", "확인": "ko hwagin (check)", "等等": "zh dengdeng (wait)",
+                  "检查": "zh jiancha (check)", "验证": "zh yanzheng (verify)"}
 _LATIN_RE = re.compile(r"\b(?:" + "|".join(f"(?P<{re.sub(r'[^a-z]', '_', k)}>{v})" for k, v in REFLECTION_LATIN.items()) + r")\b", re.IGNORECASE)
 
 
@@ -58,8 +60,8 @@ def _load_result(item) -> dict:
 
 
 def _labels(results: list[dict]) -> list[str]:
-    several_benchmarks = len({r["benchmark"] for r in results}) > 1
-    labels = [f"{r['model']} [{r['benchmark']}]" if several_benchmarks else str(r["model"]) for r in results]
+    several_benchmarks = len({r.get("benchmark") for r in results}) > 1
+    labels = [f"{r['model']} [{r.get('benchmark')}]" if several_benchmarks else str(r["model"]) for r in results]
     return [f"{label} #{labels[:i].count(label) + 1}" if labels.count(label) > 1 else label for i, label in enumerate(labels)]
 
 
@@ -81,9 +83,10 @@ def compare(results: list, out_dir: str | Path) -> list[Path]:
     header = ["model", "problems × k", "pass@1 (95% CI)", "cons@k (95% CI)", "format", "mean length", "truncated"]
     rows = []
     for label, r in zip(labels, results):
-        m, k = r["metrics"], r["settings"]["k"]
+        m = r["metrics"]
+        k = m["samples_per_problem"]
         ci = lambda x: f"{x['mean']:.3f} [{x['low']:.3f}, {x['high']:.3f}]"  # noqa: E731
-        rows.append([label, f"{m['problems']} × {k}", ci(m["pass@1"]), f"cons@{k} {ci(m[f'cons@{k}'])}",
+        rows.append([label, f"{m['problems']} × {k}", ci(m["pass@1"]), ci(m[f"cons@{k}"]),
                      f"{m['format']['mean']:.3f}", f"{m['mean_length']:.1f}", f"{m['truncated']:.3f}"])
     table = Table(title="pass@1 = mean correctness over k samples per problem; intervals over problems")
     for name in header:
@@ -213,7 +216,7 @@ def make_report(run_dir: str | Path) -> list[Path]:
             lines = {"all reflection words": (steps, [reflection[s]["total"] for s in steps])}
             for word in [*REFLECTION_LATIN, *REFLECTION_CJK]:
                 if any(reflection[s][word] for s in steps):
-                    lines[word] = (steps, [reflection[s][word] for s in steps])
+                    lines[REFLECTION_CJK.get(word, word)] = (steps, [reflection[s][word] for s in steps])
             written.append(_plot(out / "reflection.png", "Reflection words per completion", "occurrences per completion", lines))
             summary.append(_describe("reflection words per completion", lines["all reflection words"]))
     else:

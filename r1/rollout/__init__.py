@@ -1,5 +1,8 @@
-"""Sampling completions from a policy (HF generate today; faster engines keep the same contract)."""
+"""Sampling completions from a policy. Engines share one contract (`Rollout`); pick one by name."""
 
+from r1.rollout import fast, hf
 from r1.rollout.hf import Rollout, completion_lengths, generate, stop_token_ids
 
-__all__ = ["Rollout", "completion_lengths", "generate", "stop_token_ids"]
+ENGINES = {"hf": hf.generate, "fast": fast.generate}  # same signature; "fast" also takes dtype=
+
+__all__ = ["ENGINES", "Rollout", "completion_lengths", "fast", "generate", "hf", "stop_token_ids"]

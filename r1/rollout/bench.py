@@ -5,6 +5,11 @@ run does the same work) for GRPO-shaped batches — 8 arithmetic prompts × n_ro
 reports the median over `repeats` runs. `engine="hf"` measures HF `generate` (the baseline; EOS is
 suppressed with `min_new_tokens`). The last printed line is machine-readable:
 `SUMMARY tok_s=<median> peak_rss_mib=<peak resident memory of this process>`.
+
+On a shared 2-core machine, 1 thread can beat 2 by far: OpenMP threads spin at every barrier
+while another process holds the second core (see docs/perf.md).
+
+    python -m r1.rollout.bench --dtype bfloat16 --threads 1
 """
 
 from __future__ import annotations
@@ -16,11 +21,15 @@ import time
 import torch
 
 
-def bench_rollout(dtype: str = "float32", n_rows: int = 64, new_tokens: int = 128, repeats: int = 3, engine: str = "fast") -> dict:
+def bench_rollout(dtype: str = "float32", n_rows: int = 64, new_tokens: int = 128, repeats: int = 3, engine: str = "fast",
+                  threads: int | None = None) -> dict:
+    """Median new tokens/s of `repeats` forced-length rollouts; `threads` sets torch's thread count."""
     from r1.data import make_problems, prepare_prompts
     from r1.models import load_model
     from r1.rollout import fast
 
+    if threads is not None:
+        torch.set_num_threads(threads)
     model, tokenizer = load_model("smollm2-135m", dtype=dtype if engine == "hf" else "float32")
     n_prompts = 8 if n_rows % 8 == 0 else 1
     prompts = [p["prompt_ids"] for p in prepare_prompts(make_problems(n_prompts, seed=0), tokenizer)]
@@ -55,6 +64,14 @@ def _hf_forced(model, tokenizer, prompts, n, new_tokens, seed):
 
 
 if __name__ == "__main__":
-    import sys
+    import argparse
 
-    bench_rollout(*(sys.argv[1:2] or ["float32"]), engine=(sys.argv[2:3] or ["fast"])[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    parser.add_argument("--engine", default="fast", choices=["fast", "hf"])
+    parser.add_argument("--rows", type=int, default=64)
+    parser.add_argument("--new-tokens", type=int, default=128)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None)
+    a = parser.parse_args()
+    bench_rollout(a.dtype, a.rows, a.new_tokens, a.repeats, engine=a.engine, threads=a.threads)

@@ -23,8 +23,8 @@ a left-padded prompt, RoPE from the model's own `inv_freq`. Supported: `llama` a
 (q/k/v biases) with SiLU MLPs; any other model falls back to `hf.generate` with a notice.
 
 Deliberately left out: continuous batching (new prompts joining a running batch), paged or shared
-prompt caches, top-k, repetition penalties, and `torch.compile` (measured: it did not pay; see
-docs/perf.md).
+prompt caches (each row holds a copy of its prompt's keys/values), top-k, repetition penalties,
+and `torch.compile` (not measured yet; see docs/perf.md).
 """
 
 from __future__ import annotations

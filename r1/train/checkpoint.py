@@ -13,6 +13,7 @@ previous checkpoint valid (a rename is atomic on POSIX file systems). Only the n
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 
 STATE_FILE = "trainer_state.pt"
+STEP_FILE = "checkpoint.json"  # small, so finding the latest checkpoint never loads optimizer state
 
 
 def rng_state() -> dict:
@@ -46,7 +48,9 @@ def save_checkpoint(directory: Path, model, tokenizer, state: dict, *, reference
 
         save_model(reference, str(tmp / "reference.safetensors"))
     torch.save({**state, "rng": rng_state()}, tmp / STATE_FILE)
+    (tmp / STEP_FILE).write_text(json.dumps({"step": state["step"]}))  # written last: marks the folder complete
     old = directory.with_name(directory.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)  # left by a kill during an earlier replace; os.replace cannot overwrite it
     if directory.exists():  # replace an existing folder of the same name without a gap
         os.replace(directory, old)
     os.replace(tmp, directory)
@@ -59,15 +63,19 @@ def step_dir(run_dir: Path, step: int) -> Path:
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
-    """The newest complete step checkpoint of a run (temporary folders are ignored)."""
+    """The complete checkpoint (step-N or final) with the highest step; temporary folders are ignored."""
     root = Path(run_dir) / "checkpoints"
-    done = sorted(p for p in root.glob("step-*") if p.name[5:].isdigit() and (p / STATE_FILE).is_file()) if root.is_dir() else []
-    return done[-1] if done else None
+    candidates = [p for p in root.glob("*") if (p / STEP_FILE).is_file() and not p.name.endswith((".tmp", ".old"))] if root.is_dir() else []
+    return max(candidates, key=lambda p: (checkpoint_step(p), p.name == "final"), default=None)
+
+
+def checkpoint_step(path: Path) -> int:
+    return json.loads((Path(path) / STEP_FILE).read_text())["step"]
 
 
 def prune(run_dir: Path, keep: int) -> None:
     root = Path(run_dir) / "checkpoints"
-    done = sorted(p for p in root.glob("step-*") if p.name[5:].isdigit())
+    done = sorted(p for p in root.glob("step-*") if p.name[5:].isdigit() and (p / STEP_FILE).is_file())
     for path in done[:-keep]:
         shutil.rmtree(path, ignore_errors=True)
 

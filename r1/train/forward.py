@@ -47,6 +47,7 @@ def completion_logprobs(
     temperature: float = 1.0,
     entropy: bool = False,
     entropy_grad: bool = False,
+    bf16: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """log π(c_t | prompt, c_<t) for every completion column, and optionally the entropy.
 
@@ -55,16 +56,19 @@ def completion_logprobs(
         completion_ids: (B, T) completion tokens, right-padded.
         temperature: the sampling temperature the completions were drawn at, so that these are
             the log-probs of the distribution that actually produced them.
+        bf16: run the model's matmuls in bf16 autocast (weights stay fp32; the log-softmax is
+            always fp32, in r1.rl.token_logprobs).
     Returns:
         logp (B, T) float32 (differentiable when grad is enabled), entropy (B, T) or None.
     """
     input_ids, attention, positions = assemble(prompt_ids, completion_ids, pad_id)
     T = completion_ids.shape[1]
     device = next(model.parameters()).device
-    out = model(
-        input_ids=input_ids.to(device), attention_mask=attention.to(device), position_ids=positions.to(device),
-        logits_to_keep=T + 1, use_cache=False,
-    )
+    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
+        out = model(
+            input_ids=input_ids.to(device), attention_mask=attention.to(device), position_ids=positions.to(device),
+            logits_to_keep=T + 1, use_cache=False,
+        )
     logits = out.logits[:, :-1]  # (B, T, V): column t predicts completion token t
     logp = token_logprobs(logits, completion_ids.to(device).long(), temperature=temperature)  # (B, T)
     ent = None
@@ -75,7 +79,7 @@ def completion_logprobs(
 
 
 @torch.no_grad()
-def batched_logprobs(model, prompt_ids: list[list[int]], completion_ids: torch.Tensor, lengths: torch.Tensor, *, pad_id: int, temperature: float, micro_batch_size: int) -> torch.Tensor:
+def batched_logprobs(model, prompt_ids: list[list[int]], completion_ids: torch.Tensor, lengths: torch.Tensor, *, pad_id: int, temperature: float, micro_batch_size: int, bf16: bool = False) -> torch.Tensor:
     """`completion_logprobs` over the whole batch in micro-batches, without grad → (B, T) float32.
 
     Columns after a row's length are 0. Used for π_old (μ > 1) and π_ref.
@@ -85,6 +89,6 @@ def batched_logprobs(model, prompt_ids: list[list[int]], completion_ids: torch.T
     for start in range(0, B, micro_batch_size):
         rows = slice(start, start + micro_batch_size)
         width = int(lengths[rows].max())
-        logp, _ = completion_logprobs(model, prompt_ids[rows], completion_ids[rows, :width], pad_id=pad_id, temperature=temperature)
+        logp, _ = completion_logprobs(model, prompt_ids[rows], completion_ids[rows, :width], pad_id=pad_id, temperature=temperature, bf16=bf16)
         result[rows, :width] = logp.float().cpu()
-    return result
+    return result.masked_fill_(torch.arange(T)[None, :] >= lengths[:, None], 0.0)  # (B, T)

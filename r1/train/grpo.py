@@ -29,7 +29,6 @@ from pathlib import Path
 import torch
 
 from r1.config import Config
-from r1.data import load_examples, prepare_prompts
 from r1.models import load_model
 from r1.rewards import configure as configure_rewards
 from r1.rewards import score_completions
@@ -38,7 +37,7 @@ from r1.rollout import generate
 from r1.train import checkpoint as ckpt
 from r1.train.forward import batched_logprobs, completion_logprobs
 from r1.train.optim import build_optimizer, optimizer_step
-from r1.train.run import IndexSampler, RunLogger, console, start_run, truncate_log_on_resume
+from r1.train.run import IndexSampler, RunLogger, console, load_prompt_dataset, start_run, truncate_log_on_resume
 
 
 class TrainingError(RuntimeError):
@@ -144,9 +143,9 @@ def prepare_update(batch: Batch, policy, reference, cfg: Config, pad_id: int) ->
         total += overlong_penalty(batch.lengths, max_len=r.max_new_tokens, cache_len=g.overlong_buffer)
     args = (batch.prompt_ids, batch.completion_ids, batch.lengths)
     if g.ppo_epochs > 1 or (g.beta > 0 and g.kl_placement == "in_reward"):
-        batch.old_logp = batched_logprobs(policy, *args, pad_id=pad_id, temperature=r.temperature, micro_batch_size=mb)
+        batch.old_logp = batched_logprobs(policy, *args, pad_id=pad_id, temperature=r.temperature, micro_batch_size=mb, bf16=cfg.train.bf16)
     if reference is not None:
-        batch.ref_logp = batched_logprobs(reference, *args, pad_id=pad_id, temperature=r.temperature, micro_batch_size=mb)
+        batch.ref_logp = batched_logprobs(reference, *args, pad_id=pad_id, temperature=r.temperature, micro_batch_size=mb, bf16=cfg.train.bf16)
         if g.kl_placement == "in_reward":
             total -= kl_reward_penalty(batch.old_logp, batch.ref_logp, batch.loss_mask, beta=g.beta, estimator=g.kl_estimator)
     batch.advantages = group_advantages(total.view(-1, r.samples_per_prompt), scale=g.advantage_scale, valid=batch.valid.view(-1, r.samples_per_prompt)).flatten()
@@ -165,7 +164,7 @@ def policy_update(policy, optimizer, scheduler, batch: Batch, cfg: Config, pad_i
             rows = slice(start, start + mb)
             width = max(1, int(batch.lengths[rows].max()))
             mask = batch.loss_mask[rows, :width]
-            logp, entropy = completion_logprobs(policy, batch.prompt_ids[rows], batch.completion_ids[rows, :width], pad_id=pad_id, temperature=cfg.rollout.temperature, entropy=True, entropy_grad=g.entropy_coef != 0)
+            logp, entropy = completion_logprobs(policy, batch.prompt_ids[rows], batch.completion_ids[rows, :width], pad_id=pad_id, temperature=cfg.rollout.temperature, entropy=True, entropy_grad=g.entropy_coef != 0, bf16=cfg.train.bf16)
             old = batch.old_logp[rows, :width] if batch.old_logp is not None else logp.detach()
             ref = batch.ref_logp[rows, :width] if batch.ref_logp is not None else None
             loss, m = grpo_loss(
@@ -190,7 +189,7 @@ def batch_metrics(batch: Batch, zero_var_frac: float) -> dict:
         "reward/mean": float(valid_total.mean()) if len(valid_total) else float("nan"),
         "reward/std": float(valid_total.std()) if len(valid_total) > 1 else 0.0,
         "groups/zero_variance_frac": zero_var_frac,
-        "completion_len/mean": float(batch.lengths.float().mean()), "completion_len/max": int(batch.lengths.max()),
+        "completion_len/mean": float(batch.lengths.float().mean()), "completion_len/max": int(batch.lengths.max()) if len(batch) else 0,
         "truncated_frac": float(batch.truncated.float().mean()), "samples": len(batch),
     }
     for name, values in batch.rewards.items():
@@ -209,54 +208,59 @@ def check_error_rate(counters: dict, samples_seen: int, limit: float) -> None:
             )
 
 
+def grpo_step(policy, reference, tokenizer, examples: list[dict], optimizer, scheduler, sampler: IndexSampler, cfg: Config, counters: dict) -> tuple[dict, Batch]:
+    """One GRPO step: sample → reward → advantage → update. Returns (metrics, the scored batch)."""
+    t0 = time.perf_counter()
+    counters["time/score"] = 0.0
+    batch, zero_var_frac = collect(policy, tokenizer, examples, sampler, cfg, counters)
+    t_collect = time.perf_counter() - t0
+    counters["samples_seen"] = counters.get("samples_seen", 0) + len(batch)
+    check_error_rate(counters, counters["samples_seen"], cfg.rewards.max_error_rate)
+    metrics = batch_metrics(batch, zero_var_frac)
+    t1 = time.perf_counter()
+    if len(batch):
+        prepare_update(batch, policy, reference, cfg, tokenizer.pad_token_id)
+        metrics.update(policy_update(policy, optimizer, scheduler, batch, cfg, tokenizer.pad_token_id))
+    counters["nonfinite_steps"] = counters.get("nonfinite_steps", 0) + metrics.get("optimizer_steps_skipped", 0)
+    gen_time = t_collect - counters["time/score"]
+    metrics.update({
+        "lr": scheduler.get_last_lr()[0], "time/generate": gen_time, "time/score": counters["time/score"],
+        "time/train": time.perf_counter() - t1, "time/step": time.perf_counter() - t0,
+        "tokens_per_s": float(batch.lengths.sum()) / max(gen_time, 1e-9), "nonfinite_steps": counters["nonfinite_steps"],
+        **{k: v for k, v in counters.items() if k.startswith("rewards/")},
+    })
+    return metrics, batch
+
+
 def train_grpo(cfg: Config) -> Path:
     """Run GRPO as configured; returns the run directory (checkpoints/final holds the result)."""
     run_dir = start_run(cfg, "grpo")
     configure_rewards(workers=cfg.rewards.workers, timeout_s=cfg.rewards.timeout_s)
     resume_from = ckpt.latest_checkpoint(run_dir) if cfg.run.resume else None
     policy, tokenizer = load_model(str(resume_from) if resume_from else cfg.model.name, dtype=cfg.model.dtype)
-    d = cfg.data
-    examples = load_examples(d.source, split=d.split, question_field=d.question_field, answer_field=d.answer_field, limit=d.limit, size=d.size, seed=d.seed, arithmetic=vars(d.arithmetic))
-    examples = prepare_prompts(examples, tokenizer, template=d.template, form=d.template_form, prefill_think=d.prefill_think, max_prompt_tokens=d.max_prompt_tokens, on_overlong=d.on_overlong_prompt)
+    examples = load_prompt_dataset(cfg.data, tokenizer)
     reference = None
-    if cfg.grpo.beta > 0:
+    if cfg.grpo.beta > 0:  # frozen π_ref: the initial policy (reloaded from the base model on resume)
         reference = load_model(cfg.model.name, dtype=cfg.model.dtype)[0] if resume_from else copy.deepcopy(policy)
         reference.requires_grad_(False).eval()
+    reset_ref = reference if cfg.grpo.ref_reset_steps else None  # only a reset reference differs from the base model
     optimizer, scheduler = build_optimizer(policy, cfg.optim, total_steps=cfg.train.steps * cfg.grpo.ppo_epochs)
-    sampler, counters, step = IndexSampler(len(examples), cfg.run.seed), {}, 0
+    sampler = IndexSampler(len(examples), cfg.run.seed)
+    loop_state = dict(optimizer=optimizer, scheduler=scheduler, sampler=sampler)
+    step, counters = 0, {}
     if resume_from:
-        step, counters = ckpt.restore_training(resume_from, optimizer=optimizer, scheduler=scheduler, sampler=sampler)
+        step, counters = ckpt.restore_training(resume_from, **loop_state)
         if reference is not None:
             ckpt.load_reference(resume_from, reference)
         truncate_log_on_resume(run_dir, step)
         console.print(f"resumed from {resume_from} at step {step}")
-    logger, pad_id = RunLogger(run_dir, cfg.train.steps), tokenizer.pad_token_id
-    loop_state = dict(optimizer=optimizer, scheduler=scheduler, sampler=sampler)
-    reset_ref = reference if cfg.grpo.ref_reset_steps else None  # only a reset reference differs from the base model
+    logger = RunLogger(run_dir, cfg.train.steps)
     while step < cfg.train.steps:
         step += 1
-        t0 = time.perf_counter()
-        counters["time/score"] = 0.0
-        batch, zero_var_frac = collect(policy, tokenizer, examples, sampler, cfg, counters)
-        t_collect = time.perf_counter() - t0
-        counters["samples_seen"] = counters.get("samples_seen", 0) + len(batch)
-        check_error_rate(counters, counters["samples_seen"], cfg.rewards.max_error_rate)
-        metrics = batch_metrics(batch, zero_var_frac)
-        t1 = time.perf_counter()
-        if len(batch):
-            prepare_update(batch, policy, reference, cfg, pad_id)
-            metrics.update(policy_update(policy, optimizer, scheduler, batch, cfg, pad_id))
-        counters["nonfinite_steps"] = counters.get("nonfinite_steps", 0) + metrics.get("optimizer_steps_skipped", 0)
-        if reference is not None and cfg.grpo.ref_reset_steps and step % cfg.grpo.ref_reset_steps == 0:
+        metrics, batch = grpo_step(policy, reference, tokenizer, examples, optimizer, scheduler, sampler, cfg, counters)
+        if reset_ref is not None and step % cfg.grpo.ref_reset_steps == 0:
             reference.load_state_dict(policy.state_dict())
             counters["reference_resets"] = counters.get("reference_resets", 0) + 1
-        gen_time = t_collect - counters["time/score"]
-        metrics.update({
-            "lr": scheduler.get_last_lr()[0], "time/generate": gen_time, "time/score": counters["time/score"],
-            "time/train": time.perf_counter() - t1, "time/step": time.perf_counter() - t0,
-            "tokens_per_s": float(batch.lengths.sum()) / max(gen_time, 1e-9), "nonfinite_steps": counters["nonfinite_steps"],
-            **{k: v for k, v in counters.items() if k.startswith("rewards/")},
-        })
         logger.log(step, metrics, show=step % cfg.train.log_every == 0 or step == cfg.train.steps)
         if cfg.train.sample_every and step % cfg.train.sample_every == 0:
             logger.samples(step, sample_rows(batch))

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 from rich.console import Console
 
-from r1.config import Config, prepare_run_dir
+from r1.config import Config, DataConfig, prepare_run_dir
+from r1.data import load_examples, prepare_prompts
 
 console = Console(highlight=False)
 
@@ -31,6 +32,12 @@ def start_run(cfg: Config, command: str) -> Path:
     if cfg.run.threads:
         torch.set_num_threads(cfg.run.threads)
     return prepare_run_dir(cfg, command)
+
+
+def load_prompt_dataset(d: DataConfig, tokenizer) -> list[dict]:
+    """The configured dataset with its prompts rendered and tokenized (prompt_ids, think_prefilled)."""
+    examples = load_examples(d.source, split=d.split, question_field=d.question_field, answer_field=d.answer_field, limit=d.limit, size=d.size, seed=d.seed, arithmetic=vars(d.arithmetic))
+    return prepare_prompts(examples, tokenizer, template=d.template, form=d.template_form, prefill_think=d.prefill_think, max_prompt_tokens=d.max_prompt_tokens, on_overlong=d.on_overlong_prompt)
 
 
 class IndexSampler:

@@ -94,7 +94,7 @@ def pad_completions(completions: list[list[int]], pad_id: int) -> tuple[torch.Te
     return ids, lengths
 
 
-def sft_step(model, optimizer, scheduler, rows: list[tuple[list[int], list[int]]], *, pad_id: int, micro_batch_size: int, grad_clip: float) -> dict:
+def sft_step(model, optimizer, scheduler, rows: list[tuple[list[int], list[int]]], *, pad_id: int, micro_batch_size: int, grad_clip: float, bf16: bool = False) -> dict:
     """One optimizer step of token-mean NLL over `rows`, accumulated over micro-batches."""
     completion_ids, lengths = pad_completions([c for _, c in rows], pad_id)
     mask = (torch.arange(completion_ids.shape[1])[None, :] < lengths[:, None]).float()  # (B, T)
@@ -103,7 +103,7 @@ def sft_step(model, optimizer, scheduler, rows: list[tuple[list[int], list[int]]
     for start in range(0, len(rows), micro_batch_size):
         sl = slice(start, start + micro_batch_size)
         width = int(lengths[sl].max())
-        logp, _ = completion_logprobs(model, [p for p, _ in rows[sl]], completion_ids[sl, :width], pad_id=pad_id)
+        logp, _ = completion_logprobs(model, [p for p, _ in rows[sl]], completion_ids[sl, :width], pad_id=pad_id, bf16=bf16)
         loss = aggregate(-logp, mask[sl, :width], total_tokens=total_tokens, aggregation="token-mean")
         loss.backward()
         loss_sum += float(loss.detach())
@@ -131,7 +131,7 @@ def train_sft(cfg: Config) -> Path:
         step += 1
         t0 = time.perf_counter()
         batch = [rows[i] for i in sampler.take(cfg.sft.batch_size)]
-        m = sft_step(model, optimizer, scheduler, batch, pad_id=tokenizer.pad_token_id, micro_batch_size=cfg.train.micro_batch_size, grad_clip=cfg.optim.grad_clip)
+        m = sft_step(model, optimizer, scheduler, batch, pad_id=tokenizer.pad_token_id, micro_batch_size=cfg.train.micro_batch_size, grad_clip=cfg.optim.grad_clip, bf16=cfg.train.bf16)
         counters["nonfinite_steps"] = counters.get("nonfinite_steps", 0) + m.pop("skipped")
         elapsed = time.perf_counter() - t0
         m.update({"lr": scheduler.get_last_lr()[0], "epoch": sampler.epoch, "time/step": elapsed, "tokens_per_s": m["tokens"] / elapsed, "nonfinite_steps": counters["nonfinite_steps"]})

@@ -1,0 +1,372 @@
+"""The GRPO loop on the tiny random model: update invariances, masks, rewards, resume, references.
+
+Rewards here are our own in-process test rewards, so the random model gets varied, non-zero
+rewards (and real gradients) and every failure is placed exactly where the test wants it:
+`t_len` scores a completion by its length, `t_script` returns the next value of a script
+(a number, None, or "raise") in the order samples are scored (group by group).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+import r1.train.grpo as grpo
+from r1.config import load_config
+from r1.data import load_examples, prepare_prompts
+from r1.models import load_model
+from r1.rewards import register
+from r1.rl import LOSS_AGGREGATIONS, group_advantages
+from r1.rollout import completion_lengths
+from r1.train.grpo import Batch, TrainingError, check_error_rate, collect, policy_update, prepare_update, train_grpo, weighted_total
+from r1.train.checkpoint import load_reference
+from r1.train.run import IndexSampler
+
+SCRIPT: list = []  # values t_script returns, consumed front to back
+SCORED: list[str] = []  # completions t_script saw, in order
+
+
+@register("t_len", replace=True)
+def t_len(completion: str, example: dict) -> float:
+    return len(completion) / 10
+
+
+@register("t_script", replace=True)
+def t_script(completion: str, example: dict) -> float | None:
+    SCORED.append(completion)
+    value = SCRIPT.pop(0)
+    if value == "raise":
+        raise ValueError("scripted failure")
+    return value
+
+
+@pytest.fixture
+def script():
+    SCRIPT.clear()
+    SCORED.clear()
+    yield SCRIPT
+    SCRIPT.clear()
+
+
+def make_cfg(model_dir, out_dir, *overrides):
+    return load_config(None, [
+        f"model.name={model_dir}", f"run.output_dir={out_dir}", "run.threads=1", "data.source=arithmetic", "data.size=64",
+        "rollout.prompts_per_step=2", "rollout.samples_per_prompt=4", "rollout.max_new_tokens=8",
+        "rewards.weights={t_len: 1.0}", "train.micro_batch_size=4", "train.sample_every=0", "optim.lr=1e-3", *overrides,
+    ])
+
+
+def read_metrics(run_dir) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def params(model) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def load_params(folder) -> dict[str, torch.Tensor]:
+    return params(load_model(str(folder))[0])
+
+
+def assert_params_equal(a: dict, b: dict, atol: float = 0.0) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=atol, msg=k)
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model_dir):
+    torch.set_num_threads(1)  # as run.threads=1 does in the loops; tiny matrices gain nothing from more
+    return load_model(str(tiny_model_dir))
+
+
+def tiny_examples(tokenizer, n: int = 16) -> list[dict]:
+    examples = load_examples("arithmetic", split="train", size=n, seed=0)
+    return prepare_prompts(examples, tokenizer, quiet=True)
+
+
+def hand_batch(tokenizer, rewards: list[float], stop_at: list[int | None], *, G: int, T: int, seed: int = 0) -> Batch:
+    """A scored batch built by hand: group g has a prompt of 5 + 3g tokens; row i stops with EOS at
+    column stop_at[i] (None = truncated) and is padded with pad == EOS after it."""
+    gen = torch.Generator().manual_seed(seed)
+    eos, B = tokenizer.eos_token_id, len(rewards)
+    prompts = [torch.randint(3, len(tokenizer), (5 + 3 * (i // G),), generator=gen).tolist() for i in range(B)]
+    ids = torch.randint(3, len(tokenizer), (B, T), generator=gen)  # ids 0-2 are the special tokens
+    for i, stop in enumerate(stop_at):
+        if stop is not None:
+            ids[i, stop:] = eos
+    lengths, truncated = completion_lengths(ids, [eos])
+    total, valid = weighted_total({"r": rewards}, {"r": 1.0})
+    texts = [tokenizer.decode(row[:n]) for row, n in zip(ids, lengths)]
+    return Batch([{"id": str(i // G), "answer": "0"} for i in range(B)], prompts, ids, lengths, truncated, texts, {"r": rewards}, total, valid)
+
+
+# --- 1. the update does not depend on the micro-batch size ------------------------------------
+
+
+@pytest.mark.parametrize("aggregation", list(LOSS_AGGREGATIONS))
+@pytest.mark.parametrize("ppo_epochs,beta,entropy_coef,kl_placement", [(1, 0.0, 0.0, "in_loss"), (2, 0.1, 0.01, "in_loss"), (2, 0.1, 0.0, "in_reward")])
+def test_update_is_the_same_for_every_micro_batch_size(tiny, tiny_model_dir, tmp_path, aggregation, ppo_epochs, beta, entropy_coef, kl_placement):
+    # SGD with lr 1 and a constant schedule: the parameter change is exactly the (summed) gradient.
+    model, tokenizer = tiny
+    torch.manual_seed(0)
+    reference = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in reference.parameters():
+            p.add_(0.02 * torch.randn_like(p))  # so the KL term and its gradient are not 0
+    batch = hand_batch(tokenizer, [1.0, 0.0, 0.5, 2.0, 0.3, 0.3, 1.0, 0.0], [2, None, 5, 0, None, 3, 7, 4], G=4, T=9)
+    deltas, losses = {}, {}
+    for mb in (8, 3, 1):
+        cfg = make_cfg(tiny_model_dir, tmp_path, f"train.micro_batch_size={mb}", f"grpo.loss_aggregation={aggregation}",
+                       f"grpo.ppo_epochs={ppo_epochs}", f"grpo.beta={beta}", f"grpo.entropy_coef={entropy_coef}", f"grpo.kl_placement={kl_placement}", "optim.grad_clip=0",
+                       "rollout.max_new_tokens=9")
+        policy = copy.deepcopy(model)
+        before = params(policy)
+        prepare_update(batch, policy, reference if beta > 0 else None, cfg, tokenizer.pad_token_id)
+        optimizer = torch.optim.SGD(policy.parameters(), lr=1.0)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+        metrics = policy_update(policy, optimizer, scheduler, batch, cfg, tokenizer.pad_token_id)
+        deltas[mb] = {k: v - before[k] for k, v in params(policy).items()}
+        losses[mb] = metrics
+    assert max(float(d.abs().max()) for d in deltas[8].values()) > 1e-4  # a real update happened
+    for mb in (3, 1):
+        assert_params_equal(deltas[mb], deltas[8], atol=1e-6)
+        for key in ("loss", "policy_loss", "kl", "entropy", "grad_norm"):
+            if key in losses[8]:
+                assert losses[mb][key] == pytest.approx(losses[8][key], rel=1e-6, abs=1e-6), key
+    assert ("kl" in losses[8]) == (beta > 0)
+
+
+# --- 2. exact resume ---------------------------------------------------------------------------
+
+
+class Killed(Exception):
+    """Stands in for a kill of the training process."""
+
+
+@pytest.mark.parametrize("how,ref_reset_steps", [("extend", 0), ("crash", 2)])
+def test_resumed_grpo_run_equals_uninterrupted_run(tiny_model_dir, tmp_path, monkeypatch, how, ref_reset_steps):
+    """'extend': 2 steps, then resume with train.steps=4. 'crash': a 4-step run dies in step 3 after
+    logging it (after the step-2 checkpoint), then resumes; its stray step-3 line must go."""
+    common = ["train.save_every=2", "grpo.beta=0.1", "grpo.ppo_epochs=2", f"grpo.ref_reset_steps={ref_reset_steps}"]
+    straight = train_grpo(make_cfg(tiny_model_dir, tmp_path / "straight", "train.steps=4", *common))
+
+    out = tmp_path / "resumed"
+    if how == "extend":
+        train_grpo(make_cfg(tiny_model_dir, out, "train.steps=2", *common))
+    else:
+        real_log = grpo.RunLogger.log
+
+        def log_then_die(self, step, metrics, **kw):
+            real_log(self, step, metrics, **kw)
+            if step == 3:
+                raise Killed
+
+        monkeypatch.setattr(grpo.RunLogger, "log", log_then_die)
+        with pytest.raises(Killed):
+            train_grpo(make_cfg(tiny_model_dir, out, "train.steps=4", *common))
+        monkeypatch.undo()
+        assert len(read_metrics(out)) == 3
+    train_grpo(make_cfg(tiny_model_dir, out, "train.steps=4", "run.resume=true", *common))
+
+    a, b = read_metrics(straight), read_metrics(out)
+    assert [m["step"] for m in b] == [1, 2, 3, 4]
+    for ma, mb in zip(a, b):
+        for key in ("loss", "reward/mean", "kl", "grad_norm"):
+            assert mb[key] == pytest.approx(ma[key], abs=1e-6), (ma["step"], key)
+    assert len({m["reward/mean"] for m in a}) > 1  # the rewards vary, so the sampled data matters
+    assert_params_equal(load_params(out / "checkpoints" / "final"), load_params(straight / "checkpoints" / "final"), atol=1e-6)
+
+
+# --- 3. reward failures ------------------------------------------------------------------------
+
+
+def test_failed_rewards_get_zero_advantage_and_leave_the_group_statistics(tiny, tiny_model_dir, tmp_path, script):
+    model, tokenizer = tiny
+    cfg = make_cfg(tiny_model_dir, tmp_path, "rewards.weights={t_script: 1.0}", "grpo.beta=0")
+    script[:] = [1.0, "raise", 3.0, 0.0, None, 2.0, 2.0, 5.0]
+    counters = {}
+    batch, _ = collect(model, tokenizer, tiny_examples(tokenizer), IndexSampler(16, 0), cfg, counters)
+    assert batch.valid.tolist() == [True, False, True, True, False, True, True, True]
+    assert counters["rewards/t_script_errors"] == 2
+    assert "t_script: ValueError: scripted failure" in counters["first_error/t_script"]
+
+    prepare_update(batch, model, None, cfg, tokenizer.pad_token_id)
+    assert batch.advantages[1].item() == 0.0 and batch.advantages[4].item() == 0.0
+    for rows, good in (([0, 2, 3], torch.tensor([1.0, 3.0, 0.0])), ([5, 6, 7], torch.tensor([2.0, 2.0, 5.0]))):
+        expected = (good - good.mean()) / (good.std() + 1e-4)  # the valid samples alone
+        torch.testing.assert_close(batch.advantages[rows], expected, rtol=0, atol=1e-6)
+
+
+def test_reward_errors_are_counted_in_the_metrics(tiny_model_dir, tmp_path, script):
+    script[:] = [0.0, "raise", 1.0, 2.0, 1.0, 1.0, None, 0.0]
+    run = train_grpo(make_cfg(tiny_model_dir, tmp_path, "train.steps=1", "rewards.weights={t_script: 1.0}", "rewards.max_error_rate=0.5"))
+    (m,) = read_metrics(run)
+    assert m["rewards/t_script_errors"] == 2
+    assert m["reward/mean"] == pytest.approx((0 + 1 + 2 + 1 + 1 + 0) / 6)  # the failed samples are left out
+
+
+def test_a_reward_failing_too_often_stops_the_run_with_its_name_and_an_example(tiny_model_dir, tmp_path, script):
+    script[:] = [0.0, "raise", None, "raise", 1.0, "raise", "raise", 0.0]  # 5 of 8 > 0.5
+    with pytest.raises(TrainingError) as err:
+        train_grpo(make_cfg(tiny_model_dir, tmp_path, "train.steps=1", "rewards.weights={t_script: 1.0}", "rewards.max_error_rate=0.5"))
+    message = str(err.value)
+    assert "reward 't_script' failed on 5 of 8 samples" in message
+    assert repr(SCORED[1]) in message  # the first failing completion, quoted
+    assert not (tmp_path / "metrics.jsonl").exists()  # stopped before any update
+
+
+def test_error_rate_limit_is_exclusive():
+    counters = {"rewards/x_errors": 4, "rewards/x_timeouts": 8, "first_error/x": "x: boom"}
+    check_error_rate(counters, 8, 0.5)  # exactly at the limit (timeouts are not errors)
+    counters["rewards/x_errors"] = 5
+    with pytest.raises(TrainingError, match="reward 'x'.*example: x: boom"):
+        check_error_rate(counters, 8, 0.5)
+
+
+# --- 4. non-finite losses ----------------------------------------------------------------------
+
+
+def test_a_nan_loss_skips_the_step_and_is_counted(tiny_model_dir, tmp_path, monkeypatch):
+    real_loss, calls = grpo.grpo_loss, []
+
+    def nan_on_first_step(*args, **kwargs):
+        loss, metrics = real_loss(*args, **kwargs)
+        calls.append(1)
+        return (loss * float("nan") if len(calls) == 1 else loss), metrics
+
+    monkeypatch.setattr(grpo, "grpo_loss", nan_on_first_step)
+    run = train_grpo(make_cfg(tiny_model_dir, tmp_path, "train.steps=2", "train.save_every=1", "train.micro_batch_size=8", "grpo.beta=0"))
+    first, second = read_metrics(run)
+    assert (first["optimizer_steps_skipped"], first["nonfinite_steps"], first["loss"]) == (1, 1, None)
+    assert (second["optimizer_steps_skipped"], second["nonfinite_steps"]) == (0, 1)
+    initial = load_params(tiny_model_dir)
+    assert_params_equal(load_params(run / "checkpoints" / "step-000001"), initial)  # untouched by the NaN
+    final = load_params(run / "checkpoints" / "final")
+    assert any(not torch.equal(final[k], initial[k]) for k in initial)  # the next step trained
+
+
+# --- 5. loss masks with pad == EOS, overlong handling --------------------------------------------
+
+
+@pytest.mark.parametrize("overlong", ["none", "mask", "penalty"])
+def test_loss_mask_ends_at_the_first_eos_and_overlong_handling(tiny, tiny_model_dir, tmp_path, overlong):
+    model, tokenizer = tiny
+    T = 8
+    stops = [2, 4, 5, None]  # lengths 3, 5, 6, 8 (the last one truncated)
+    batch = hand_batch(tokenizer, [0.0, 0.0, 0.0, 0.0], stops, G=4, T=T)
+    cfg = make_cfg(tiny_model_dir, tmp_path, "rollout.prompts_per_step=1", f"grpo.overlong={overlong}", "grpo.overlong_buffer=4", "grpo.beta=0")
+    prepare_update(batch, model, None, cfg, tokenizer.pad_token_id)
+    assert batch.lengths.tolist() == [3, 5, 6, 8] and batch.truncated.tolist() == [False, False, False, True]
+    expected = torch.tensor([[1] * n + [0] * (T - n) for n in (3, 5, 6, 8)], dtype=torch.float32)
+    if overlong == "mask":
+        expected[3] = 0.0
+    assert torch.equal(batch.loss_mask, expected)
+    assert batch.completion_ids[0, 2] == tokenizer.eos_token_id and batch.loss_mask[0, 2] == 1  # the EOS itself counts
+    if overlong == "penalty":
+        # max_len 8, ramp of 4 tokens from length 4: lengths 3, 5, 6, 8 → 0, -1/4, -2/4, -1 (rewards are 0)
+        shaped = torch.tensor([0.0, -0.25, -0.5, -1.0])
+        torch.testing.assert_close(batch.advantages, (shaped - shaped.mean()) / (shaped.std() + 1e-4), rtol=0, atol=1e-6)
+        assert torch.equal(batch.total, torch.zeros(4))  # the logged reward is not shaped
+    else:
+        assert torch.equal(batch.advantages, torch.zeros(4))
+
+
+# --- 6. dynamic sampling ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dynamic,rounds,kept_groups,drawn,zero_frac", [
+    (False, 0, [0, 1], 2, 1 / 2),
+    (True, 0, [1], 2, 1 / 2),
+    (True, 1, [1, 2], 3, 1 / 3),
+    (True, 3, [1, 2], 3, 1 / 3),  # stops drawing once the batch is full
+])
+def test_dynamic_sampling_drops_constant_groups_and_refills(tiny, tiny_model_dir, tmp_path, script, dynamic, rounds, kept_groups, drawn, zero_frac):
+    model, tokenizer = tiny
+    cfg = make_cfg(tiny_model_dir, tmp_path, "rewards.weights={t_script: 1.0}", f"grpo.dynamic_sampling={str(dynamic).lower()}",
+                   f"grpo.dynamic_sampling_rounds={rounds}")
+    groups = [[1.0, 1.0, 1.0, 1.0], [0.0, 1.0, 0.0, 1.0], [1.0, 0.0, 0.0, 0.0]]  # group 0 is constant
+    script[:] = [r for g in groups for r in g]
+    examples, sampler = tiny_examples(tokenizer), IndexSampler(16, 0)
+    order = IndexSampler(16, 0).take(3)
+    batch, frac = collect(model, tokenizer, examples, sampler, cfg, {})
+    assert sampler.position == drawn
+    assert frac == pytest.approx(zero_frac)
+    assert [e["id"] for e in batch.examples] == [examples[order[g]]["id"] for g in kept_groups for _ in range(4)]
+    assert batch.total.tolist() == [r for g in kept_groups for r in groups[g]]
+    assert batch.completion_ids.shape[0] == len(batch.prompt_ids) == len(batch.texts) == 4 * len(kept_groups)
+
+
+def test_a_step_whose_groups_are_all_dropped_trains_nothing(tiny_model_dir, tmp_path):
+    register("t_const", replace=True)(lambda completion, example: 1.0)
+    run = train_grpo(make_cfg(tiny_model_dir, tmp_path, "train.steps=1", "rewards.weights={t_const: 1.0}", "grpo.dynamic_sampling=true"))
+    (m,) = read_metrics(run)
+    assert (m["samples"], m["groups/zero_variance_frac"], m["nonfinite_steps"]) == (0, 1.0, 0)
+    assert_params_equal(load_params(run / "checkpoints" / "final"), load_params(tiny_model_dir))
+
+
+# --- 7. the reference policy -------------------------------------------------------------------
+
+
+def capture_references(monkeypatch) -> list:
+    seen, real = [], grpo.prepare_update
+
+    def spy(batch, policy, reference, cfg, pad_id):
+        seen.append(reference)
+        return real(batch, policy, reference, cfg, pad_id)
+
+    monkeypatch.setattr(grpo, "prepare_update", spy)
+    return seen
+
+
+def test_beta_zero_builds_no_reference(tiny_model_dir, tmp_path, monkeypatch):
+    seen = capture_references(monkeypatch)
+    run = train_grpo(make_cfg(tiny_model_dir, tmp_path, "train.steps=2", "grpo.beta=0", "grpo.ref_reset_steps=1"))
+    assert seen == [None, None]
+    assert all("kl" not in m for m in read_metrics(run))
+    assert not (run / "checkpoints" / "final" / "reference.safetensors").exists()
+
+
+@pytest.mark.parametrize("ref_reset_steps", [0, 1])
+def test_reference_starts_as_the_policy_and_is_reset_to_it(tiny_model_dir, tmp_path, monkeypatch, ref_reset_steps):
+    seen = capture_references(monkeypatch)
+    # k1 (= logp - ref_logp) is linear in the difference, so "KL = 0" cannot hide a small mismatch.
+    run = train_grpo(make_cfg(tiny_model_dir, tmp_path, "train.steps=2", "grpo.beta=0.1", "grpo.kl_estimator=k1", f"grpo.ref_reset_steps={ref_reset_steps}"))
+    first, second = read_metrics(run)
+    assert abs(first["kl"]) < 1e-6  # μ = 1: the first step's policy is the reference
+    reference, policy = params(seen[-1]), load_params(run / "checkpoints" / "final")
+    if ref_reset_steps:
+        assert abs(second["kl"]) < 1e-6  # reset after step 1
+        assert_params_equal(reference, policy)  # and again after step 2
+        saved = load_model(str(tiny_model_dir))[0]
+        assert load_reference(run / "checkpoints" / "final", saved)
+        assert_params_equal(params(saved), policy)
+    else:
+        assert abs(second["kl"]) > 1e-4
+        assert_params_equal(reference, load_params(tiny_model_dir))  # still the initial model
+
+
+# --- integration on the real model ---------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_two_grpo_steps_on_the_bundled_model(smollm2_dir, tmp_path):
+    cfg = load_config(None, [
+        # Kept cheap: no reference model (β = 0) and no instruction text in the prompts.
+        f"model.name={smollm2_dir}", f"run.output_dir={tmp_path}", "run.threads=1", "data.size=64", "train.steps=2",
+        "grpo.beta=0", "data.template=none",
+        "rollout.prompts_per_step=2", "rollout.samples_per_prompt=2", "rollout.max_new_tokens=16", "train.micro_batch_size=4",
+    ])
+    assert list(cfg.rewards.weights) == ["accuracy", "format"]
+    run = train_grpo(cfg)
+    lines = read_metrics(run)
+    assert [m["step"] for m in lines] == [1, 2]
+    for m in lines:
+        assert m["loss"] is not None and m["nonfinite_steps"] == 0 and m["samples"] == 4
+        assert m["reward/accuracy"] is not None and m["reward/format"] is not None
+    model = AutoModelForCausalLM.from_pretrained(run / "checkpoints" / "final")
+    assert sum(p.numel() for p in model.parameters()) == 134_515_008

@@ -1,0 +1,277 @@
+"""What the training loops share: the forward pass, LR schedule, guarded optimizer step, data order,
+checkpoints (atomic, latest, pruned, loadable by plain transformers), the run directory."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import random
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+from r1.config import load_config
+from r1.models import load_model
+from r1.train import checkpoint as ckpt
+from r1.train.forward import assemble, batched_logprobs, completion_logprobs
+from r1.train.optim import build_optimizer, lr_factor, optimizer_step
+from r1.train.run import IndexSampler, RunLogger, start_run, truncate_log_on_resume
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model_dir):
+    torch.set_num_threads(1)
+    return load_model(str(tiny_model_dir))
+
+
+# --- forward -------------------------------------------------------------------------------------
+
+
+def test_assemble_left_pads_prompts_and_counts_positions_over_real_tokens():
+    ids, attention, positions = assemble([[5, 6, 7], [8]], torch.tensor([[1, 2], [3, 0]]), pad_id=0)
+    assert ids.tolist() == [[5, 6, 7, 1, 2], [0, 0, 8, 3, 0]]
+    assert attention.tolist() == [[1, 1, 1, 1, 1], [0, 0, 1, 1, 1]]
+    assert positions.tolist() == [[0, 1, 2, 3, 4], [0, 0, 0, 1, 2]]
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_completion_logprobs_equal_a_plain_forward_on_each_unpadded_row(tiny, temperature):
+    model, tokenizer = tiny
+    gen = torch.Generator().manual_seed(0)
+    prompt_lens, lengths = [3, 11, 7], [5, 2, 6]
+    prompts = [torch.randint(3, len(tokenizer), (n,), generator=gen).tolist() for n in prompt_lens]
+    completions = torch.full((3, 6), tokenizer.pad_token_id)
+    for i, n in enumerate(lengths):
+        completions[i, :n] = torch.randint(3, len(tokenizer), (n,), generator=gen)
+    with torch.no_grad():
+        logp, entropy = completion_logprobs(model, prompts, completions, pad_id=tokenizer.pad_token_id, temperature=temperature, entropy=True)
+        for i, n in enumerate(lengths):
+            sequence = prompts[i] + completions[i, :n].tolist()
+            logits = model(torch.tensor([sequence])).logits[0, len(prompts[i]) - 1 : -1] / temperature  # (n, V)
+            expected = torch.log_softmax(logits, -1)
+            torch.testing.assert_close(logp[i, :n], expected.gather(-1, completions[i, :n, None])[:, 0], rtol=0, atol=1e-5)
+            torch.testing.assert_close(entropy[i, :n], -(expected.exp() * expected).sum(-1), rtol=0, atol=1e-5)
+
+        batched = batched_logprobs(model, prompts, completions, torch.tensor(lengths), pad_id=tokenizer.pad_token_id, temperature=temperature, micro_batch_size=2)
+    for i, n in enumerate(lengths):
+        torch.testing.assert_close(batched[i, :n], logp[i, :n], rtol=0, atol=1e-5)
+        assert torch.equal(batched[i, n:], torch.zeros(6 - n))
+
+
+# --- learning rate and the optimizer step --------------------------------------------------------
+
+
+def test_lr_factor_hand_values():
+    warm = dict(warmup_steps=4, total_steps=10)
+    assert [lr_factor(s, schedule="constant", **warm) for s in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    assert [lr_factor(s, schedule="cosine", **warm) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    # cosine, warmup 2, 10 steps, floor 0.1: progress (s - 2) / 8 → 0.1 + 0.9 · ½(1 + cos(π · progress))
+    cos = dict(warmup_steps=2, total_steps=10, schedule="cosine", min_ratio=0.1)
+    assert lr_factor(2, **cos) == pytest.approx(1.0)
+    assert lr_factor(4, **cos) == pytest.approx(0.1 + 0.45 * (1 + math.sqrt(0.5)))  # progress 1/4
+    assert lr_factor(6, **cos) == pytest.approx(0.55)  # progress 1/2
+    assert lr_factor(10, **cos) == pytest.approx(0.1)
+    assert lr_factor(25, **cos) == pytest.approx(0.1)  # past the end: stays at the floor
+    assert lr_factor(5, warmup_steps=0, total_steps=10, schedule="cosine") == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="unknown schedule"):
+        lr_factor(5, warmup_steps=0, total_steps=10, schedule="linear")
+
+
+def test_built_scheduler_follows_lr_factor_per_optimizer_step():
+    model = torch.nn.Linear(2, 1)
+    optim = load_config(None, ["optim.lr=0.1", "optim.warmup_steps=2", "optim.schedule=cosine", "optim.min_lr_ratio=0.2"]).optim
+    optimizer, scheduler = build_optimizer(model, optim, total_steps=6)
+    seen = []
+    for _ in range(7):
+        seen.append(optimizer.param_groups[0]["lr"])
+        model(torch.ones(1, 2)).sum().backward()
+        optimizer_step(model, optimizer, scheduler, grad_clip=1.0)
+    expected = [0.1 * lr_factor(s, warmup_steps=2, total_steps=6, schedule="cosine", min_ratio=0.2) for s in range(7)]
+    assert seen == pytest.approx(expected, abs=1e-12)
+
+
+def sgd(model):
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+
+
+def test_optimizer_step_clips_to_the_global_norm():
+    model = torch.nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        model.weight.zero_()
+    model.weight.grad = torch.tensor([[3.0, 4.0]])
+    optimizer, scheduler = sgd(model)
+    norm, applied = optimizer_step(model, optimizer, scheduler, grad_clip=1.0)
+    assert (norm, applied) == (pytest.approx(5.0), True)
+    torch.testing.assert_close(model.weight.detach(), torch.tensor([[-0.6, -0.8]]))  # the gradient scaled to norm 1
+    assert model.weight.grad is None and scheduler.last_epoch == 1
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_optimizer_step_refuses_a_non_finite_gradient(bad):
+    model = torch.nn.Linear(2, 2)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    model.weight.grad = torch.tensor([[1.0, bad], [0.0, 1.0]])
+    model.bias.grad = torch.ones(2)
+    optimizer, scheduler = sgd(model)
+    norm, applied = optimizer_step(model, optimizer, scheduler, grad_clip=0.0)
+    assert not applied and not math.isfinite(norm)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k])
+    assert model.weight.grad is None and model.bias.grad is None  # not carried into the next step
+    assert scheduler.last_epoch == 0  # the schedule did not advance
+
+
+# --- data order ----------------------------------------------------------------------------------
+
+
+def test_index_sampler_covers_every_index_once_per_epoch_and_is_deterministic():
+    sampler = IndexSampler(7, seed=3)
+    drawn = sampler.take(5) + sampler.take(5) + sampler.take(4)  # crosses the epoch boundary mid-take
+    assert sorted(drawn[:7]) == sorted(drawn[7:]) == list(range(7))
+    assert drawn[:7] != drawn[7:]  # a fresh permutation each epoch
+    assert sampler.epoch == 1 and sampler.position == 7
+    again = IndexSampler(7, seed=3)
+    assert again.take(14) == drawn
+    assert IndexSampler(7, seed=4).take(7) != drawn[:7]
+
+
+def test_index_sampler_state_round_trip_continues_identically():
+    a = IndexSampler(5, seed=0)
+    a.take(8)
+    b = IndexSampler(5, seed=0)
+    b.load_state_dict(json.loads(json.dumps(a.state_dict())))
+    assert b.take(12) == a.take(12)
+
+
+# --- checkpoints ---------------------------------------------------------------------------------
+
+
+def save(run_dir, name, model, tokenizer, step):
+    optimizer, scheduler = build_optimizer(model, load_config().optim, total_steps=10)
+    path = run_dir / "checkpoints" / name
+    return ckpt.save_training(path, model, tokenizer, optimizer=optimizer, scheduler=scheduler, sampler=IndexSampler(4, 0), counters={"n": step}, step=step)
+
+
+def test_a_failure_mid_save_leaves_the_previous_checkpoint_latest_and_loadable(tiny, tmp_path, monkeypatch):
+    model, tokenizer = tiny
+    save(tmp_path, "step-000002", model, tokenizer, 2)
+
+    def dies_half_way(path, **kwargs):
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "model.safetensors").write_bytes(b"half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(model, "save_pretrained", dies_half_way)
+    with pytest.raises(OSError, match="disk full"):
+        save(tmp_path, "step-000004", model, tokenizer, 4)
+    with pytest.raises(OSError, match="disk full"):
+        save(tmp_path, "step-000002", model, tokenizer, 5)  # re-saving over an existing folder
+    monkeypatch.undo()
+
+    latest = ckpt.latest_checkpoint(tmp_path)
+    assert latest == tmp_path / "checkpoints" / "step-000002"
+    assert ckpt.load_state(latest)["step"] == 2
+    reloaded, _ = load_model(str(latest))
+    for k, v in model.state_dict().items():
+        assert torch.equal(reloaded.state_dict()[k], v)
+
+
+def test_saving_over_an_existing_checkpoint_replaces_it(tiny, tmp_path):
+    model, tokenizer = tiny
+    save(tmp_path, "final", model, tokenizer, 2)
+    (tmp_path / "checkpoints" / "final.old" / "leftover").mkdir(parents=True)  # a kill during an earlier replace
+    save(tmp_path, "final", model, tokenizer, 3)
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["final"]
+    assert ckpt.checkpoint_step(tmp_path / "checkpoints" / "final") == ckpt.load_state(tmp_path / "checkpoints" / "final")["step"] == 3
+
+
+def fake_checkpoint(run_dir, name, step):
+    path = run_dir / "checkpoints" / name
+    path.mkdir(parents=True)
+    (path / ckpt.STEP_FILE).write_text(json.dumps({"step": step}))
+    return path
+
+
+def test_latest_checkpoint_takes_the_highest_complete_step(tmp_path):
+    assert ckpt.latest_checkpoint(tmp_path) is None
+    fake_checkpoint(tmp_path, "step-000002", 2)
+    fake_checkpoint(tmp_path, "step-000004", 4)
+    final = fake_checkpoint(tmp_path, "final", 4)
+    fake_checkpoint(tmp_path, "step-000008.tmp", 8)  # an interrupted save
+    fake_checkpoint(tmp_path, "final.old", 9)
+    (tmp_path / "checkpoints" / "step-000009").mkdir()  # no checkpoint.json: incomplete
+    assert ckpt.latest_checkpoint(tmp_path) == final  # final wins the tie with step-4
+    later = fake_checkpoint(tmp_path, "step-000006", 6)  # e.g. a longer run resumed from final
+    assert ckpt.latest_checkpoint(tmp_path) == later
+
+
+def test_prune_keeps_the_newest_step_checkpoints_and_final(tmp_path):
+    for step in (1, 2, 3, 10, 11):
+        fake_checkpoint(tmp_path, f"step-{step:06d}", step)
+    fake_checkpoint(tmp_path, "final", 11)
+    (tmp_path / "checkpoints" / "step-000012.tmp").mkdir()
+    ckpt.prune(tmp_path, keep=2)
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["final", "step-000010", "step-000011", "step-000012.tmp"]
+
+
+def test_checkpoint_loads_with_plain_transformers_and_restores_the_loop(tiny, tmp_path):
+    model, tokenizer = copy.deepcopy(tiny[0]), tiny[1]
+    optimizer, scheduler = build_optimizer(model, load_config(None, ["optim.lr=0.1"]).optim, total_steps=10)
+    model(torch.tensor([[5, 6, 7]])).logits.sum().backward()
+    optimizer_step(model, optimizer, scheduler, grad_clip=1.0)
+    sampler = IndexSampler(9, 0)
+    sampler.take(4)
+    random.seed(1)
+    path = ckpt.save_training(tmp_path / "step-000001", model, tokenizer, optimizer=optimizer, scheduler=scheduler, sampler=sampler, counters={"x": 1}, step=1)
+    expected_draws = (torch.rand(3), random.random())
+
+    plain = AutoModelForCausalLM.from_pretrained(path)
+    ids = torch.tensor([[5, 6, 7, 8]])
+    with torch.no_grad():
+        torch.testing.assert_close(plain(ids).logits, model(ids).logits, rtol=0, atol=0)
+
+    fresh_opt, fresh_sched = build_optimizer(plain, load_config(None, ["optim.lr=0.1"]).optim, total_steps=10)
+    fresh_sampler = IndexSampler(9, 0)
+    torch.rand(5)  # the RNGs moved on since the save
+    step, counters = ckpt.restore_training(path, optimizer=fresh_opt, scheduler=fresh_sched, sampler=fresh_sampler)
+    assert (step, counters) == (1, {"x": 1})
+    draws = (torch.rand(3), random.random())
+    assert torch.equal(draws[0], expected_draws[0]) and draws[1] == expected_draws[1]
+    assert fresh_sched.last_epoch == 1 and fresh_sampler.take(5) == sampler.take(5)
+    for a, b in zip(fresh_opt.state.values(), optimizer.state.values()):
+        assert torch.equal(a["exp_avg"], b["exp_avg"])
+
+
+def test_restored_torch_rng_continues_the_same_stream(tiny, tmp_path):
+    model, tokenizer = tiny
+    torch.manual_seed(7)
+    path = save(tmp_path, "step-000001", model, tokenizer, 1)
+    expected = torch.rand(4)
+    torch.rand(10)
+    ckpt.set_rng_state(ckpt.load_state(path)["rng"])
+    assert torch.equal(torch.rand(4), expected)
+
+
+# --- the run directory ---------------------------------------------------------------------------
+
+
+def test_config_yaml_in_the_run_dir_round_trips(tmp_path):
+    cfg = load_config(None, [f"run.output_dir={tmp_path / 'run'}", "run.threads=1", "grpo.beta=0.04", "rewards.weights={accuracy: 1.0, language: 0.1}", "optim.betas=[0.9, 0.95]"])
+    run_dir = start_run(cfg, "grpo")
+    assert load_config(run_dir / "config.yaml") == cfg
+
+
+def test_run_logger_writes_strict_json_and_resume_truncates(tmp_path):
+    logger = RunLogger(tmp_path, total_steps=3)
+    for step in (1, 2, 3):
+        logger.log(step, {"loss": float("nan") if step == 2 else 0.5, "kl": torch.tensor(0.25)}, show=False)
+    logger.samples(3, [{"completion": "x"}])
+    logger.close()
+    lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert lines[1] == {"step": 2, "loss": None, "kl": 0.25}
+    truncate_log_on_resume(tmp_path, 2)
+    assert [json.loads(line)["step"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+    assert (tmp_path / "samples.jsonl").read_text() == ""
