@@ -15,7 +15,7 @@ EPILOG = "Run `r1 COMMAND --help` for a command's options. Docs: README.md and d
 
 
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="FILE", help="YAML config file (see configs/)")
+    parser.add_argument("--config", metavar="FILE", help="YAML config file (see configs/) or a preset name shipped with r1 (zero)")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. grpo.beta=0.001 rollout.samples_per_prompt=16")
 
 
@@ -72,6 +72,14 @@ def cmd_grpo(args) -> int:
     from r1.train.grpo import train_grpo
 
     train_grpo(load_config(args.config, args.overrides))
+    return 0
+
+
+def cmd_zero(args) -> int:
+    from r1.config import load_config
+    from r1.train.grpo import train_grpo
+
+    train_grpo(load_config("zero", args.overrides))
     return 0
 
 
@@ -136,6 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("grpo", help="GRPO training (R1-Zero style RL with verifiable rewards)", description="Train a policy with GRPO: sample groups of completions, score them with rule-based rewards, update with the clipped group-relative objective. Writes checkpoints, metrics.jsonl, samples.jsonl and TensorBoard logs into the run directory; run.resume=true continues the latest checkpoint.")
     _add_config_args(p)
     p.set_defaults(func=cmd_grpo)
+
+    p = sub.add_parser("zero", help="the pure R1-Zero preset: GRPO with accuracy + format rewards, no SFT", description="R1-Zero (SPEC §4): GRPO straight from the model with the R1-Zero template and rule rewards, no cold start. Settings: r1/presets/zero.yaml, overridable with key=value. Needs a model that sometimes writes the format on its own: the bundled 135M model does not (0/64 samples), so it learns nothing here — use `r1 demo` for the cold-start recipe.")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. model.name=Qwen/Qwen2.5-1.5B")
+    p.set_defaults(func=cmd_zero)
 
     p = sub.add_parser("sft", help="supervised fine-tuning on prompt/completion or chat-message JSONL", description="Supervised fine-tuning with the loss on completion tokens only; same config, checkpoints, metrics and resume as grpo. Data: sft.data=FILE.jsonl with {prompt, completion} or {messages} rows.")
     _add_config_args(p)

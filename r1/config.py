@@ -29,6 +29,9 @@ from typing import Any, Literal
 import yaml
 
 
+PRESETS = Path(__file__).parent / "presets"  # named configs shipped with the package
+
+
 class ConfigError(ValueError):
     """A configuration problem, with a message meant for the person who wrote the config."""
 
@@ -310,8 +313,11 @@ def load_config(path: str | Path | None = None, overrides: list[str] = (), cls: 
     data: dict = {}
     if path is not None:
         path = Path(path)
+        if not path.is_file() and (PRESETS / f"{path}.yaml").is_file():
+            path = PRESETS / f"{path}.yaml"  # a preset shipped with r1, e.g. --config zero
         if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
+            presets = ", ".join(sorted(p.stem for p in PRESETS.glob("*.yaml")))
+            raise ConfigError(f"config file not found: {path} (presets shipped with r1: {presets})")
         try:
             loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
         except yaml.YAMLError as err:
