@@ -78,6 +78,8 @@ class RolloutConfig:
     temperature: float = 1.0
     top_p: float = 1.0
     max_new_tokens: int = 256
+    engine: Literal["fast", "hf"] = "fast"  # fast: r1's KV-cache decode loop (Llama/Qwen2; others fall back to hf)
+    dtype: Literal["float32", "bfloat16"] = "float32"  # precision of the rollout's matmuls (logits and sampling stay fp32)
 
 
 @dataclass

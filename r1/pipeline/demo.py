@@ -17,6 +17,7 @@ and change every one of them (`r1 demo grpo.beta=0.001`).
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from pathlib import Path
@@ -28,6 +29,7 @@ from r1.data import load_examples
 from r1.data.coldstart import arithmetic_worked_examples, write_jsonl
 from r1.eval.harness import evaluate
 from r1.models import load_model
+from r1.rollout import ENGINES
 from r1.train.grpo import train_grpo
 from r1.train.run import console
 from r1.train.sft import train_sft
@@ -37,11 +39,12 @@ DEMO = [
     "model.name=smollm2-135m",
     "data.source=arithmetic", "data.size=2000",
     "data.arithmetic.min_digits=1", "data.arithmetic.max_digits=2", "data.arithmetic.max_steps=2",
-    "rollout.prompts_per_step=8", "rollout.samples_per_prompt=8", "rollout.max_new_tokens=96", "rollout.temperature=1.0",
+    "rollout.prompts_per_step=4", "rollout.samples_per_prompt=8", "rollout.max_new_tokens=96", "rollout.temperature=1.0",
+    "rollout.engine=fast", "rollout.dtype=bfloat16", "train.bf16=true",
     "rewards.weights={accuracy: 1.0, format: 0.5}",
     "grpo.beta=0.0", "grpo.clip_high=0.28", "grpo.loss_aggregation=token-mean",
     "optim.lr=2e-6", "optim.warmup_steps=2",
-    "train.steps=30", "train.micro_batch_size=16", "train.save_every=1000", "train.sample_every=5",
+    "train.steps=15", "train.micro_batch_size=16", "train.save_every=1000", "train.sample_every=5",
     "sft.epochs=1", "sft.batch_size=16", "sft.max_length=512",
     "eval.limit=64", "eval.k=2", "eval.max_new_tokens=96",
 ]
@@ -56,7 +59,8 @@ def stage_config(overrides: list[str], output_dir: Path, **changes: str) -> Conf
 def heldout_eval(model_path: str, examples: list[dict], cfg: Config, out: Path) -> dict:
     model, tokenizer = load_model(model_path, dtype=cfg.model.dtype)
     e = cfg.eval
-    result = evaluate(model, tokenizer, examples, k=e.k, temperature=e.temperature, top_p=e.top_p, max_new_tokens=e.max_new_tokens, seed=cfg.run.seed)
+    engine = functools.partial(ENGINES[cfg.rollout.engine], dtype=cfg.rollout.dtype)
+    result = evaluate(model, tokenizer, examples, k=e.k, temperature=e.temperature, top_p=e.top_p, max_new_tokens=e.max_new_tokens, seed=cfg.run.seed, generate_fn=engine)
     result.save(out, model=model_path, benchmark=f"arithmetic-test-seed{HELDOUT_SEED}")
     m = result.metrics
     return {"accuracy": m["pass@1"]["mean"], "accuracy_ci": [m["pass@1"]["low"], m["pass@1"]["high"]], "format": m["format"]["mean"], "mean_length": m["mean_length"]}

@@ -3,6 +3,6 @@
 from r1.rollout import fast, hf
 from r1.rollout.hf import Rollout, completion_lengths, generate, stop_token_ids
 
-ENGINES = {"hf": hf.generate, "fast": fast.generate}  # same signature; "fast" also takes dtype=
+ENGINES = {"hf": hf.generate, "fast": fast.generate}  # one signature, dtype included
 
 __all__ = ["ENGINES", "Rollout", "completion_lengths", "fast", "generate", "hf", "stop_token_ids"]

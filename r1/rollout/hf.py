@@ -69,8 +69,12 @@ def generate(
     top_p: float = 1.0,
     max_new_tokens: int = 256,
     seed: int | None = None,
+    dtype: str = "float32",
 ) -> Rollout:
-    """Sample `n` completions for each prompt (token ids, unpadded). Rows are grouped by prompt."""
+    """Sample `n` completions for each prompt (token ids, unpadded). Rows are grouped by prompt.
+
+    dtype "bfloat16" runs the matmuls in bf16 autocast (the weights are not changed).
+    """
     rows = [ids for ids in prompt_ids for _ in range(n)]
     width = max(len(ids) for ids in rows)
     pad = tokenizer.pad_token_id
@@ -81,17 +85,18 @@ def generate(
     stops = stop_token_ids(model, tokenizer)
     was_training = model.training
     model.eval()
-    out = model.generate(
-        input_ids=input_ids.to(model.device),
-        attention_mask=attention.to(model.device),
-        do_sample=True,
-        temperature=temperature,
-        top_p=top_p,
-        top_k=0,  # sample from the full distribution (top-p aside), as the paper's settings mean
-        max_new_tokens=max_new_tokens,
-        eos_token_id=stops,
-        pad_token_id=pad,
-    )
+    with torch.autocast(device_type=model.device.type, dtype=torch.bfloat16, enabled=dtype == "bfloat16"):
+        out = model.generate(
+            input_ids=input_ids.to(model.device),
+            attention_mask=attention.to(model.device),
+            do_sample=True,
+            temperature=temperature,
+            top_p=top_p,
+            top_k=0,  # sample from the full distribution (top-p aside), as the paper's settings mean
+            max_new_tokens=max_new_tokens,
+            eos_token_id=stops,
+            pad_token_id=pad,
+        )
     model.train(was_training)
     completion = out[:, width:].cpu()  # (B, T)
     if completion.shape[1] == 0:

@@ -33,7 +33,7 @@ from r1.models import load_model
 from r1.rewards import configure as configure_rewards
 from r1.rewards import score_completions
 from r1.rl import combine_metrics, group_advantages, grpo_loss, kl_reward_penalty, overlong_penalty, zero_variance_groups
-from r1.rollout import generate
+from r1.rollout import ENGINES
 from r1.train import checkpoint as ckpt
 from r1.train.forward import batched_logprobs, completion_logprobs
 from r1.train.optim import build_optimizer, optimizer_step
@@ -77,7 +77,7 @@ def weighted_total(values: dict[str, list[float | None]], weights: dict[str, flo
 
 def rollout_and_score(policy, tokenizer, examples: list[dict], cfg: Config, counters: dict) -> Batch:
     r = cfg.rollout
-    rollout = generate(policy, tokenizer, [e["prompt_ids"] for e in examples], n=r.samples_per_prompt, temperature=r.temperature, top_p=r.top_p, max_new_tokens=r.max_new_tokens)
+    rollout = ENGINES[r.engine](policy, tokenizer, [e["prompt_ids"] for e in examples], n=r.samples_per_prompt, temperature=r.temperature, top_p=r.top_p, max_new_tokens=r.max_new_tokens, dtype=r.dtype)
     rows = [e for e in examples for _ in range(r.samples_per_prompt)]
     t0 = time.perf_counter()
     scores = score_completions(rollout.texts, rows, list(cfg.rewards.weights))
