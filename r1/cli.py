@@ -101,7 +101,7 @@ def cmd_eval(args) -> int:
         outputs.append(run_eval(
             model, args.benchmark, k=args.k, limit=args.limit, seed=args.seed, output_dir=out, question_field=args.question_field,
             answer_field=args.answer_field, max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
-            batch_size=args.batch_size, form=args.form,
+            batch_size=args.batch_size, form=args.form, engine=args.engine, dtype=args.dtype,
         ))
     if len(outputs) > 1:
         compare(outputs, args.output_dir or "runs/compare")
@@ -130,12 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="the R1 recipe in miniature: base eval → cold-start SFT → eval → GRPO → eval", description="Runs the R1 recipe on the bundled SmolLM2-135M-Instruct: held-out arithmetic eval of the base model, cold-start SFT on programmatic worked examples, eval, GRPO with accuracy + format rewards, eval; prints a before/after table and writes summary.json. Any demo setting can be overridden with key=value (see r1/pipeline/demo.py).")
     p.add_argument("--output-dir", help="run directory (default: runs/demo-<time>)")
-    p.add_argument("--coldstart-examples", type=int, default=400, help="worked examples for the cold start (default 400)")
+    p.add_argument("--coldstart-examples", type=int, default=256, help="worked examples for the cold start (default 256)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides, e.g. train.steps=40")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("check", help="setup check: sample from the bundled model and score it with the rewards", description="End-to-end check of the setup: loads the bundled SmolLM2-135M-Instruct (converting it once), samples completions for held-out arithmetic problems with the R1-Zero template, scores them with the accuracy and format rewards and writes a run directory.")
-    p.add_argument("--output-dir", help="run directory (default: runs/demo-<time>)")
+    p.add_argument("--output-dir", help="run directory (default: runs/check-<time>)")
     p.add_argument("--limit", type=int, default=16, help="number of held-out problems (default 16)")
     p.add_argument("--n", type=int, default=2, help="samples per problem (default 2)")
     p.add_argument("--max-new-tokens", type=int, default=128)
@@ -167,6 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-p", type=float, default=0.95)
     p.add_argument("--batch-size", type=int, default=64, help="rows (problems × samples) generated together")
     p.add_argument("--form", choices=["auto", "chat", "plain"], default="auto", help="R1-Zero template form")
+    p.add_argument("--engine", choices=["fast", "hf"], default="fast", help="rollout engine (default fast; hf = transformers generate)")
+    p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32", help="precision of the sampling matmuls (default float32)")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("report", help="plots and a markdown summary of a training run", description="Turn RUN_DIR/metrics.jsonl and samples.jsonl into PNG plots (reward, accuracy, format, KL, completion length, reflection-word frequency over steps) and summary.md, written to RUN_DIR/report/.")

@@ -147,7 +147,7 @@ class EvalConfig:
     temperature: float = 0.6  # the paper's evaluation settings
     top_p: float = 0.95
     max_new_tokens: int = 512
-    every_steps: int = 0  # evaluate during training every N steps; 0 = never
+    every_steps: int = 0  # GRPO: evaluate on the first `limit` (default 32) problems of `benchmark` every N steps; 0 = never
 
 
 @dataclass

@@ -193,3 +193,26 @@ def test_draw_follows_the_weights_and_never_picks_a_zero():
     counts = torch.bincount(picks, minlength=5).float() / len(picks)
     assert counts[[0, 2, 4]].sum() == 0
     torch.testing.assert_close(counts, weights[0], rtol=0, atol=0.01)  # 4 sigma ≈ 0.011 at n = 20000
+
+
+def _full_sort_top_p(logits, temperature, top_p, generator):
+    """Reference nucleus sampling: sort the whole vocabulary, then the same inverse-CDF draw."""
+    from r1.rollout.fast import _draw
+
+    probs = torch.softmax(logits / temperature, dim=-1)
+    sorted_p, order = probs.sort(dim=-1, descending=True)
+    sorted_p[(sorted_p.cumsum(dim=-1) - sorted_p) >= top_p] = 0
+    return order.gather(1, _draw(sorted_p, generator)[:, None])[:, 0]
+
+
+@pytest.mark.parametrize("scale, top_p", [(4.0, 0.95), (4.0, 0.5), (0.0, 0.9), (0.05, 0.99)])
+def test_top_p_with_top_k_head_draws_exactly_what_the_full_sort_draws(scale, top_p):
+    # scale 4: peaked rows, the top-256 head holds the nucleus; scale 0 / 0.05: flat rows, the head
+    # holds ~0.5% of the mass, so the full-sort fallback must run. Same generator → same tokens.
+    from r1.rollout.fast import sample
+
+    logits = torch.randn(32, 49152, generator=torch.Generator().manual_seed(0)) * scale
+    for seed in range(3):
+        got = sample(logits, 0.6, top_p, torch.Generator().manual_seed(seed))
+        want = _full_sort_top_p(logits, 0.6, top_p, torch.Generator().manual_seed(seed))
+        assert torch.equal(got, want)

@@ -370,3 +370,18 @@ def test_two_grpo_steps_on_the_bundled_model(smollm2_dir, tmp_path):
         assert m["reward/accuracy"] is not None and m["reward/format"] is not None
     model = AutoModelForCausalLM.from_pretrained(run / "checkpoints" / "final")
     assert sum(p.numel() for p in model.parameters()) == 134_515_008
+
+
+def test_periodic_eval_is_logged_and_leaves_training_unchanged(tiny_model_dir, tmp_path):
+    # eval.every_steps=1 evaluates a fixed subset after every step (pass@1, format, length) in a
+    # forked RNG: the training trajectory must be bit-identical to the run without evaluation.
+    common = ["train.steps=2", "eval.benchmark=arithmetic", "eval.limit=2", "eval.k=2", "eval.max_new_tokens=4"]
+    plain = read_metrics(train_grpo(make_cfg(tiny_model_dir, tmp_path / "plain", *common)))
+    evald = read_metrics(train_grpo(make_cfg(tiny_model_dir, tmp_path / "eval", *common, "eval.every_steps=1")))
+    assert [m["step"] for m in evald] == [1, 2]
+    for with_eval, without in zip(evald, plain):
+        assert 0.0 <= with_eval["eval/pass@1"] <= 1.0 and 0.0 <= with_eval["eval/format"] <= 1.0
+        assert with_eval["eval/mean_length"] > 0
+        for key in ("loss", "reward/mean", "grad_norm", "completion_len/mean"):
+            assert with_eval[key] == without[key], key
+    assert "eval/pass@1" not in plain[0]

@@ -24,6 +24,7 @@ needs sandboxed execution) and multiple-choice scoring.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from dataclasses import dataclass, field
@@ -235,8 +236,12 @@ def run_eval(
     form: str = "auto",
     progress: bool = True,
     generate_fn: Callable | None = None,
+    engine: str = "fast",
+    dtype: str = "float32",
 ) -> dict:
     """Evaluate `model_name` on `benchmark`; write results.json and samples.jsonl; return the results.
+
+    `engine`/`dtype` choose the rollout engine (r1.rollout.ENGINES) unless `generate_fn` is given.
 
     `model_name`: anything `load_model` takes (r1 checkpoint or HF folder, `.gguf`, hub id,
     `smollm2-135m`). `benchmark`: `gsm8k`, `math500`, `aime24`, `arithmetic` (its held-out
@@ -255,6 +260,10 @@ def run_eval(
         size=limit or 500, seed=seed,
     )
     loaded = time.perf_counter()
+    if generate_fn is None:
+        from r1.rollout import ENGINES
+
+        generate_fn = functools.partial(ENGINES[engine], dtype=dtype)
     result = evaluate(
         model, tokenizer, examples, k=k, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed,
         batch_size=batch_size, template=template, form=form, progress=progress, generate_fn=generate_fn,
@@ -262,7 +271,7 @@ def run_eval(
     settings = {
         "k": k, "limit": limit, "seed": seed, "temperature": temperature, "top_p": top_p, "max_new_tokens": max_new_tokens,
         "batch_size": batch_size, "template": template, "form": form, "question_field": question_field,
-        "answer_field": answer_field, "rewards": REWARD_NAMES,
+        "answer_field": answer_field, "rewards": REWARD_NAMES, "engine": engine, "dtype": dtype,
     }
     timings = {"total_seconds": round(time.perf_counter() - start, 3), "load_seconds": round(loaded - start, 3)}
     results = result.save(out, model=model_name, benchmark=benchmark, settings=settings, versions=versions(), timings=timings)

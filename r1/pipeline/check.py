@@ -1,9 +1,9 @@
 """A short end-to-end check of the setup: model → template → sampling → rewards → run directory.
 
-`r1 demo` runs this until the trainer lands: it proves that the bundled model loads (converting
+`r1 check` runs this in a couple of minutes: it proves that the bundled model loads (converting
 it once), that the R1-Zero template renders through its chat template, that sampling and the
 length-derived masks work, and that the rewards score real completions. It is not a learning
-demo: the untrained SmolLM2 almost never writes the R1-Zero format, so its rewards are ~0.
+demo (that is `r1 demo`): the untrained SmolLM2 never writes the R1-Zero format, so its rewards are 0.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def setup_check(*, output_dir: str | None, limit: int, n: int, max_new_tokens: i
     cfg = Config()
     cfg.run.output_dir = output_dir
     cfg.data.source, cfg.data.split, cfg.data.limit = "arithmetic", "test", limit
-    run_dir = prepare_run_dir(cfg, "demo")
+    run_dir = prepare_run_dir(cfg, "check")
     start = time.perf_counter()
     examples = load_examples("arithmetic", split="test", size=limit, seed=cfg.data.seed)
     rows, rollout, scores = sample(cfg.model.name, examples, n=n, max_new_tokens=max_new_tokens, temperature=cfg.eval.temperature, top_p=cfg.eval.top_p)

@@ -43,17 +43,18 @@ DEMO = [
     "rollout.engine=fast", "rollout.dtype=bfloat16", "train.bf16=true",
     "rewards.weights={accuracy: 1.0, format: 0.5}",
     "grpo.beta=0.0", "grpo.clip_high=0.28", "grpo.loss_aggregation=token-mean",
-    "optim.lr=2e-6", "optim.warmup_steps=2",
-    "train.steps=15", "train.micro_batch_size=16", "train.save_every=1000", "train.sample_every=5",
+    "optim.lr=1e-5", "optim.warmup_steps=2",
+    "train.steps=20", "train.micro_batch_size=16", "train.save_every=1000", "train.sample_every=5",
     "sft.epochs=1", "sft.batch_size=16", "sft.max_length=512",
     "eval.limit=64", "eval.k=2", "eval.max_new_tokens=96",
 ]
+COLDSTART = ["optim.lr=2e-5", "optim.warmup_steps=0"]  # SFT takes a larger step than RL; user overrides still win
 
 
-def stage_config(overrides: list[str], output_dir: Path, **changes: str) -> Config:
-    """The demo config (with the user's overrides) for one stage, writing into its own run directory."""
+def stage_config(overrides: list[str], output_dir: Path, stage_defaults: list[str] = (), **changes: str) -> Config:
+    """The demo config for one stage: DEMO ← the stage's defaults ← the user's overrides ← its paths."""
     stage = [f"run.output_dir={output_dir}"] + [f"{k.replace('__', '.')}={v}" for k, v in changes.items()]
-    return load_config(None, [*DEMO, *overrides, *stage])
+    return load_config(None, [*DEMO, *stage_defaults, *overrides, *stage])
 
 
 def heldout_eval(model_path: str, examples: list[dict], cfg: Config, out: Path) -> dict:
@@ -66,7 +67,7 @@ def heldout_eval(model_path: str, examples: list[dict], cfg: Config, out: Path) 
     return {"accuracy": m["pass@1"]["mean"], "accuracy_ci": [m["pass@1"]["low"], m["pass@1"]["high"]], "format": m["format"]["mean"], "mean_length": m["mean_length"]}
 
 
-def run_demo(overrides: list[str] = (), coldstart_examples: int = 400) -> dict:
+def run_demo(overrides: list[str] = (), coldstart_examples: int = 256) -> dict:
     overrides = list(overrides)
     cfg = load_config(None, [*DEMO, *overrides])
     run_dir = prepare_run_dir(cfg, "demo")
@@ -86,7 +87,7 @@ def run_demo(overrides: list[str] = (), coldstart_examples: int = 400) -> dict:
 
     console.print(f"2/5 cold start: SFT on {coldstart_examples} worked examples in the R1 format")
     data = write_jsonl(arithmetic_worked_examples(coldstart_examples, seed=cfg.run.seed, min_digits=a.min_digits, max_digits=a.max_digits, min_steps=a.min_steps, max_steps=a.max_steps, ops=a.ops), run_dir / "coldstart.jsonl")
-    sft_dir = timed("coldstart_sft", train_sft, stage_config(overrides, run_dir / "coldstart", sft__data=str(data)))
+    sft_dir = timed("coldstart_sft", train_sft, stage_config(overrides, run_dir / "coldstart", COLDSTART, sft__data=str(data)))
     coldstart = str(sft_dir / "checkpoints" / "final")
 
     console.print("3/5 held-out eval of the cold-start checkpoint")

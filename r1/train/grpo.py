@@ -255,12 +255,15 @@ def train_grpo(cfg: Config) -> Path:
         truncate_log_on_resume(run_dir, step)
         console.print(f"resumed from {resume_from} at step {step}")
     logger = RunLogger(run_dir, cfg.train.steps)
+    eval_examples = load_eval_subset(cfg, tokenizer) if cfg.eval.every_steps else None
     while step < cfg.train.steps:
         step += 1
         metrics, batch = grpo_step(policy, reference, tokenizer, examples, optimizer, scheduler, sampler, cfg, counters)
         if reset_ref is not None and step % cfg.grpo.ref_reset_steps == 0:
             reference.load_state_dict(policy.state_dict())
             counters["reference_resets"] = counters.get("reference_resets", 0) + 1
+        if eval_examples and step % cfg.eval.every_steps == 0:
+            metrics.update(periodic_eval(policy, tokenizer, eval_examples, cfg))
         logger.log(step, metrics, show=step % cfg.train.log_every == 0 or step == cfg.train.steps)
         if cfg.train.sample_every and step % cfg.train.sample_every == 0:
             logger.samples(step, sample_rows(batch))
@@ -271,6 +274,29 @@ def train_grpo(cfg: Config) -> Path:
     logger.close()
     console.print(f"done: {step} steps; final checkpoint {final}")
     return run_dir
+
+
+def load_eval_subset(cfg: Config, tokenizer) -> list[dict]:
+    """The fixed evaluation subset used during training: `eval.benchmark`'s first `eval.limit` (default 32) problems."""
+    from r1.data import load_examples
+
+    limit = cfg.eval.limit or 32
+    return load_examples(cfg.eval.benchmark, split="test", limit=limit, size=limit, seed=cfg.data.seed, quiet=True)
+
+
+def periodic_eval(policy, tokenizer, examples: list[dict], cfg: Config) -> dict:
+    """pass@1 and format compliance on the fixed subset, with the paper's sampling settings."""
+    import functools
+
+    from r1.eval.harness import evaluate
+
+    e, r = cfg.eval, cfg.rollout
+    result = evaluate(
+        policy, tokenizer, examples, k=e.k, temperature=e.temperature, top_p=e.top_p, max_new_tokens=e.max_new_tokens,
+        seed=cfg.run.seed, template=cfg.data.template, form=cfg.data.template_form, progress=False,
+        generate_fn=functools.partial(ENGINES[r.engine], dtype=r.dtype),
+    )
+    return {"eval/pass@1": result.metrics["pass@1"]["mean"], "eval/format": result.metrics["format"]["mean"], "eval/mean_length": result.metrics["mean_length"]}
 
 
 def sample_rows(batch: Batch) -> list[dict]:
