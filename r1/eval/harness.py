@@ -75,6 +75,7 @@ def evaluate(
     batch_size: int = 64,
     template: str = "r1-zero",
     form: str = "auto",
+    prefill_think: bool = False,
     max_prompt_tokens: int = 4096,
     progress: bool = True,
     generate_fn: Callable | None = None,
@@ -91,7 +92,7 @@ def evaluate(
     if not examples:
         raise ValueError("evaluate needs at least one example")
     if "prompt_ids" not in examples[0]:
-        examples = prepare_prompts(examples, tokenizer, template=template, form=form, max_prompt_tokens=max_prompt_tokens)
+        examples = prepare_prompts(examples, tokenizer, template=template, form=form, prefill_think=prefill_think, max_prompt_tokens=max_prompt_tokens)
     start = time.perf_counter()
     rows = [e for e in examples for _ in range(k)]  # problem-major: problem p is rows p*k … p*k+k-1
     texts, lengths, truncated = _sample(
