@@ -400,13 +400,3 @@ def _lookup(cfg: Any, dotted: str) -> Any:
         cfg = getattr(cfg, key)
     return cfg
 
-
-def prepare_run_dir(cfg: Config, command: str) -> Path:
-    """Create the run directory (`run.output_dir`, default runs/<command>-<time>) and save config.yaml."""
-    import time
-
-    path = Path(cfg.run.output_dir or f"runs/{command}-{time.strftime('%Y%m%d-%H%M%S')}")
-    path.mkdir(parents=True, exist_ok=True)
-    cfg.run.output_dir = str(path)
-    save_config(cfg, path / "config.yaml")
-    return path

@@ -15,11 +15,12 @@ import functools
 from rich.console import Console
 from rich.table import Table
 
-from r1.config import Config, prepare_run_dir
+from r1.config import Config
 from r1.data import load_examples
 from r1.eval.harness import evaluate
 from r1.models import load_model
 from r1.rollout import ENGINES
+from r1.train.run import prepare_run_dir
 
 console = Console()
 

@@ -24,14 +24,14 @@ from pathlib import Path
 
 from rich.table import Table
 
-from r1.config import Config, load_config, prepare_run_dir
+from r1.config import Config, load_config
 from r1.data import load_examples
 from r1.data.coldstart import arithmetic_worked_examples, write_jsonl
 from r1.eval.harness import evaluate
 from r1.models import load_model
 from r1.rollout import ENGINES
 from r1.train.grpo import train_grpo
-from r1.train.run import console
+from r1.train.run import console, prepare_run_dir
 from r1.train.sft import train_sft
 
 HELDOUT_SEED = 20250122  # the held-out set's generator seed; training uses the train split

@@ -13,16 +13,26 @@ from __future__ import annotations
 import json
 import math
 import random
+import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from rich.console import Console
 
-from r1.config import Config, DataConfig, prepare_run_dir
+from r1.config import Config, DataConfig, save_config
 from r1.data import load_examples, prepare_prompts
 
 console = Console(highlight=False)
+
+
+def prepare_run_dir(cfg: Config, command: str) -> Path:
+    """Create the run directory (`run.output_dir`, default runs/<command>-<time>) and save config.yaml."""
+    path = Path(cfg.run.output_dir or f"runs/{command}-{time.strftime('%Y%m%d-%H%M%S')}")
+    path.mkdir(parents=True, exist_ok=True)
+    cfg.run.output_dir = str(path)
+    save_config(cfg, path / "config.yaml")
+    return path
 
 
 def start_run(cfg: Config, command: str) -> Path:
