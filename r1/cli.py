@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from r1.data.templates import TEMPLATES
+
 EPILOG = "Run `r1 COMMAND --help` for a command's options. Docs: README.md and docs/."
 
 
@@ -101,7 +103,7 @@ def cmd_eval(args) -> int:
         outputs.append(run_eval(
             model, args.benchmark, k=args.k, limit=args.limit, seed=args.seed, output_dir=out, question_field=args.question_field,
             answer_field=args.answer_field, max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
-            batch_size=args.batch_size, form=args.form, engine=args.engine, dtype=args.dtype,
+            batch_size=args.batch_size, template=args.template, form=args.form, engine=args.engine, dtype=args.dtype,
         ))
     if len(outputs) > 1:
         compare(outputs, args.output_dir or "runs/compare")
@@ -121,6 +123,14 @@ def cmd_bench(args) -> int:
         from r1.rewards import bench
 
         bench.main([args.mode, "--n", str(args.n)])
+    elif args.what == "rollout":
+        from r1.rollout.bench import bench_rollout
+
+        bench_rollout(args.dtype, args.rows, args.new_tokens, args.repeats, engine=args.engine, threads=args.threads)
+    else:
+        from r1.train.bench import bench_grpo_step
+
+        bench_grpo_step(args.dtype, args.steps, threads=args.threads, overrides=args.overrides)
     return 0
 
 
@@ -166,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=0.6)
     p.add_argument("--top-p", type=float, default=0.95)
     p.add_argument("--batch-size", type=int, default=64, help="rows (problems × samples) generated together")
+    p.add_argument("--template", choices=list(TEMPLATES), default="r1-zero", help="instruction the prompts carry (default r1-zero; use the one the model was trained with)")
     p.add_argument("--form", choices=["auto", "chat", "plain"], default="auto", help="R1-Zero template form")
     p.add_argument("--engine", choices=["fast", "hf"], default="fast", help="rollout engine (default fast; hf = transformers generate)")
     p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32", help="precision of the sampling matmuls (default float32)")
@@ -202,10 +213,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(p)
     p.set_defaults(func=cmd_config)
 
-    p = sub.add_parser("bench", help="benchmarks (speed and correctness figures)", description="Benchmarks. `r1 bench rewards reference` checks the accuracy reward on every GSM8K/MATH-500 reference; `r1 bench rewards throughput` measures completions/s and worst latency.")
-    p.add_argument("what", choices=["rewards"])
-    p.add_argument("mode", choices=["reference", "throughput"])
-    p.add_argument("--n", type=int, default=10000, help="completions for the throughput benchmark")
+    p = sub.add_parser("bench", help="benchmarks: GRPO step time, rollout throughput, reward correctness and speed", description="Benchmarks; each prints its figures and ends with a machine-readable SUMMARY line (see docs/perf.md).")
+    bench = p.add_subparsers(title="benchmarks", dest="what", metavar="WHAT", required=True)
+    b = bench.add_parser("grpo-step", help="time GRPO steps on the standard work (SmolLM2-135M, 4 prompts × 8 samples × 128 tokens, β 0.04, μ 1)")
+    b.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16"], help="rollout and training precision (default bfloat16)")
+    b.add_argument("--steps", type=int, default=6, help="steps to run; the summary is the median of steps 2–6 (default 6)")
+    b.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    b.add_argument("overrides", nargs="*", metavar="key=value", help="changes to the standard work, e.g. train.micro_batch_size=32")
+    b = bench.add_parser("rollout", help="rollout throughput: 64 completions × 128 forced new tokens")
+    b.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16"])
+    b.add_argument("--engine", default="fast", choices=["fast", "hf"])
+    b.add_argument("--rows", type=int, default=64)
+    b.add_argument("--new-tokens", type=int, default=128)
+    b.add_argument("--repeats", type=int, default=3, help="runs; the summary is their median (default 3)")
+    b.add_argument("--threads", type=int)
+    b = bench.add_parser("rewards", help="accuracy reward: reference check on GSM8K/MATH-500, or throughput")
+    b.add_argument("mode", choices=["reference", "throughput"])
+    b.add_argument("--n", type=int, default=10000, help="completions for the throughput benchmark")
     p.set_defaults(func=cmd_bench)
     return parser
 

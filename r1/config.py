@@ -63,7 +63,7 @@ class DataConfig:
     limit: int | None = None  # keep only the first N examples
     question_field: str | None = None  # defaults per source: question/problem/prompt
     answer_field: str | None = None  # defaults to `answer`
-    template: Literal["r1-zero", "none"] = "r1-zero"
+    template: Literal["r1-zero", "r1-brief", "none"] = "r1-zero"
     template_form: Literal["auto", "chat", "plain"] = "auto"
     prefill_think: bool = False  # open `<think>` for the model at the end of the prompt
     max_prompt_tokens: int = 512
@@ -80,6 +80,7 @@ class RolloutConfig:
     max_new_tokens: int = 256
     engine: Literal["fast", "hf"] = "fast"  # fast: r1's KV-cache decode loop (Llama/Qwen2; others fall back to hf)
     dtype: Literal["float32", "bfloat16"] = "float32"  # precision of the rollout's matmuls (logits and sampling stay fp32)
+    ignore_eos: bool = False  # benchmarks only: every completion runs to max_new_tokens
 
 
 @dataclass

@@ -64,7 +64,7 @@ def test_chat_without_chat_template_is_an_error(base_tok):
 
 
 def test_unknown_template_and_form(chat_tok):
-    with pytest.raises(TemplateError, match="unknown template 'r2'; choose one of r1-zero, none"):
+    with pytest.raises(TemplateError, match="unknown template 'r2'; choose one of r1-zero, r1-brief, none"):
         render_prompt(chat_tok, Q, template="r2")
     with pytest.raises(TemplateError, match="unknown template form 'html'"):
         render_prompt(chat_tok, Q, form="html")
@@ -160,3 +160,11 @@ def test_chat_prompts_get_no_extra_bos(chat_tok, base_tok):
     assert chat_ids.count(bos) == 3  # one per turn: system, user, assistant
     plain_ids = prepare_prompts(examples(Q), base_tok)[0]["prompt_ids"]
     assert plain_ids[0] == bos and plain_ids.count(bos) == 1  # plain text gets the tokenizer's BOS
+
+
+def test_brief_template_is_the_same_contract_in_fewer_tokens(chat_tok):
+    from r1.data.templates import R1_BRIEF_INSTRUCTION
+
+    brief = render_prompt(chat_tok, Q, template="r1-brief")
+    assert R1_BRIEF_INSTRUCTION in brief.text and "<think>" in R1_BRIEF_INSTRUCTION and "<answer>" in R1_BRIEF_INSTRUCTION
+    assert len(brief.token_ids(chat_tok)) < len(render_prompt(chat_tok, Q).token_ids(chat_tok))

@@ -12,6 +12,11 @@ arithmetic problem whose reasoning is its own computation, one step per line:
     </think>
     <answer>79</answer>
 
+With `detailed` > 0 that fraction of examples works each step out digit by digit instead
+(`43 + 85: 40 + 80 = 120, 3 + 5 = 8, 120 + 8 = 128`): slower, but a small model gets it right
+more often. A cold start that shows both styles, the careful one rarely, leaves RL a strategy to
+discover: the demo's GRPO stage learns to prefer it, and to think longer (README).
+
 The problems come from the `train` split (r1/data/arithmetic.py), so the held-out `test` split
 the demo evaluates on is never seen.
 """
@@ -19,20 +24,44 @@ the demo evaluates on is never seen.
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 from r1.data.arithmetic import make_problems
 
 
-def worked_completion(problem: dict) -> str:
+def worked_completion(problem: dict, *, detailed: bool = False) -> str:
     start = problem["steps"][0].split(" ", 1)[0]
-    lines = [f"We start from {start}.", *problem["steps"], f"So the result is {problem['answer']}."]
+    steps = [digit_by_digit(step) for step in problem["steps"]] if detailed else problem["steps"]
+    lines = [f"We start from {start}.", *steps, f"So the result is {problem['answer']}."]
     return "<think>\n" + "\n".join(lines) + "\n</think>\n<answer>" + problem["answer"] + "</answer>"
 
 
-def arithmetic_worked_examples(n: int, *, seed: int = 0, **settings) -> list[dict]:
-    """`n` prompt/completion rows for SFT from the arithmetic train split."""
-    return [{"id": p["id"], "prompt": p["prompt"], "completion": worked_completion(p), "answer": p["answer"]} for p in make_problems(n, seed=seed, split="train", **settings)]
+def digit_by_digit(step: str) -> str:
+    """`"43 + 85 = 128"` → `"43 + 85: 40 + 80 = 120, 3 + 5 = 8, 120 + 8 = 128"`; one-digit work stays as it is."""
+    a, op, b, _, c = step.split()
+    x, y = int(a), int(b)
+    small, big = min(x, y), max(x, y)
+    if op == "+" and small < 10 <= big and big % 10:
+        parts = [f"{x % 10} + {y % 10} = {x % 10 + y % 10}", f"{big - big % 10} + {x % 10 + y % 10} = {c}"]
+    elif op == "+" and small >= 10:
+        parts = [f"{x - x % 10} + {y - y % 10} = {x - x % 10 + y - y % 10}", f"{x % 10} + {y % 10} = {x % 10 + y % 10}", f"{x - x % 10 + y - y % 10} + {x % 10 + y % 10} = {c}"]
+    elif op == "-" and y >= 10 and y % 10:
+        parts = [f"{x} - {y - y % 10} = {x - y + y % 10}", f"{x - y + y % 10} - {y % 10} = {c}"]
+    elif op == "*" and x >= 10 and x % 10 and y > 1:
+        parts = [f"{x - x % 10} * {y} = {(x - x % 10) * y}", f"{x % 10} * {y} = {x % 10 * y}", f"{(x - x % 10) * y} + {x % 10 * y} = {c}"]
+    else:
+        return step
+    return f"{a} {op} {b}: " + ", ".join(parts)
+
+
+def arithmetic_worked_examples(n: int, *, seed: int = 0, detailed: float = 0.0, **settings) -> list[dict]:
+    """`n` prompt/completion rows for SFT from the arithmetic train split; `detailed` of them digit by digit."""
+    rng = random.Random(f"coldstart:{seed}")
+    return [
+        {"id": p["id"], "prompt": p["prompt"], "completion": worked_completion(p, detailed=rng.random() < detailed), "answer": p["answer"]}
+        for p in make_problems(n, seed=seed, split="train", **settings)
+    ]
 
 
 def write_jsonl(rows: list[dict], path: str | Path) -> Path:

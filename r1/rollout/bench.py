@@ -22,7 +22,7 @@ import torch
 
 
 def bench_rollout(dtype: str = "float32", n_rows: int = 64, new_tokens: int = 128, repeats: int = 3, engine: str = "fast",
-                  threads: int | None = None) -> dict:
+                  threads: int | None = None, model_name: str = "smollm2-135m") -> dict:
     """Median new tokens/s of `repeats` forced-length rollouts; `threads` sets torch's thread count."""
     from r1.data import make_problems, prepare_prompts
     from r1.models import load_model
@@ -30,7 +30,7 @@ def bench_rollout(dtype: str = "float32", n_rows: int = 64, new_tokens: int = 12
 
     if threads is not None:
         torch.set_num_threads(threads)
-    model, tokenizer = load_model("smollm2-135m", dtype=dtype if engine == "hf" else "float32")
+    model, tokenizer = load_model(model_name, dtype=dtype if engine == "hf" else "float32")
     n_prompts = 8 if n_rows % 8 == 0 else 1
     prompts = [p["prompt_ids"] for p in prepare_prompts(make_problems(n_prompts, seed=0), tokenizer)]
     n = n_rows // n_prompts

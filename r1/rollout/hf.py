@@ -70,6 +70,7 @@ def generate(
     max_new_tokens: int = 256,
     seed: int | None = None,
     dtype: str = "float32",
+    ignore_eos: bool = False,
 ) -> Rollout:
     """Sample `n` completions for each prompt (token ids, unpadded). Rows are grouped by prompt.
 
@@ -94,6 +95,7 @@ def generate(
             top_p=top_p,
             top_k=0,  # sample from the full distribution (top-p aside), as the paper's settings mean
             max_new_tokens=max_new_tokens,
+            min_new_tokens=max_new_tokens if ignore_eos else 0,
             eos_token_id=stops,
             pad_token_id=pad,
         )

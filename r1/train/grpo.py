@@ -77,7 +77,7 @@ def weighted_total(values: dict[str, list[float | None]], weights: dict[str, flo
 
 def rollout_and_score(policy, tokenizer, examples: list[dict], cfg: Config, counters: dict) -> Batch:
     r = cfg.rollout
-    rollout = ENGINES[r.engine](policy, tokenizer, [e["prompt_ids"] for e in examples], n=r.samples_per_prompt, temperature=r.temperature, top_p=r.top_p, max_new_tokens=r.max_new_tokens, dtype=r.dtype)
+    rollout = ENGINES[r.engine](policy, tokenizer, [e["prompt_ids"] for e in examples], n=r.samples_per_prompt, temperature=r.temperature, top_p=r.top_p, max_new_tokens=r.max_new_tokens, dtype=r.dtype, ignore_eos=r.ignore_eos)
     rows = [e for e in examples for _ in range(r.samples_per_prompt)]
     t0 = time.perf_counter()
     scores = score_completions(rollout.texts, rows, list(cfg.rewards.weights))
@@ -232,17 +232,23 @@ def grpo_step(policy, reference, tokenizer, examples: list[dict], optimizer, sch
     return metrics, batch
 
 
+def load_policy(cfg: Config, resume_from: Path | None = None) -> tuple:
+    """(policy, reference or None, tokenizer); the frozen π_ref exists only when β > 0."""
+    policy, tokenizer = load_model(str(resume_from) if resume_from else cfg.model.name, dtype=cfg.model.dtype)
+    reference = None
+    if cfg.grpo.beta > 0:  # the initial policy (reloaded from the base model on resume)
+        reference = load_model(cfg.model.name, dtype=cfg.model.dtype)[0] if resume_from else copy.deepcopy(policy)
+        reference.requires_grad_(False).eval()
+    return policy, reference, tokenizer
+
+
 def train_grpo(cfg: Config) -> Path:
     """Run GRPO as configured; returns the run directory (checkpoints/final holds the result)."""
     run_dir = start_run(cfg, "grpo")
     configure_rewards(workers=cfg.rewards.workers, timeout_s=cfg.rewards.timeout_s)
     resume_from = ckpt.latest_checkpoint(run_dir) if cfg.run.resume else None
-    policy, tokenizer = load_model(str(resume_from) if resume_from else cfg.model.name, dtype=cfg.model.dtype)
+    policy, reference, tokenizer = load_policy(cfg, resume_from)
     examples = load_prompt_dataset(cfg.data, tokenizer)
-    reference = None
-    if cfg.grpo.beta > 0:  # frozen π_ref: the initial policy (reloaded from the base model on resume)
-        reference = load_model(cfg.model.name, dtype=cfg.model.dtype)[0] if resume_from else copy.deepcopy(policy)
-        reference.requires_grad_(False).eval()
     reset_ref = reference if cfg.grpo.ref_reset_steps else None  # only a reset reference differs from the base model
     optimizer, scheduler = build_optimizer(policy, cfg.optim, total_steps=cfg.train.steps * cfg.grpo.ppo_epochs)
     sampler = IndexSampler(len(examples), cfg.run.seed)

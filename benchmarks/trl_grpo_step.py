@@ -1,0 +1,105 @@
+"""The standard GRPO step of `r1 bench grpo-step`, run in TRL's GRPOTrainer, for comparison.
+
+Same work as r1/train/bench.py: the bundled SmolLM2-135M (the plain safetensors folder r1
+converts once), the same 4 arithmetic prompts × 8 samples per step, rendered with r1's r1-zero
+chat template, exactly 128 new tokens (`min_new_tokens`), β = 0.04, μ = 1, r1's accuracy and
+format rewards. TRL's own defaults otherwise (gradient checkpointing on), in float32 unless
+`--bf16`. Needs `pip install trl` (tested with 1.16.0) in an environment that also has `r1`.
+
+Prints one line per optimizer step and, last, the same SUMMARY line as `r1 bench grpo-step`
+(gen_s is TRL's generate call; score_s its reward computation; train_s the rest of the step).
+
+    python benchmarks/trl_grpo_step.py --steps 6 --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import tempfile
+import time
+
+import torch
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--threads", type=int)
+    parser.add_argument("--bf16", action="store_true", help="TRL's bf16 (autocast) instead of float32")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    from r1.config import load_config
+    from r1.models import resolve
+    from r1.rewards import REWARDS
+    from r1.train.bench import STANDARD
+    from r1.train.run import load_prompt_dataset
+
+    cfg = load_config(None, STANDARD)
+    path = resolve(cfg.model.name)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    rows = load_prompt_dataset(cfg.data, tokenizer)
+    data = Dataset.from_list([{"prompt": r["prompt_text"], "answer": r["answer"]} for r in rows])
+
+    def reward(name):
+        def fn(completions, answer, **_):
+            return [REWARDS[name](c, {"answer": a}) or 0.0 for c, a in zip(completions, answer)]
+        fn.__name__ = name
+        return fn
+
+    r = cfg.rollout
+    config = GRPOConfig(
+        output_dir=tempfile.mkdtemp(prefix="trl-bench-"), max_steps=args.steps, per_device_train_batch_size=16,
+        gradient_accumulation_steps=2, num_generations=r.samples_per_prompt, max_completion_length=r.max_new_tokens,
+        generation_kwargs={"min_new_tokens": r.max_new_tokens}, temperature=r.temperature, beta=cfg.grpo.beta,
+        num_iterations=1, learning_rate=cfg.optim.lr, bf16=args.bf16, use_cpu=True, logging_steps=1,
+        save_strategy="no", report_to=[], seed=0, dataloader_num_workers=0,
+    )
+    trainer = GRPOTrainer(model=model, args=config, train_dataset=data, processing_class=tokenizer,
+                          reward_funcs=[reward("accuracy"), reward("format")])
+    phases = {"generate": 0.0, "score": 0.0}
+
+    def timed(name, fn):
+        def wrapper(*a, **k):
+            t0 = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                phases[name] += time.perf_counter() - t0
+        return wrapper
+
+    trainer._generate = timed("generate", trainer._generate)
+    trainer._calculate_rewards = timed("score", trainer._calculate_rewards)
+    steps = []
+
+    class Timer(TrainerCallback):
+        def on_step_begin(self, *_, **__):
+            phases.update(generate=0.0, score=0.0, start=time.perf_counter())
+
+        def on_step_end(self, *_, **__):
+            total = time.perf_counter() - phases["start"]
+            row = {"step": total, "generate": phases["generate"], "score": phases["score"],
+                   "train": total - phases["generate"] - phases["score"]}
+            row["gen_tok_s"] = r.prompts_per_step * r.samples_per_prompt * r.max_new_tokens / max(row["generate"], 1e-9)
+            steps.append(row)
+            print(f"step {len(steps)}: " + " ".join(f"{k}={v:.2f}" for k, v in row.items()), flush=True)
+
+    trainer.add_callback(Timer())
+    trainer.train()
+    timed_steps = steps[1:6] or steps
+    m = {k: statistics.median(s[k] for s in timed_steps) for k in steps[0]}
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"SUMMARY step_s={m['step']:.2f} gen_s={m['generate']:.2f} score_s={m['score']:.3f} train_s={m['train']:.2f} "
+          f"gen_tok_s={m['gen_tok_s']:.1f} peak_rss_mib={rss:.0f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
