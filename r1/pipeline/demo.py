@@ -68,7 +68,9 @@ def heldout_eval(model_path: str, examples: list[dict], cfg: Config, out: Path) 
         model, tokenizer, examples, k=e.k, temperature=e.temperature, top_p=e.top_p, max_new_tokens=e.max_new_tokens, seed=cfg.run.seed,
         template=d.template, form=d.template_form, prefill_think=d.prefill_think, generate_fn=engine,
     )
-    result.save(out, model=model_path, benchmark=f"arithmetic-test-seed{HELDOUT_SEED}")
+    settings = {"k": e.k, "temperature": e.temperature, "top_p": e.top_p, "max_new_tokens": e.max_new_tokens, "seed": cfg.run.seed,
+                "template": d.template, "form": d.template_form, "engine": cfg.rollout.engine, "dtype": cfg.rollout.dtype}
+    result.save(out, model=model_path, benchmark=f"arithmetic-test-seed{HELDOUT_SEED}", settings=settings)
     m = result.metrics
     return {"accuracy": m["pass@1"]["mean"], "accuracy_ci": [m["pass@1"]["low"], m["pass@1"]["high"]], "format": m["format"]["mean"], "mean_length": m["mean_length"]}
 
