@@ -11,10 +11,10 @@ TINY = ["sft.batch_size=4", "sft.max_length=256", "train.steps=1", "rollout.prom
 
 
 def test_demo_runs_every_stage_and_writes_summary(tiny_model_dir, tmp_path, monkeypatch):
-    import r1.pipeline.demo as demo
+    import r1.eval.harness as harness
 
-    templates, real = [], demo.evaluate
-    monkeypatch.setattr(demo, "evaluate", lambda *a, **k: templates.append(k["template"]) or real(*a, **k))
+    templates, real = [], harness.evaluate
+    monkeypatch.setattr(harness, "evaluate", lambda *a, **k: templates.append(k["template"]) or real(*a, **k))
     out = tmp_path / "demo"
     assert main(["demo", "--output-dir", str(out), "--coldstart-examples", "8", f"model.name={tiny_model_dir}", *TINY]) == 0
     summary = json.loads((out / "summary.json").read_text())

@@ -13,9 +13,9 @@ arithmetic problem whose reasoning is its own computation, one step per line:
     <answer>79</answer>
 
 With `detailed` > 0 that fraction of examples works each step out digit by digit instead
-(`43 + 85: 40 + 80 = 120, 3 + 5 = 8, 120 + 8 = 128`): slower, but a small model gets it right
-more often. A cold start that shows both styles, the careful one rarely, leaves RL a strategy to
-discover: the demo's GRPO stage learns to prefer it, and to think longer (README).
+(`43 + 85: 40 + 80 = 120, 3 + 5 = 8, 120 + 8 = 128`), each sub-step a one-digit fact. The idea:
+a cold start showing both styles leaves RL a more careful strategy to discover. Measured, it did
+not take at the demo's scale (docs/demo.md), so the demo does not use it.
 
 The problems come from the `train` split (r1/data/arithmetic.py), so the held-out `test` split
 the demo evaluates on is never seen.

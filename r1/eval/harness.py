@@ -219,6 +219,23 @@ def versions() -> dict[str, str | None]:
     return found
 
 
+def config_settings(cfg) -> dict:
+    """The evaluation settings of a run config (`r1.config.Config`): its `eval` sampling, and the
+    prompts (`data.template`, form, think prefill) and rollout engine its model was trained with."""
+    e, d, r = cfg.eval, cfg.data, cfg.rollout
+    return {"k": e.k, "temperature": e.temperature, "top_p": e.top_p, "max_new_tokens": e.max_new_tokens, "seed": cfg.run.seed,
+            "template": d.template, "form": d.template_form, "prefill_think": d.prefill_think, "engine": r.engine, "dtype": r.dtype}
+
+
+def evaluate_with_config(model, tokenizer, examples: list[dict], cfg, *, progress: bool = True) -> EvalResult:
+    """`evaluate` with `config_settings(cfg)`: what the trainer and the demo evaluate with."""
+    from r1.rollout import ENGINES
+
+    settings = config_settings(cfg)
+    generate_fn = functools.partial(ENGINES[settings.pop("engine")], dtype=settings.pop("dtype"))
+    return evaluate(model, tokenizer, examples, **settings, progress=progress, generate_fn=generate_fn)
+
+
 def run_eval(
     model_name: str,
     benchmark: str,

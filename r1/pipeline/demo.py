@@ -19,7 +19,6 @@ allows, adds only noise-sized gains so far (README, and docs/demo.md for what wa
 
 from __future__ import annotations
 
-import functools
 import json
 import time
 from pathlib import Path
@@ -29,9 +28,8 @@ from rich.table import Table
 from r1.config import Config, load_config
 from r1.data import load_examples
 from r1.data.coldstart import arithmetic_worked_examples, write_jsonl
-from r1.eval.harness import evaluate
+from r1.eval.harness import config_settings, evaluate_with_config
 from r1.models import load_model
-from r1.rollout import ENGINES
 from r1.train.grpo import train_grpo
 from r1.train.run import console, prepare_run_dir
 from r1.train.sft import train_sft
@@ -61,16 +59,8 @@ def stage_config(overrides: list[str], output_dir: Path, stage_defaults: list[st
 
 def heldout_eval(model_path: str, examples: list[dict], cfg: Config, out: Path) -> dict:
     model, tokenizer = load_model(model_path, dtype=cfg.model.dtype)
-    e = cfg.eval
-    engine = functools.partial(ENGINES[cfg.rollout.engine], dtype=cfg.rollout.dtype)
-    d = cfg.data  # the prompts the model was trained on
-    result = evaluate(
-        model, tokenizer, examples, k=e.k, temperature=e.temperature, top_p=e.top_p, max_new_tokens=e.max_new_tokens, seed=cfg.run.seed,
-        template=d.template, form=d.template_form, prefill_think=d.prefill_think, generate_fn=engine,
-    )
-    settings = {"k": e.k, "temperature": e.temperature, "top_p": e.top_p, "max_new_tokens": e.max_new_tokens, "seed": cfg.run.seed,
-                "template": d.template, "form": d.template_form, "engine": cfg.rollout.engine, "dtype": cfg.rollout.dtype}
-    result.save(out, model=model_path, benchmark=f"arithmetic-test-seed{HELDOUT_SEED}", settings=settings)
+    result = evaluate_with_config(model, tokenizer, examples, cfg)
+    result.save(out, model=model_path, benchmark=f"arithmetic-test-seed{HELDOUT_SEED}", settings=config_settings(cfg))
     m = result.metrics
     return {"accuracy": m["pass@1"]["mean"], "accuracy_ci": [m["pass@1"]["low"], m["pass@1"]["high"]], "format": m["format"]["mean"], "mean_length": m["mean_length"]}
 

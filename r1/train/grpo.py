@@ -292,17 +292,10 @@ def load_eval_subset(cfg: Config, tokenizer) -> list[dict]:
 
 def periodic_eval(policy, tokenizer, examples: list[dict], cfg: Config) -> dict:
     """pass@1 and format compliance on the fixed subset, with the paper's sampling settings."""
-    import functools
+    from r1.eval.harness import evaluate_with_config
 
-    from r1.eval.harness import evaluate
-
-    e, r = cfg.eval, cfg.rollout
-    result = evaluate(
-        policy, tokenizer, examples, k=e.k, temperature=e.temperature, top_p=e.top_p, max_new_tokens=e.max_new_tokens,
-        seed=cfg.run.seed, template=cfg.data.template, form=cfg.data.template_form, progress=False,
-        generate_fn=functools.partial(ENGINES[r.engine], dtype=r.dtype),
-    )
-    return {"eval/pass@1": result.metrics["pass@1"]["mean"], "eval/format": result.metrics["format"]["mean"], "eval/mean_length": result.metrics["mean_length"]}
+    m = evaluate_with_config(policy, tokenizer, examples, cfg, progress=False).metrics
+    return {"eval/pass@1": m["pass@1"]["mean"], "eval/format": m["format"]["mean"], "eval/mean_length": m["mean_length"]}
 
 
 def sample_rows(batch: Batch) -> list[dict]:
