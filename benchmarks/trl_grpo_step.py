@@ -16,57 +16,53 @@ Prints one line per optimizer step and, last, the same SUMMARY line as `r1 bench
 from __future__ import annotations
 
 import argparse
-import resource
-import statistics
 import tempfile
 import time
 
 import torch
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=6)
-    parser.add_argument("--threads", type=int)
-    parser.add_argument("--bf16", action="store_true", help="TRL's bf16 (autocast) instead of float32")
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+def r1_reward(name: str):
+    """r1's reward `name` as a TRL reward function (the dataset's `answer` column is the reference)."""
+    from r1.rewards import REWARDS
 
+    def fn(completions, answer, **_):
+        return [REWARDS[name](c, {"answer": a}) or 0.0 for c, a in zip(completions, answer)]
+
+    fn.__name__ = name
+    return fn
+
+
+def build_trainer(cfg, steps: int, bf16: bool):
+    """A GRPOTrainer on the standard work `cfg` (r1/train/bench.py STANDARD), TRL defaults otherwise."""
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer
 
-    from r1.config import load_config
     from r1.models import resolve
-    from r1.rewards import REWARDS
-    from r1.train.bench import STANDARD
     from r1.train.run import load_prompt_dataset
 
-    cfg = load_config(None, STANDARD)
     path = resolve(cfg.model.name)
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-    rows = load_prompt_dataset(cfg.data, tokenizer)
-    data = Dataset.from_list([{"prompt": r["prompt_text"], "answer": r["answer"]} for r in rows])
-
-    def reward(name):
-        def fn(completions, answer, **_):
-            return [REWARDS[name](c, {"answer": a}) or 0.0 for c, a in zip(completions, answer)]
-        fn.__name__ = name
-        return fn
-
+    data = Dataset.from_list([{"prompt": r["prompt_text"], "answer": r["answer"]} for r in load_prompt_dataset(cfg.data, tokenizer)])
     r = cfg.rollout
     config = GRPOConfig(
-        output_dir=tempfile.mkdtemp(prefix="trl-bench-"), max_steps=args.steps, per_device_train_batch_size=16,
+        output_dir=tempfile.mkdtemp(prefix="trl-bench-"), max_steps=steps, per_device_train_batch_size=16,
         gradient_accumulation_steps=2, num_generations=r.samples_per_prompt, max_completion_length=r.max_new_tokens,
         generation_kwargs={"min_new_tokens": r.max_new_tokens}, temperature=r.temperature, beta=cfg.grpo.beta,
-        num_iterations=1, learning_rate=cfg.optim.lr, bf16=args.bf16, use_cpu=True, logging_steps=1,
+        num_iterations=1, learning_rate=cfg.optim.lr, bf16=bf16, use_cpu=True, logging_steps=1,
         save_strategy="no", report_to=[], seed=0, dataloader_num_workers=0,
     )
-    trainer = GRPOTrainer(model=model, args=config, train_dataset=data, processing_class=tokenizer,
-                          reward_funcs=[reward("accuracy"), reward("format")])
-    phases = {"generate": 0.0, "score": 0.0}
+    return GRPOTrainer(model=model, args=config, train_dataset=data, processing_class=tokenizer,
+                       reward_funcs=[r1_reward("accuracy"), r1_reward("format")])
+
+
+def time_steps(trainer, tokens_per_step: int) -> list[dict]:
+    """Wrap the trainer's generate and reward calls with timers; one row per optimizer step, printed as it ends."""
+    from transformers import TrainerCallback
+
+    phases, steps = {"generate": 0.0, "score": 0.0}, []
 
     def timed(name, fn):
         def wrapper(*a, **k):
@@ -79,7 +75,6 @@ def main() -> None:
 
     trainer._generate = timed("generate", trainer._generate)
     trainer._calculate_rewards = timed("score", trainer._calculate_rewards)
-    steps = []
 
     class Timer(TrainerCallback):
         def on_step_begin(self, *_, **__):
@@ -89,17 +84,32 @@ def main() -> None:
             total = time.perf_counter() - phases["start"]
             row = {"step": total, "generate": phases["generate"], "score": phases["score"],
                    "train": total - phases["generate"] - phases["score"]}
-            row["gen_tok_s"] = r.prompts_per_step * r.samples_per_prompt * r.max_new_tokens / max(row["generate"], 1e-9)
+            row["gen_tok_s"] = tokens_per_step / max(row["generate"], 1e-9)
             steps.append(row)
             print(f"step {len(steps)}: " + " ".join(f"{k}={v:.2f}" for k, v in row.items()), flush=True)
 
     trainer.add_callback(Timer())
+    return steps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--threads", type=int)
+    parser.add_argument("--bf16", action="store_true", help="TRL's bf16 (autocast) instead of float32")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    from r1.config import load_config
+    from r1.train.bench import STANDARD, summarize
+
+    cfg = load_config(None, STANDARD)
+    r = cfg.rollout
+    trainer = build_trainer(cfg, args.steps, args.bf16)
+    steps = time_steps(trainer, r.prompts_per_step * r.samples_per_prompt * r.max_new_tokens)
     trainer.train()
-    timed_steps = steps[1:6] or steps
-    m = {k: statistics.median(s[k] for s in timed_steps) for k in steps[0]}
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"SUMMARY step_s={m['step']:.2f} gen_s={m['generate']:.2f} score_s={m['score']:.3f} train_s={m['train']:.2f} "
-          f"gen_tok_s={m['gen_tok_s']:.1f} peak_rss_mib={rss:.0f}", flush=True)
+    summarize(steps)
 
 
 if __name__ == "__main__":

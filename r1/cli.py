@@ -213,6 +213,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(p)
     p.set_defaults(func=cmd_config)
 
+    _add_bench_parser(sub)
+    return parser
+
+
+def _add_bench_parser(sub) -> None:
+    """`r1 bench grpo-step | rollout | rewards`."""
     p = sub.add_parser("bench", help="benchmarks: GRPO step time, rollout throughput, reward correctness and speed", description="Benchmarks; each prints its figures and ends with a machine-readable SUMMARY line (see docs/perf.md).")
     bench = p.add_subparsers(title="benchmarks", dest="what", metavar="WHAT", required=True)
     b = bench.add_parser("grpo-step", help="time GRPO steps on the standard work (SmolLM2-135M, 4 prompts × 8 samples × 128 tokens, β 0.04, μ 1)")
@@ -231,7 +237,6 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("mode", choices=["reference", "throughput"])
     b.add_argument("--n", type=int, default=10000, help="completions for the throughput benchmark")
     p.set_defaults(func=cmd_bench)
-    return parser
 
 
 def _user_errors() -> tuple[type[Exception], ...]:

@@ -64,11 +64,14 @@ def bench_grpo_step(dtype: str = "bfloat16", steps: int = 6, threads: int | None
         row["gen_tok_s"] = float(batch.lengths.sum()) / row["generate"]
         rows.append(row)
         print(f"step {step}: " + " ".join(f"{k}={v:.2f}" for k, v in row.items()) + f" reward={metrics['reward/mean']:.3f} rss_mib={rss_mib():.0f}", flush=True)
+    return {"dtype": dtype, "threads": torch.get_num_threads(), **summarize(rows)}
+
+
+def summarize(rows: list[dict]) -> dict:
+    """Median of steps 2–6 (step 1 warms up) and peak memory; prints the SUMMARY line."""
     timed = rows[1:6] or rows
-    median = {key: statistics.median(r[key] for r in timed) for key in rows[0]}
-    result = {"dtype": dtype, "threads": torch.get_num_threads(), "steps": rows, "median": median,
-              "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
-    m = median
+    m = {key: statistics.median(r[key] for r in timed) for key in rows[0]}
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"SUMMARY step_s={m['step']:.2f} gen_s={m['generate']:.2f} score_s={m['score']:.3f} train_s={m['train']:.2f} "
-          f"gen_tok_s={m['gen_tok_s']:.1f} peak_rss_mib={result['peak_rss_mib']:.0f}", flush=True)
-    return result
+          f"gen_tok_s={m['gen_tok_s']:.1f} peak_rss_mib={peak:.0f}", flush=True)
+    return {"steps": rows, "median": m, "peak_rss_mib": peak}
