@@ -134,6 +134,34 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_sample(args) -> int:
+    from r1.config import load_config
+    from r1.pipeline.sample import run_sample
+
+    flags = {"model.name": args.model, "data.source": args.prompts, "data.limit": args.limit, "sample.k": args.k,
+             "sample.max_per_prompt": args.max_per_prompt, "sample.judge": args.judge, "run.output_dir": args.output_dir}
+    run_sample(load_config(args.config, [f"{k}={v}" for k, v in flags.items() if v is not None] + list(args.overrides)))
+    return 0
+
+
+def cmd_coldstart(args) -> int:
+    import json
+
+    from r1.data.coldstart import GENERATORS, write_jsonl
+
+    if args.how == "generate":
+        path = write_jsonl(GENERATORS[args.task](args.n, seed=args.seed), args.output)
+        print(f"wrote {args.n} worked {args.task} examples to {path}")
+        return 0
+    from r1.config import load_config
+    from r1.data.coldstart_convert import coldstart_from_samples
+
+    report = coldstart_from_samples(args.input, args.output, load_config(args.config, args.overrides), prompts=args.prompts)
+    print(f"kept {report['kept']} of {report['candidates']} completions → {report['output']}")
+    print(f"rejected: {json.dumps(report['rejected'])}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="r1", description="The DeepSeek-R1 training system: GRPO with verifiable rewards, the R1 pipeline, evaluation.", epilog=EPILOG)
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
@@ -214,6 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_config)
 
     _add_bench_parser(sub)
+    _add_data_parsers(sub)
     return parser
 
 
@@ -237,6 +266,36 @@ def _add_bench_parser(sub) -> None:
     b.add_argument("mode", choices=["reference", "throughput"])
     b.add_argument("--n", type=int, default=10000, help="completions for the throughput benchmark")
     p.set_defaults(func=cmd_bench)
+
+
+def _add_data_parsers(sub) -> None:
+    """`r1 sample` (rejection sampling) and `r1 coldstart generate | convert` (cold-start data)."""
+    from r1.data.coldstart import GENERATORS
+
+    p = sub.add_parser("sample", help="rejection sampling (R1 stage 3): keep a model's correct, readable completions as SFT data", description="Draw sample.k completions per prompt, keep those that are correct (accuracy reward, or the generative judge for prompts without a reference) and readable (sample.filters), at most sample.max_per_prompt per prompt, no duplicates. Writes sft.jsonl (for `r1 sft`), report.json and report.md into the run directory; rerunning in the same directory resumes an interrupted run. Sampling settings: rollout.*; filter thresholds: sample.*.")
+    _add_config_args(p)
+    p.add_argument("--model", help="policy to sample from (model.name)")
+    p.add_argument("--prompts", help="prompt set (data.source): gsm8k-train, math500, arithmetic, a .jsonl file (rows may lack an answer) or a hub id")
+    p.add_argument("--limit", type=int, help="first N prompts only (data.limit)")
+    p.add_argument("--k", type=int, help="completions per prompt (sample.k, default 4)")
+    p.add_argument("--max-per-prompt", type=int, help="completions kept per prompt (sample.max_per_prompt, default 2)")
+    p.add_argument("--judge", help="model judging answers rules cannot check (sample.judge); without one they are rejected")
+    p.add_argument("--output-dir", help="run directory (run.output_dir, default runs/sample-<time>); reuse it to resume")
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("coldstart", help="cold-start SFT data (R1 stage 1): worked examples by program, or cleaned-up model outputs", description="Build cold-start SFT data in the R1 format (<think>reasoning</think><answer>…</answer>): `generate` writes worked examples by program; `convert` rewrites R1-Zero samples (samples.jsonl of r1 grpo / r1 eval) or a teacher's outputs and keeps the correct, readable ones.")
+    how = p.add_subparsers(title="ways", dest="how", metavar="HOW", required=True)
+    g = how.add_parser("generate", help="worked examples written by program (no model needed)")
+    g.add_argument("--task", choices=list(GENERATORS), default="word-problems", help="arithmetic chains or GSM8K-style multi-step word problems (default)")
+    g.add_argument("--n", type=int, default=500, help="examples (default 500)")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--output", required=True, help="JSONL file of {prompt, completion, answer} rows for `r1 sft`")
+    c = how.add_parser("convert", help="R1-Zero samples or teacher outputs → readable R1-format SFT data", description="Rewrite completions as <think>reasoning</think><answer>answer</answer>, keep those the accuracy and format rewards accept and sample.filters pass, at most sample.max_per_prompt per prompt; writes OUTPUT and OUTPUT's .report.json.")
+    _add_config_args(c)
+    c.add_argument("--input", action="append", required=True, metavar="FILE", help="samples.jsonl of r1 grpo / r1 eval, or teacher JSONL ({question|prompt, completion|response, answer}); repeatable")
+    c.add_argument("--output", required=True, help="JSONL file of {prompt, completion, answer} rows for `r1 sft`")
+    c.add_argument("--prompts", help="dataset naming the prompts of r1 grpo samples (default: the config.yaml next to the samples)")
+    p.set_defaults(func=cmd_coldstart)
 
 
 def _user_errors() -> tuple[type[Exception], ...]:

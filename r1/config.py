@@ -151,6 +151,34 @@ class EvalConfig:
     every_steps: int = 0  # GRPO: evaluate on the first `limit` (default 32) problems of `benchmark` every N steps; 0 = never
 
 
+FilterName = Literal["language", "paragraphs", "repetition", "code", "length"]  # r1/data/filters.py FILTERS
+
+
+@dataclass
+class SampleConfig:
+    """Rejection sampling (`r1 sample`, R1 stage 3) and the readability filters `r1 coldstart` shares.
+
+    Sampling itself uses `rollout.temperature/top_p/max_new_tokens/engine/dtype`.
+    """
+
+    k: int = 4  # completions drawn per prompt
+    max_per_prompt: int = 2  # completions kept per prompt, after deduplication
+    batch_size: int = 64  # rows (prompts × samples) generated together
+    chunk_prompts: int = 32  # prompts per chunk: the unit of work a resumed run does not redo
+    require_format: bool = True  # keep only completions the format reward accepts
+    filters: list[FilterName] = field(default_factory=lambda: ["language", "paragraphs", "repetition", "code", "length"])
+    min_language: float = 0.95  # language-consistency reward below this → rejected
+    max_paragraph_chars: int = 2000  # longest line
+    repetition_ngram: int = 4  # word n-grams for the repetition filter
+    max_repetition: float = 0.3  # share of repeated n-grams above this → rejected
+    length_unit: Literal["chars", "tokens"] = "tokens"  # what min/max_length count (tokens of the policy's tokenizer)
+    min_length: int = 0  # the length filter: completions shorter than this → rejected
+    max_length: int | None = None  # None = no upper bound
+    judge: str | None = None  # model judging answers rules cannot check (no reference); None = reject them
+    judge_max_new_tokens: int = 16  # the verdict line only
+    judge_temperature: float = 0.0  # 0 = greedy (needs the fast engine: Llama/Qwen2 models)
+
+
 @dataclass
 class RunConfig:
     output_dir: str | None = None  # default: runs/<command>-<timestamp>
@@ -170,6 +198,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
+    sample: SampleConfig = field(default_factory=SampleConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
 
@@ -390,6 +419,19 @@ def check(cfg: Config) -> None:
         ("grpo.dynamic_sampling_rounds", cfg.grpo.dynamic_sampling_rounds >= 0, "must be ≥ 0"),
         ("sft.epochs", cfg.sft.epochs >= 1, "must be ≥ 1"),
         ("sft.batch_size", cfg.sft.batch_size >= 1, "must be ≥ 1"),
+        ("sample.k", cfg.sample.k >= 1, "must be ≥ 1"),
+        ("sample.max_per_prompt", cfg.sample.max_per_prompt >= 1, "must be ≥ 1"),
+        ("sample.batch_size", cfg.sample.batch_size >= 1, "must be ≥ 1"),
+        ("sample.chunk_prompts", cfg.sample.chunk_prompts >= 1, "must be ≥ 1"),
+        ("sample.min_language", 0 <= cfg.sample.min_language <= 1, "must be in [0, 1]"),
+        ("sample.max_paragraph_chars", cfg.sample.max_paragraph_chars >= 1, "must be ≥ 1"),
+        ("sample.repetition_ngram", cfg.sample.repetition_ngram >= 1, "must be ≥ 1"),
+        ("sample.max_repetition", 0 <= cfg.sample.max_repetition <= 1, "must be in [0, 1]"),
+        ("sample.min_length", cfg.sample.min_length >= 0, "must be ≥ 0"),
+        ("sample.max_length", cfg.sample.max_length is None or cfg.sample.max_length >= max(cfg.sample.min_length, 1),
+         "must be ≥ max(sample.min_length, 1) (or null for no bound)"),
+        ("sample.judge_max_new_tokens", cfg.sample.judge_max_new_tokens >= 1, "must be ≥ 1"),
+        ("sample.judge_temperature", cfg.sample.judge_temperature >= 0, "must be ≥ 0 (0 = greedy)"),
     ]
     for key, ok, message in rules:
         if not ok:

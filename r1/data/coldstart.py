@@ -18,7 +18,9 @@ a cold start showing both styles leaves RL a more careful strategy to discover. 
 not take at the demo's scale (docs/demo.md), so the demo does not use it.
 
 The problems come from the `train` split (r1/data/arithmetic.py), so the held-out `test` split
-the demo evaluates on is never seen.
+the demo evaluates on is never seen. `GENERATORS` names this task and the GSM8K-style word
+problems of r1/data/coldstart_words.py for `r1 coldstart generate`; turning model outputs into
+cold-start data is r1/data/coldstart_convert.py.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import random
 from pathlib import Path
 
 from r1.data.arithmetic import make_problems
+from r1.data.coldstart_words import word_problem_worked_examples
 
 
 def worked_completion(problem: dict, *, detailed: bool = False) -> str:
@@ -71,3 +74,6 @@ def write_jsonl(rows: list[dict], path: str | Path) -> Path:
         for row in rows:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
     return path
+
+
+GENERATORS = {"arithmetic": arithmetic_worked_examples, "word-problems": word_problem_worked_examples}  # task → (n, *, seed) → SFT rows
