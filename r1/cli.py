@@ -162,6 +162,16 @@ def cmd_coldstart(args) -> int:
     return 0
 
 
+def cmd_distill(args) -> int:
+    from r1.config import load_config
+    from r1.pipeline.distill import run_distill
+
+    flags = {"data.source": args.prompts, "data.limit": args.limit, "run.output_dir": args.output_dir}
+    cfg = load_config(args.config, [f"{k}={v}" for k, v in flags.items() if v is not None] + list(args.overrides))
+    run_distill(cfg, teacher=args.teacher, student=args.student)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="r1", description="The DeepSeek-R1 training system: GRPO with verifiable rewards, the R1 pipeline, evaluation.", epilog=EPILOG)
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
@@ -269,7 +279,7 @@ def _add_bench_parser(sub) -> None:
 
 
 def _add_data_parsers(sub) -> None:
-    """`r1 sample` (rejection sampling) and `r1 coldstart generate | convert` (cold-start data)."""
+    """`r1 sample` (rejection sampling), `r1 coldstart generate | convert` (cold-start data) and `r1 distill`."""
     from r1.data.coldstart import GENERATORS
 
     p = sub.add_parser("sample", help="rejection sampling (R1 stage 3): keep a model's correct, readable completions as SFT data", description="Draw sample.k completions per prompt, keep those that are correct (accuracy reward, or the generative judge for prompts without a reference) and readable (sample.filters), at most sample.max_per_prompt per prompt, no duplicates. Writes sft.jsonl (for `r1 sft`), report.json and report.md into the run directory; rerunning in the same directory resumes an interrupted run. Sampling settings: rollout.*; filter thresholds: sample.*.")
@@ -296,6 +306,15 @@ def _add_data_parsers(sub) -> None:
     c.add_argument("--output", required=True, help="JSONL file of {prompt, completion, answer} rows for `r1 sft`")
     c.add_argument("--prompts", help="dataset naming the prompts of r1 grpo samples (default: the config.yaml next to the samples)")
     p.set_defaults(func=cmd_coldstart)
+
+    p = sub.add_parser("distill", help="distillation: a teacher's rejection-sampled reasoning → SFT of a student, one resumable command", description="Rejection-sample the teacher on the prompts (as `r1 sample`, into RUN/sample/), then SFT the student on the kept completions with the same data.template (as `r1 sft`, into RUN/sft/; the result is RUN/sft/checkpoints/final). RUN/distill.json records each part's status, counts and wall time. Rerunning the same command in the same directory skips finished parts and resumes an interrupted one. Settings: rollout.* and sample.* for sampling, sft.*, optim.* and train.* for the SFT.")
+    _add_config_args(p)
+    p.add_argument("--teacher", required=True, help="model to sample from: alias, HF folder, r1 checkpoint, .gguf file or hub id")
+    p.add_argument("--student", required=True, help="model to fine-tune (may be the teacher's path; the result is a new checkpoint)")
+    p.add_argument("--prompts", required=True, help="prompt set (data.source): gsm8k-train, math500, arithmetic, a .jsonl file or a hub id")
+    p.add_argument("--limit", type=int, help="first N prompts only (data.limit)")
+    p.add_argument("--output-dir", help="run directory (run.output_dir, default runs/distill-<time>); reuse it to resume")
+    p.set_defaults(func=cmd_distill)
 
 
 def _user_errors() -> tuple[type[Exception], ...]:

@@ -175,16 +175,21 @@ def append_line(path: Path, record: dict) -> None:
         os.fsync(handle.fileno())
 
 
+def changed_settings(saved_path: Path, cfg: Config, ignore: tuple[str, ...] = UNCOMPARED) -> list[str]:
+    """The dotted keys whose value in `cfg` differs from the saved config.yaml (`run.<ignore>` aside)."""
+    saved, current = yaml.safe_load(saved_path.read_text(encoding="utf-8")) or {}, yaml.safe_load(yaml.safe_dump(to_dict(cfg)))
+    for settings in (saved, current):
+        for key in ignore:
+            settings.get("run", {}).pop(key, None)
+    return sorted(f"{section}.{key}" for section in current for key in current[section] if saved.get(section, {}).get(key) != current[section][key])
+
+
 def check_same_config(out: Path, cfg: Config) -> None:
     """A resumed run must be the same run: its saved config.yaml equals this one (bar UNCOMPARED)."""
     saved_path = out / "config.yaml"
     if not (out / "progress.jsonl").is_file() or not saved_path.is_file():
         return
-    saved, current = yaml.safe_load(saved_path.read_text(encoding="utf-8")) or {}, yaml.safe_load(yaml.safe_dump(to_dict(cfg)))
-    for settings in (saved, current):
-        for key in UNCOMPARED:
-            settings.get("run", {}).pop(key, None)
-    changed = sorted(f"{section}.{key}" for section in current for key in current[section] if saved.get(section, {}).get(key) != current[section][key])
+    changed = changed_settings(saved_path, cfg)
     if changed:
         raise ConfigError(f"{out} holds an unfinished `r1 sample` run with other settings ({', '.join(changed)}); "
                           "rerun with the same settings to resume it, or choose another run.output_dir")
