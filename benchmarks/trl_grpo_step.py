@@ -97,7 +97,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--threads", type=int)
     parser.add_argument("--bf16", action="store_true", help="TRL's bf16 (autocast) instead of float32")
+    parser.add_argument("--default-malloc", action="store_true", help="keep glibc's default malloc settings (r1 tunes them: r1/allocator.py)")
     args = parser.parse_args()
+    if not args.default_malloc:  # the same allocator settings r1 runs with, so the comparison is of the code
+        from r1 import allocator
+
+        print(f"malloc tuned: {allocator.tune()}")
     if args.threads:
         torch.set_num_threads(args.threads)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from r1 import allocator
 from r1.data.templates import TEMPLATES
 
 EPILOG = "Run `r1 COMMAND --help` for a command's options. Docs: README.md and docs/."
@@ -333,6 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     if not hasattr(args, "func"):
         parser.print_help()
         return 0
+    allocator.tune()
     try:
         return args.func(args)
     except _user_errors() as err:

@@ -130,6 +130,7 @@ class TrainConfig:
     save_every: int = 50
     sample_every: int = 10  # write completions with their rewards to samples.jsonl
     keep_checkpoints: int = 2  # most recent step checkpoints kept (the final one always is)
+    max_time_s: float | None = None  # GRPO: stop after the step that crosses this wall time (a compute budget); None = run all steps
 
 
 @dataclass
@@ -417,6 +418,7 @@ def check(cfg: Config) -> None:
         ("eval.k", cfg.eval.k >= 1, "must be ≥ 1"),
         ("train.keep_checkpoints", cfg.train.keep_checkpoints >= 1, "must be ≥ 1"),
         ("grpo.dynamic_sampling_rounds", cfg.grpo.dynamic_sampling_rounds >= 0, "must be ≥ 0"),
+        ("train.max_time_s", cfg.train.max_time_s is None or cfg.train.max_time_s > 0, "must be > 0 seconds (or null for no limit)"),
         ("sft.epochs", cfg.sft.epochs >= 1, "must be ≥ 1"),
         ("sft.batch_size", cfg.sft.batch_size >= 1, "must be ≥ 1"),
         ("sample.k", cfg.sample.k >= 1, "must be ≥ 1"),

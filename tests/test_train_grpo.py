@@ -141,6 +141,38 @@ def test_update_is_the_same_for_every_micro_batch_size(tiny, tiny_model_dir, tmp
     assert ("kl" in losses[8]) == (beta > 0)
 
 
+@pytest.mark.parametrize("aggregation", list(LOSS_AGGREGATIONS))
+@pytest.mark.parametrize("optimizer_name", ["sgd", "adamw"])
+@pytest.mark.parametrize("rewards", [[1.0, 1.0, 1.0, 1.0, 0.3, 0.0, 1.0, 0.0], [1.0] * 8])
+def test_skipping_zero_advantage_rows_leaves_the_update_unchanged(tiny, tiny_model_dir, tmp_path, monkeypatch, aggregation, optimizer_name, rewards):
+    # Group 1 has equal rewards (advantage 0): with β = 0 its rows are not run. The second case has
+    # no trainable row at all, where AdamW must still take its (momentum) step, as with a zero gradient.
+    model, tokenizer = tiny
+    batch = hand_batch(tokenizer, rewards, [2, None, 5, 0, None, 3, 7, 4], G=4, T=9)
+    cfg = make_cfg(tiny_model_dir, tmp_path, "train.micro_batch_size=3", f"grpo.loss_aggregation={aggregation}", "grpo.beta=0", "rollout.max_new_tokens=9")
+    results = {}
+    for skip in (True, False):
+        if not skip:
+            monkeypatch.setattr(grpo, "trainable_rows", lambda batch, cfg: torch.arange(len(batch)))
+        torch.manual_seed(0)
+        policy = copy.deepcopy(model)
+        prepare_update(batch, policy, None, cfg, tokenizer.pad_token_id)
+        if optimizer_name == "sgd":
+            optimizer = torch.optim.SGD(policy.parameters(), lr=1.0)
+        else:  # a nonzero first moment, so a zero gradient still moves the weights
+            optimizer = torch.optim.AdamW(policy.parameters(), lr=1e-2)
+            for p in policy.parameters():
+                p.grad = torch.randn_like(p)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+        metrics = policy_update(policy, optimizer, scheduler, batch, cfg, tokenizer.pad_token_id)
+        results[skip] = (params(policy), metrics)
+    assert results[True][1]["trained_rows"] == (4 if rewards[0] != rewards[4] else 0) and results[False][1]["trained_rows"] == 8
+    assert_params_equal(results[True][0], results[False][0], atol=1e-6)
+    assert results[True][1]["grad_norm"] == pytest.approx(results[False][1]["grad_norm"], rel=1e-5, abs=1e-7)
+
+
 # --- 2. exact resume ---------------------------------------------------------------------------
 
 
@@ -385,3 +417,11 @@ def test_periodic_eval_is_logged_and_leaves_training_unchanged(tiny_model_dir, t
         for key in ("loss", "reward/mean", "grad_norm", "completion_len/mean"):
             assert with_eval[key] == without[key], key
     assert "eval/pass@1" not in plain[0]
+
+
+def test_a_time_budget_stops_the_run_early_with_a_final_checkpoint(tiny_model_dir, tmp_path, monkeypatch):
+    clock = iter(float(t) for t in range(0, 10_000, 10))  # every perf_counter call advances 10 s
+    monkeypatch.setattr(grpo.time, "perf_counter", lambda: next(clock))
+    run = train_grpo(make_cfg(tiny_model_dir, tmp_path, "train.steps=50", "train.max_time_s=1"))
+    assert [m["step"] for m in read_metrics(run)] == [1]
+    assert json.loads((run / "checkpoints" / "final" / "checkpoint.json").read_text())["step"] == 1

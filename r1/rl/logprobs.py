@@ -57,6 +57,12 @@ def _per_row(
     return torch.cat(out).view(B, T)
 
 
+def _scaled(rows: Tensor, temperature: float) -> Tensor:
+    """float32 logits / τ; at τ = 1 the upcast alone (a pass over n × V values saved)."""
+    rows = rows.float()
+    return rows if temperature == 1.0 else rows / temperature
+
+
 def token_logprobs(
     logits: Tensor, tokens: Tensor, *, temperature: float = 1.0, chunk_rows: int = 4096
 ) -> Tensor:
@@ -81,7 +87,7 @@ def token_logprobs(
         raise ValueError(f"tokens {tuple(tokens.shape)} must match logits {tuple(logits.shape)}[:2]")
 
     def chunk(rows: Tensor, toks: Tensor) -> Tensor:
-        logp = F.log_softmax(rows.float() / temperature, dim=-1)  # (n, V) float32
+        logp = F.log_softmax(_scaled(rows, temperature), dim=-1)  # (n, V) float32
         return logp.gather(-1, toks[:, None]).squeeze(-1)  # (n,)
 
     return _per_row(chunk, logits, tokens, chunk_rows=chunk_rows)
@@ -104,7 +110,7 @@ def token_entropy(logits: Tensor, *, temperature: float = 1.0, chunk_rows: int =
     """
 
     def chunk(rows: Tensor) -> Tensor:
-        logp = F.log_softmax(rows.float() / temperature, dim=-1)  # (n, V) float32
+        logp = F.log_softmax(_scaled(rows, temperature), dim=-1)  # (n, V) float32
         return -(logp.exp() * logp).sum(-1)  # (n,)
 
     return _per_row(chunk, logits, chunk_rows=chunk_rows)

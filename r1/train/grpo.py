@@ -151,20 +151,33 @@ def prepare_update(batch: Batch, policy, reference, cfg: Config, pad_id: int) ->
     batch.advantages = group_advantages(total.view(-1, r.samples_per_prompt), scale=g.advantage_scale, valid=batch.valid.view(-1, r.samples_per_prompt)).flatten()
 
 
+def trainable_rows(batch: Batch, cfg: Config) -> torch.Tensor:
+    """Row indices (n,) whose loss can have a gradient: all rows, or — when β = 0 in the loss and
+    there is no entropy bonus — only rows with a nonzero advantage. Every term of such a row's
+    loss is A·(clipped ratio), so its gradient is exactly 0 and its forward/backward is skipped;
+    normalizers (total_seqs, total_tokens) still count every row, so the update is unchanged."""
+    g = cfg.grpo
+    if (g.beta > 0 and g.kl_placement == "in_loss") or g.entropy_coef != 0:
+        return torch.arange(len(batch))
+    return (batch.advantages != 0).nonzero()[:, 0]
+
+
 def policy_update(policy, optimizer, scheduler, batch: Batch, cfg: Config, pad_id: int) -> dict:
     """μ optimizer steps over the batch, each accumulated over micro-batches. Returns metrics."""
     g, mb = cfg.grpo, cfg.train.micro_batch_size
     B, total_tokens = len(batch), float(batch.loss_mask.sum())
     in_loss = g.kl_placement == "in_loss"
+    train_rows = trainable_rows(batch, cfg)
     metrics, applied = {}, 0
     policy.train()
     for _ in range(g.ppo_epochs):
         parts, loss_sum = [], 0.0
-        for start in range(0, B, mb):
-            rows = slice(start, start + mb)
+        for start in range(0, len(train_rows), mb):
+            rows = train_rows[start:start + mb]
             width = max(1, int(batch.lengths[rows].max()))
             mask = batch.loss_mask[rows, :width]
-            logp, entropy = completion_logprobs(policy, batch.prompt_ids[rows], batch.completion_ids[rows, :width], pad_id=pad_id, temperature=cfg.rollout.temperature, entropy=True, entropy_grad=g.entropy_coef != 0, bf16=cfg.train.bf16)
+            prompts = [batch.prompt_ids[i] for i in rows.tolist()]
+            logp, entropy = completion_logprobs(policy, prompts, batch.completion_ids[rows, :width], pad_id=pad_id, temperature=cfg.rollout.temperature, entropy=True, entropy_grad=g.entropy_coef != 0, bf16=cfg.train.bf16)
             old = batch.old_logp[rows, :width] if batch.old_logp is not None else logp.detach()
             ref = batch.ref_logp[rows, :width] if batch.ref_logp is not None else None
             loss, m = grpo_loss(
@@ -175,11 +188,16 @@ def policy_update(policy, optimizer, scheduler, batch: Batch, cfg: Config, pad_i
             loss.backward()
             parts.append(m)
             loss_sum += float(loss.detach())
+        if not parts:  # a zero gradient, not none: AdamW still applies its momentum and weight decay
+            for p in policy.parameters():
+                if p.requires_grad:
+                    p.grad = torch.zeros_like(p)
         grad_norm, ok = optimizer_step(policy, optimizer, scheduler, grad_clip=cfg.optim.grad_clip)
         applied += ok
-        metrics = {k: float(v) for k, v in combine_metrics(parts).items() if not k.endswith("_sum")}
+        metrics = {k: float(v) for k, v in combine_metrics(parts).items() if not k.endswith("_sum")} if parts else {}
         metrics.update(loss=loss_sum, grad_norm=grad_norm)
     metrics["optimizer_steps_skipped"] = g.ppo_epochs - applied
+    metrics["trained_rows"] = len(train_rows)
     return metrics
 
 
@@ -262,6 +280,7 @@ def train_grpo(cfg: Config) -> Path:
         console.print(f"resumed from {resume_from} at step {step}")
     logger = RunLogger(run_dir, cfg.train.steps)
     eval_examples = load_eval_subset(cfg, tokenizer) if cfg.eval.every_steps else None
+    started = time.perf_counter()
     while step < cfg.train.steps:
         step += 1
         metrics, batch = grpo_step(policy, reference, tokenizer, examples, optimizer, scheduler, sampler, cfg, counters)
@@ -276,6 +295,9 @@ def train_grpo(cfg: Config) -> Path:
         if step % cfg.train.save_every == 0 and step < cfg.train.steps:
             ckpt.save_training(ckpt.step_dir(run_dir, step), policy, tokenizer, reference=reset_ref, **loop_state, counters=counters, step=step)
             ckpt.prune(run_dir, cfg.train.keep_checkpoints)
+        if cfg.train.max_time_s and time.perf_counter() - started >= cfg.train.max_time_s:
+            console.print(f"time budget train.max_time_s={cfg.train.max_time_s:g} reached after step {step}")
+            break
     final = ckpt.save_training(run_dir / "checkpoints" / "final", policy, tokenizer, reference=reset_ref, **loop_state, counters=counters, step=step)
     logger.close()
     console.print(f"done: {step} steps; final checkpoint {final}")

@@ -1,0 +1,85 @@
+"""The paper's distillation claim in miniature (SPEC §6, issue 7): on a small model, SFT on a
+stronger model's curated reasoning beats spending the same compute on RL.
+
+    python benchmarks/distill_miniature.py --teacher RUN/grpo/checkpoints/final --output-dir /tmp/distill-mini
+
+teacher = a checkpoint `r1 demo` produced (cold start + GRPO), student = the bundled base
+SmolLM2-135M-Instruct, prompts = the demo's arithmetic train split, all other settings the demo's
+(`r1/pipeline/demo.py` DEMO). Four models are evaluated on the demo's held-out set (its test split
+and seed, `eval.limit` problems × `eval.k` samples):
+
+1. the teacher;
+2. the student before anything;
+3. the student after `r1 distill` (rejection sampling from the teacher → SFT);
+4. the student after GRPO from the base model for the same wall-clock time as step 3 took
+   (`train.max_time_s`), with the demo's GRPO settings.
+
+Prints a markdown table and writes `OUTPUT/distill_miniature.json`. Extra key=value overrides
+apply to every part (e.g. `sample.k=8`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from r1.config import load_config
+from r1.data import load_examples
+from r1.pipeline.demo import COLDSTART, DEMO, HELDOUT_SEED, heldout_eval
+from r1.pipeline.distill import run_distill
+from r1.train.grpo import train_grpo
+
+SAMPLING = ["rollout.temperature=0.7", "rollout.top_p=0.95", "sample.k=4", "sample.max_per_prompt=2"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--teacher", required=True, help="the r1 demo's final checkpoint")
+    parser.add_argument("--student", default="smollm2-135m")
+    parser.add_argument("--prompts", type=int, default=512, help="train prompts the teacher is sampled on")
+    parser.add_argument("--output-dir", type=Path, required=True)
+    parser.add_argument("overrides", nargs="*")
+    args = parser.parse_args()
+    out = args.output_dir
+    common = [*DEMO, *COLDSTART, *SAMPLING, f"data.limit={args.prompts}", *args.overrides]
+
+    t0 = time.perf_counter()
+    manifest = run_distill(load_config(None, [*common, f"run.output_dir={out / 'distill'}"]), teacher=args.teacher, student=args.student)
+    distill_s = sum(part.get("seconds", 0.0) for part in manifest["parts"].values()) or time.perf_counter() - t0
+
+    grpo_cfg = load_config(None, [*DEMO, *args.overrides, f"model.name={args.student}", "train.steps=100000",
+                                  f"train.max_time_s={distill_s:.0f}", f"run.output_dir={out / 'grpo'}"])
+    t1 = time.perf_counter()
+    grpo_dir = train_grpo(grpo_cfg)
+    grpo_s = time.perf_counter() - t1
+    grpo_steps = json.loads((grpo_dir / "checkpoints" / "final" / "checkpoint.json").read_text())["step"]
+
+    cfg = load_config(None, common)
+    heldout = load_examples("arithmetic", split="test", size=cfg.eval.limit, seed=HELDOUT_SEED, arithmetic=vars(cfg.data.arithmetic))
+    models = {
+        "teacher (r1 demo final)": args.teacher,
+        "student, base": args.student,
+        f"student after r1 distill ({distill_s:.0f} s)": str(out / "distill" / "sft" / "checkpoints" / "final"),
+        f"student after GRPO, same budget ({grpo_s:.0f} s, {grpo_steps} steps)": str(grpo_dir / "checkpoints" / "final"),
+    }
+    results = {name: heldout_eval(path, heldout, cfg, out / "eval" / f"m{i}") for i, (name, path) in enumerate(models.items())}
+
+    sample = manifest["parts"]["sample"]
+    lines = [
+        f"held-out arithmetic, {len(heldout)} problems × {cfg.eval.k} samples (T={cfg.eval.temperature}); "
+        f"teacher kept {sample.get('kept')} of {sample.get('samples')} samples",
+        "", "| model | accuracy (95% CI) | format | mean length |", "|---|---|---|---|",
+    ]
+    for name, r in results.items():
+        low, high = r["accuracy_ci"]
+        lines.append(f"| {name} | {r['accuracy']:.3f} [{low:.3f}, {high:.3f}] | {r['format']:.3f} | {r['mean_length']:.1f} |")
+    print("\n".join(lines))
+    summary = {"results": results, "models": models, "distill_s": distill_s, "grpo_s": grpo_s, "grpo_steps": grpo_steps,
+               "sample": {k: sample.get(k) for k in ("prompts", "samples", "kept", "rejected")}}
+    (out / "distill_miniature.json").write_text(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()
