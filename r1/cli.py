@@ -94,6 +94,14 @@ def cmd_sft(args) -> int:
     return 0
 
 
+def cmd_rm(args) -> int:
+    from r1.config import load_config
+    from r1.train.rm import train_rm
+
+    train_rm(load_config(args.config, args.overrides))
+    return 0
+
+
 def cmd_eval(args) -> int:
     from r1.eval.harness import run_eval
     from r1.eval.report import compare
@@ -173,6 +181,15 @@ def cmd_distill(args) -> int:
     return 0
 
 
+def cmd_pipeline(args) -> int:
+    from r1.config import load_config
+    from r1.pipeline.pipeline import run_pipeline
+
+    flags = [f"run.output_dir={args.output_dir}"] if args.output_dir else []
+    run_pipeline(load_config(args.config, flags + list(args.overrides)), start_from=args.start_from, only=args.only)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="r1", description="The DeepSeek-R1 training system: GRPO with verifiable rewards, the R1 pipeline, evaluation.", epilog=EPILOG)
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
@@ -202,9 +219,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(p)
     p.set_defaults(func=cmd_sft)
 
+    p = sub.add_parser("rm", help="train a scalar reward model on preference pairs (Bradley–Terry)", description="Train a reward model for the helpfulness/harmlessness rewards: a one-logit head on model.name, loss −log σ(r_chosen − r_rejected) on rm.data ({prompt, chosen, rejected} JSONL, or the bundled preference_pairs). A share rm.eval_fraction of the prompts is held out; their pair accuracy is reported and written to rm_eval.json. Same checkpoints, metrics and resume as sft; the result is RUN/checkpoints/final (use it as rewards.helpfulness_model).")
+    _add_config_args(p)
+    p.set_defaults(func=cmd_rm)
+
     p = sub.add_parser("eval", help="evaluate with the R1 protocol: pass@1 over k samples, pass@k, cons@k", description="Sample k completions per problem (temperature 0.6, top-p 0.95 by default, as the paper), score them, and write results.json and samples.jsonl. Several --model values produce a comparison table (markdown) and a bar chart (PNG).")
     p.add_argument("--model", nargs="+", required=True, help="one or more: alias (smollm2-135m), HF folder, r1 checkpoint, .gguf file or hub id")
-    p.add_argument("--benchmark", required=True, help="gsm8k, math500, aime24, arithmetic, or a .jsonl file")
+    p.add_argument("--benchmark", required=True, help="gsm8k, math500, aime24, humaneval (code, sandboxed tests), arithmetic, or a .jsonl file")
     p.add_argument("--k", type=int, default=4, help="samples per problem (default 4)")
     p.add_argument("--limit", type=int, help="first N problems only")
     p.add_argument("--seed", type=int, default=0)
@@ -254,6 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_bench_parser(sub)
     _add_data_parsers(sub)
+    _add_pipeline_parser(sub)
     return parser
 
 
@@ -318,14 +340,25 @@ def _add_data_parsers(sub) -> None:
     p.set_defaults(func=cmd_distill)
 
 
+def _add_pipeline_parser(sub) -> None:
+    p = sub.add_parser("pipeline", help="the four-stage R1 recipe as one resumable run (stages declared in the config)", description="Run pipeline.stages in order (cold-start SFT → reasoning RL → rejection sampling → SFT → all-scenario RL in configs/r1_smol.yaml), each feeding the next, with a held-out evaluation after every model stage. RUN/manifest.json records every stage's status, inputs, outputs, metrics and timings; RUN/report.md holds the stage table. Rerunning the same command resumes after the last finished stage.")
+    _add_config_args(p)
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--from", dest="start_from", metavar="STAGE", help="redo STAGE and every later stage (their old folders are moved to NAME.prev)")
+    group.add_argument("--only", metavar="STAGE", help="run only STAGE (its inputs must be finished; an old result is moved to NAME.prev)")
+    p.add_argument("--output-dir", help="run directory (run.output_dir, default runs/pipeline-<time>); reuse it to resume")
+    p.set_defaults(func=cmd_pipeline)
+
+
 def _user_errors() -> tuple[type[Exception], ...]:
     """Errors whose message tells the user what to fix (imported only when one is raised)."""
     from r1.config import ConfigError
     from r1.data import DataError, TemplateError
     from r1.models import ModelLoadError
+    from r1.pipeline.pipeline import StageFailed
     from r1.train.grpo import TrainingError
 
-    return ConfigError, DataError, TemplateError, ModelLoadError, TrainingError
+    return ConfigError, DataError, TemplateError, ModelLoadError, TrainingError, StageFailed
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -89,6 +89,9 @@ class RewardsConfig:
     workers: int | None = None  # accuracy verification processes (None = min(2, cores))
     timeout_s: float = 3.0  # wall-clock limit per verification
     max_error_rate: float = 0.1  # stop the run when a reward fails on more samples than this
+    routes: dict[str, list[str]] = field(default_factory=dict)  # example kind → rewards scored on it, e.g. {general: [helpfulness]}; empty = all rewards on every example
+    helpfulness_model: str | None = None  # for the `helpfulness` reward: an `r1 rm` checkpoint, or a causal LM used as a 1–10 judge
+    harmlessness_model: str | None = None  # the same for `harmlessness`
 
 
 @dataclass
@@ -142,6 +145,17 @@ class SFTConfig:
 
 
 @dataclass
+class RMConfig:
+    """Reward-model training (`r1 rm`): Bradley–Terry loss on preference pairs; optimizer in optim.*, micro-batches in train.*."""
+
+    data: str | None = None  # JSONL of {prompt, chosen, rejected} rows, or a bundled name (preference_pairs)
+    epochs: int = 1
+    batch_size: int = 16  # pairs per optimizer step
+    max_length: int = 1024  # tokens of one rendered exchange; longer pairs are an error (or filtered: data.on_overlong_prompt)
+    eval_fraction: float = 0.1  # share of the prompts held out (with all their pairs) for the pair accuracy
+
+
+@dataclass
 class EvalConfig:
     benchmark: str = "arithmetic"
     k: int = 4  # samples per problem
@@ -180,6 +194,29 @@ class SampleConfig:
     judge_temperature: float = 0.0  # 0 = greedy (needs the fast engine: Llama/Qwen2 models)
 
 
+StageKind = Literal["sft", "grpo", "sample", "rm"]  # r1/pipeline/stages.py RUNNERS
+
+
+@dataclass
+class StageConfig:
+    """One stage of `r1 pipeline`: what it runs, on which model and data, with which settings."""
+
+    name: str = ""  # unique; the stage's folder in the run directory
+    kind: StageKind = "sft"
+    model: str = "base"  # "base" (model.name) or an earlier stage whose checkpoint this one starts from
+    data: list[str] = field(default_factory=list)  # inputs (r1/pipeline/stages.py): earlier stages, generators, bundled names, JSONL paths
+    set: dict[str, Any] = field(default_factory=dict)  # dotted settings for this stage only, e.g. {train.steps: 20}
+    evaluate: bool = True  # held-out evaluation of the stage's checkpoint (sft and grpo stages)
+
+
+@dataclass
+class PipelineConfig:
+    stages: list[StageConfig] = field(default_factory=list)
+    heldout: str = "arithmetic"  # evaluated after every stage (eval.limit problems × eval.k samples)
+    heldout_split: str = "test"
+    heldout_seed: int = 20250122  # the arithmetic generator's seed for the held-out set; training never uses it
+
+
 @dataclass
 class RunConfig:
     output_dir: str | None = None  # default: runs/<command>-<timestamp>
@@ -199,7 +236,9 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
+    rm: RMConfig = field(default_factory=RMConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
 
@@ -238,6 +277,8 @@ def _type_name(tp: Any) -> str:
 
 def _convert(tp: Any, value: Any, where: str) -> Any:
     origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any:  # checked where it is used (pipeline stage settings are checked as a Config)
+        return value
     if dataclasses.is_dataclass(tp):
         return from_dict(tp, value, where)
     if origin in (typing.Union, types.UnionType):  # Optional[...] and unions
@@ -314,7 +355,12 @@ def apply_override(data: dict, assignment: str, cls: type = Config) -> None:
     if "=" not in assignment:
         raise ConfigError(f"override '{assignment}' must look like key=value (e.g. grpo.beta=0.001)")
     dotted, raw = assignment.split("=", 1)
-    keys = dotted.strip().split(".")
+    set_dotted(data, dotted.strip(), _parse_value(raw), cls)
+
+
+def set_dotted(data: dict, dotted: str, value: Any, cls: type = Config) -> None:
+    """`data[a][b][c] = value` for `dotted` = "a.b.c", checking the key path against `cls`."""
+    keys = dotted.split(".")
     node, node_cls = data, cls
     for depth, key in enumerate(keys):
         child_cls = None  # keys inside a dict-typed field (rewards.weights.<name>) are free
@@ -325,7 +371,7 @@ def apply_override(data: dict, assignment: str, cls: type = Config) -> None:
                 raise ConfigError(_unknown_key(where, key, list(hints)))
             child_cls = hints[key]
         if depth == len(keys) - 1:
-            node[key] = _parse_value(raw)
+            node[key] = value
         else:
             node = node.setdefault(key, {})
             node_cls = child_cls
@@ -434,10 +480,29 @@ def check(cfg: Config) -> None:
          "must be ≥ max(sample.min_length, 1) (or null for no bound)"),
         ("sample.judge_max_new_tokens", cfg.sample.judge_max_new_tokens >= 1, "must be ≥ 1"),
         ("sample.judge_temperature", cfg.sample.judge_temperature >= 0, "must be ≥ 0 (0 = greedy)"),
+        ("rm.epochs", cfg.rm.epochs >= 1, "must be ≥ 1"),
+        ("rm.batch_size", cfg.rm.batch_size >= 1, "must be ≥ 1"),
+        ("rm.max_length", cfg.rm.max_length >= 2, "must be ≥ 2"),
+        ("rm.eval_fraction", 0 <= cfg.rm.eval_fraction < 1, "must be in [0, 1)"),
+        *_reward_rules(cfg.rewards),
     ]
     for key, ok, message in rules:
         if not ok:
             raise ConfigError(f"{key} {message} (got {_lookup(cfg, key)!r})")
+
+
+def _reward_rules(r: RewardsConfig) -> list[tuple[str, bool, str]]:
+    """A weighted reward that needs a model has one; routes name only weighted rewards, and all of them."""
+    routed = {name for names in r.routes.values() for name in names}
+    unknown, unrouted = sorted(routed - set(r.weights)), sorted(set(r.weights) - routed)
+    needs_model = "must be set when rewards.weights uses {} (an `r1 rm` checkpoint, or a causal LM to use as a judge)"
+    return [
+        ("rewards.helpfulness_model", "helpfulness" not in r.weights or bool(r.helpfulness_model), needs_model.format("helpfulness")),
+        ("rewards.harmlessness_model", "harmlessness" not in r.weights or bool(r.harmlessness_model), needs_model.format("harmlessness")),
+        ("rewards.routes", not unknown, f"names rewards that are not in rewards.weights: {unknown}"),
+        ("rewards.routes", not r.routes or not unrouted,
+         f"sends no example kind to {unrouted}; route every reward in rewards.weights, or leave routes empty (every reward on every example)"),
+    ]
 
 
 def _lookup(cfg: Any, dotted: str) -> Any:

@@ -89,7 +89,7 @@ def _one(rng: random.Random, min_digits: int, max_digits: int, n_steps: int, ops
         chain.append((op, b))
         value = result
     prompt = _words(rng, start, chain) if word else _symbols(start, chain)
-    return {"prompt": prompt, "answer": str(value), "steps": steps, "kind": "word" if word else "symbols"}
+    return {"prompt": prompt, "answer": str(value), "steps": steps, "style": "word" if word else "symbols"}
 
 
 def _symbols(start: int, chain: list[tuple[str, int]]) -> str:

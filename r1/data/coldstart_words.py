@@ -177,7 +177,7 @@ def make_word_problems(n: int, *, seed: int = 0, split: str = "train", min_steps
         misses = 0
         seen.add(question)
         problems.append({"id": f"wordproblem-{split}-{seed}-{len(problems)}", "prompt": question, "answer": str(answer),
-                         "steps": story.steps, "template": template, "kind": "word-problem"})
+                         "steps": story.steps, "template": template, "style": "word-problem"})
     return problems
 
 

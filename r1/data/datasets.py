@@ -7,6 +7,9 @@ a `language`, test cases…), passed through untouched to the rewards.
 Sources, by name:
 - bundled benchmarks `gsm8k` (test), `gsm8k-train`, `math500`, `aime24` — JSONL files shipped
   inside the package (see bundled/SOURCES.md for origins and licenses);
+- the bundled code benchmark `humaneval` (`code_task`): the prompt asks for the function in a
+  ```python block; `entry_point`, `test` and the original prompt (`code_prompt`) ride along for
+  the `code` reward (r1/rewards/code.py), which the example names in `reward`;
 - `arithmetic`, the procedural task of r1/data/arithmetic.py;
 - any `.jsonl` file, with configurable question/answer field names;
 - otherwise a Hugging Face hub dataset id (needs the `datasets` package and network).
@@ -14,7 +17,9 @@ Sources, by name:
 GSM8K-style answers (a worked solution ending in `#### 1,234`) are reduced to the text after the
 last `####` with thousands separators removed; the full text is kept as `solution`.
 
-Rows without a question or answer are skipped and counted (the count is printed). A line that
+Rows with `kind: general` (writing, factual QA, … — `general`, the bundled set of them, routed to
+reward models in all-scenario RL) need no answer and then have no `answer` field. Other rows
+without a question or answer are skipped and counted (the count is printed). A line that
 is not valid UTF-8 JSON object is an error naming the file and line — silently dropping data is
 worse than stopping — and so is a file in which no row is usable.
 """
@@ -33,8 +38,14 @@ BUNDLED = {  # name -> (file, question field)
     "gsm8k-train": ("gsm8k_train.jsonl", "question"),
     "math500": ("math500_test.jsonl", "problem"),
     "aime24": ("aime24_test.jsonl", "problem"),
+    "general": ("general_prompts.jsonl", "prompt"),  # kind=general, no answers: scored by reward models
 }
 QUESTION_FIELDS = ("question", "problem", "prompt")  # tried in order when none is configured
+CODE_TASKS = {"humaneval": "humaneval_test.jsonl"}  # rows: task_id, prompt, entry_point, canonical_solution, test
+CODE_QUESTION = (
+    "Complete the following Python function. Reply with the complete function, including the imports it "
+    "needs, in a single ```python code block.\n\n```python\n{prompt}```"
+)
 
 
 class DataError(ValueError):
@@ -57,7 +68,10 @@ def load_examples(
     if source == "arithmetic":
         examples = make_problems(size, seed=seed, split=split, **(arithmetic or {}))
         return examples[:limit] if limit is not None else examples
-    if source in BUNDLED:
+    if source in CODE_TASKS:
+        examples, skipped = read_jsonl(BUNDLED_DIR / CODE_TASKS[source], "prompt", "canonical_solution", name=source)
+        examples = [code_task(e) for e in examples]
+    elif source in BUNDLED:
         filename, default_question = BUNDLED[source]
         path, question_field = BUNDLED_DIR / filename, question_field or default_question
         examples, skipped = read_jsonl(path, question_field, answer_field, name=source)
@@ -117,6 +131,9 @@ def to_example(row: dict, question_field: str | None, answer_field: str | None, 
     answer = row.get(answer_field or "answer")
     if isinstance(answer, (int, float)) and not isinstance(answer, bool):
         answer = str(answer)
+    if question is not None and row.get("kind") == "general" and not (isinstance(answer, str) and answer.strip()):
+        # a general prompt (writing, QA, …) is scored by reward models (r1/rewards/models.py): no reference answer
+        return {**{k: v for k, v in row.items() if k != (answer_field or "answer")}, "id": str(row.get("id", default_id)), "prompt": question}
     if question is None or not isinstance(answer, str) or not answer.strip():
         return None
     example = dict(row)
@@ -124,6 +141,13 @@ def to_example(row: dict, question_field: str | None, answer_field: str | None, 
         example.setdefault("solution", answer)
         answer = gsm8k_final_answer(answer)
     example.update(id=str(row.get("id", row.get("task_id", default_id))), prompt=question, answer=answer.strip())
+    return example
+
+
+def code_task(example: dict) -> dict:
+    """A HumanEval row as a chat question for the `code` reward; the reference answer is the full solution."""
+    original = example["code_prompt"] = example["prompt"]
+    example.update(prompt=CODE_QUESTION.format(prompt=original), answer=original + example["canonical_solution"], reward="code")
     return example
 
 
@@ -137,7 +161,7 @@ def _from_hub(source: str, split: str, question_field, answer_field) -> tuple[li
         import datasets
     except ImportError:
         raise DataError(
-            f"'{source}' is not a bundled dataset ({', '.join([*BUNDLED, 'arithmetic'])}) nor an existing file; "
+            f"'{source}' is not a bundled dataset ({', '.join([*BUNDLED, *CODE_TASKS, 'arithmetic'])}) nor an existing file; "
             "to load it from the Hugging Face hub install `datasets` (pip install datasets)"
         ) from None
     try:

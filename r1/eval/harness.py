@@ -18,14 +18,17 @@ batch_size gives different (equally valid) samples.
 `lengths`, `truncated`); a faster engine plugs in there, and tests script completions with it.
 
 A reward that fails on a sample (value None) counts as incorrect / unformatted and is
-reported in `metrics["reward_events"]`. Deliberately left out: code benchmarks (HumanEval
-needs sandboxed execution) and multiple-choice scoring.
+reported in `metrics["reward_events"]`. Correctness is the reward the examples name in
+`reward` (HumanEval: `code`, its tests run in the sandbox), `accuracy` by default; for code the
+"answer" is the extracted program and cons@k votes over identical programs. Deliberately left
+out: multiple-choice scoring.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import operator
 import time
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -35,6 +38,14 @@ from typing import Callable
 from r1.eval.metrics import majority_vote, mean_ci, pass_at_k, pass_k_values
 
 REWARD_NAMES = ["accuracy", "format", "language"]  # language is a cheap script count, always on
+
+
+def reward_names(examples: list[dict]) -> list[str]:
+    """REWARD_NAMES with the benchmark's correctness reward first: `example["reward"]` or accuracy."""
+    correctness = {e.get("reward", "accuracy") for e in examples}
+    if len(correctness) != 1:
+        raise ValueError(f"the examples name different correctness rewards {sorted(correctness)}; evaluate them separately")
+    return [correctness.pop(), *REWARD_NAMES[1:]]
 BREAKDOWN_FIELDS = ("subject", "level")  # MATH-500 carries both
 
 
@@ -141,18 +152,22 @@ def _sample(model, tokenizer, prompt_ids, generate_fn, *, progress, batch_size, 
 def _score(examples, k, rows, texts, lengths, truncated) -> tuple[list[dict], dict]:
     """Score every sample and group the samples into one record per problem."""
     from r1.rewards import answers_equivalent, extract_answer, score_completions
+    from r1.rewards.code import extract_code
 
-    scores = score_completions(texts, rows, REWARD_NAMES)
+    names = reward_names(examples)
+    # How the correctness reward reads a sample's answer, and which answers vote together for cons@k.
+    extract, equivalent = {"code": (extract_code, operator.eq)}.get(names[0], (extract_answer, answers_equivalent))
+    scores = score_completions(texts, rows, names)
     records = []
     for p, example in enumerate(examples):
         samples = []
         for j in range(p * k, p * k + k):
-            rewards = {name: scores.values[name][j] for name in REWARD_NAMES}
+            rewards = {name: scores.values[name][j] for name in names}
             samples.append({
-                "completion": texts[j], "answer": extract_answer(texts[j], example), "correct": rewards["accuracy"] == 1.0,
+                "completion": texts[j], "answer": extract(texts[j], example), "correct": rewards[names[0]] == 1.0,
                 "rewards": rewards, "length": lengths[j], "truncated": truncated[j],
             })
-        answer, correct = majority_vote([s["answer"] for s in samples], [s["correct"] for s in samples], answers_equivalent)
+        answer, correct = majority_vote([s["answer"] for s in samples], [s["correct"] for s in samples], equivalent)
         record = {"id": example.get("id"), "prompt": example["prompt"], "reference": example["answer"]}
         record.update({f: example[f] for f in BREAKDOWN_FIELDS if f in example})
         record.update(majority={"answer": answer, "correct": correct}, samples=samples)
@@ -262,7 +277,7 @@ def run_eval(
     `engine`/`dtype` choose the rollout engine (r1.rollout.ENGINES) unless `generate_fn` is given.
 
     `model_name`: anything `load_model` takes (r1 checkpoint or HF folder, `.gguf`, hub id,
-    `smollm2-135m`). `benchmark`: `gsm8k`, `math500`, `aime24`, `arithmetic` (its held-out
+    `smollm2-135m`). `benchmark`: `gsm8k`, `math500`, `aime24`, `humaneval`, `arithmetic` (its held-out
     test split, `limit` problems, default 500, generated from `seed`), a JSONL path (with
     `question_field`/`answer_field`) or a hub dataset id (its `test` split).
     `output_dir` defaults to runs/eval-<time>.
@@ -289,7 +304,7 @@ def run_eval(
     settings = {
         "k": k, "limit": limit, "seed": seed, "temperature": temperature, "top_p": top_p, "max_new_tokens": max_new_tokens,
         "batch_size": batch_size, "template": template, "form": form, "question_field": question_field,
-        "answer_field": answer_field, "rewards": REWARD_NAMES, "engine": engine, "dtype": dtype,
+        "answer_field": answer_field, "rewards": reward_names(examples), "engine": engine, "dtype": dtype,
     }
     timings = {"total_seconds": round(time.perf_counter() - start, 3), "load_seconds": round(loaded - start, 3)}
     results = result.save(out, model=model_name, benchmark=benchmark, settings=settings, versions=versions(), timings=timings)

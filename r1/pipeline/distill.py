@@ -44,7 +44,8 @@ from pathlib import Path
 from r1.config import Config, ConfigError
 from r1.data import DataError
 from r1.models import ModelLoadError, resolve
-from r1.pipeline.sample import UNCOMPARED, changed_settings, load_prompts, run_sample, write_atomic
+from r1.pipeline import manifest as record
+from r1.pipeline.sample import UNCOMPARED, changed_settings, load_prompts, run_sample
 from r1.train import checkpoint as ckpt
 from r1.train.run import console, prepare_run_dir, truncate_log_on_resume
 from r1.train.sft import train_sft
@@ -160,24 +161,9 @@ def open_manifest(out: Path, cfg: Config, teacher: str, may_change: tuple[str, .
 
 
 def save_manifest(out: Path, manifest: dict) -> None:
-    write_atomic(out / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    record.save_manifest(out / MANIFEST, manifest)
 
 
 def run_part(out: Path, manifest: dict, name: str, work):
     """Run one part, recording its status and wall time in the manifest whether it finishes or not."""
-    part, start = manifest["parts"][name], time.perf_counter()
-    part["status"] = "running"
-    save_manifest(out, manifest)
-    try:
-        result = work()
-        part["status"] = "finished"
-        part.pop("error", None)
-    except BaseException as err:  # a kill (KeyboardInterrupt) too: the manifest says where it stopped
-        part["status"] = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
-        part["error"] = f"{type(err).__name__}: {err}"
-        manifest["status"] = part["status"]
-        raise
-    finally:
-        part["seconds"] = round(part.get("seconds", 0.0) + time.perf_counter() - start, 3)
-        save_manifest(out, manifest)
-    return result
+    return record.run_recorded(out / MANIFEST, manifest, manifest["parts"][name], work)

@@ -51,6 +51,7 @@ from r1.data import DataError, load_examples, prepare_prompts
 from r1.data.datasets import BUNDLED, QUESTION_FIELDS, to_example
 from r1.data.filters import curate, filters_from_settings, first_rejection
 from r1.rewards.extract import after_think, apply_prefill
+from r1.pipeline.manifest import write_atomic
 from r1.rewards.registry import excerpt
 
 CHUNK_SEED_STRIDE = 100_003  # chunk c samples with seed run.seed + c·stride: chunks never share a stream
@@ -193,12 +194,6 @@ def check_same_config(out: Path, cfg: Config) -> None:
     if changed:
         raise ConfigError(f"{out} holds an unfinished `r1 sample` run with other settings ({', '.join(changed)}); "
                           "rerun with the same settings to resume it, or choose another run.output_dir")
-
-
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def finish(out: Path, chunks: list[dict], cfg: Config, seconds: float) -> dict:

@@ -149,7 +149,9 @@ def judge_prompt(question: str, response: str, reference: str | None = None) -> 
 class Judge:
     """A causal LM as a judge. `generate_fn` has the `r1.rollout.ENGINES` signature.
 
-    `counts` accumulates `judged` and `unparseable` over every call.
+    `counts` accumulates `judged` and `unparseable` over every call. `prompt_fn`, `prefill` and
+    `parse` default to the verdict rubric; the reward-model judge (r1/rewards/models.py) swaps
+    in a 1–10 scoring rubric with the same generation and counting.
     """
 
     model: object
@@ -161,13 +163,16 @@ class Judge:
     form: str = "auto"
     seed: int = 0
     counts: Counter = field(default_factory=Counter)
+    prompt_fn: Callable[[str, str, str | None], str] = judge_prompt  # (question, response, reference) → rubric text
+    prefill: str = PREFILL  # opens the judge's turn
+    parse: Callable[[str], float | None] = parse_verdict  # prefill + output → score, None when unreadable
 
     def render(self, question: str, response: str, reference: str | None = None) -> list[int]:
-        """Token ids of the judge's prompt: the rubric as the user turn, `VERDICT:` pre-filled."""
+        """Token ids of the judge's prompt: the rubric as the user turn, `prefill` (`VERDICT:`) pre-filled."""
         from r1.data.templates import render_prompt
 
-        prompt = render_prompt(self.tokenizer, judge_prompt(question, response, reference), template="none", form=self.form)
-        text = prompt.text + (PREFILL if prompt.chat else " " + PREFILL)
+        prompt = render_prompt(self.tokenizer, self.prompt_fn(question, response, reference), template="none", form=self.form)
+        text = prompt.text + (self.prefill if prompt.chat else " " + self.prefill)
         return self.tokenizer(text, add_special_tokens=not prompt.chat)["input_ids"]
 
     def raw(self, items: list[tuple[str, str, str | None]]) -> list[str]:
@@ -186,7 +191,7 @@ class Judge:
         """One score per (question, response, reference) item; None = unreadable verdict."""
         if not items:
             return []
-        values = [parse_verdict(PREFILL + " " + text) for text in self.raw(items)]
+        values = [self.parse(self.prefill + " " + text) for text in self.raw(items)]
         self.counts["judged"] += len(values)
         self.counts["unparseable"] += sum(v is None for v in values)
         return values

@@ -7,7 +7,10 @@ their own with ``@register("name")``.
 Two optional properties ride on the function, set by ``register``:
 ``concurrent=True`` tells ``score_completions`` it may call the function from several
 threads at once (the accuracy reward: its calls wait on worker processes, so a batch is
-spread over the pool); everything else is called one sample at a time in-process.
+spread over the pool); ``batched=True`` says the function takes lists
+``(completions, examples) -> list[float | None]`` and is called once per batch (the
+model-backed rewards: one batched forward pass instead of one per sample); everything else
+is called one sample at a time in-process.
 
 ``note(event)`` lets a reward report something that is not its score — e.g. accuracy
 saying "this sample timed out" (it still scores 0). ``score_completions`` collects these
@@ -24,7 +27,7 @@ RewardFn = Callable[[str, dict], float]
 REWARDS: dict[str, RewardFn] = {}
 
 
-def register(name: str, *, replace: bool = False, concurrent: bool = False):
+def register(name: str, *, replace: bool = False, concurrent: bool = False, batched: bool = False):
     """Decorator adding a reward to ``REWARDS`` under ``name``.
 
     >>> @register("short", replace=True)
@@ -35,7 +38,7 @@ def register(name: str, *, replace: bool = False, concurrent: bool = False):
     def add(fn: RewardFn) -> RewardFn:
         if name in REWARDS and not replace:
             raise ValueError(f"reward {name!r} is already registered (pass replace=True)")
-        fn.concurrent = concurrent
+        fn.concurrent, fn.batched = concurrent, batched
         REWARDS[name] = fn
         return fn
 

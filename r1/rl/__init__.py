@@ -3,6 +3,7 @@
 advantages.py  group-relative advantages, zero-variance groups, DAPO overlong penalty
 logprobs.py    float32 per-token log-probs / entropies from (possibly bf16) logits, chunked
 losses.py      clipped surrogate, KL estimators, loss aggregations, the GRPO loss
+preference.py  the Bradley–Terry reward-model loss and pair accuracy
 
 Variants are chosen by name from plain dicts: ADVANTAGE_SCALES, KL_ESTIMATORS,
 LOSS_AGGREGATIONS.
@@ -25,12 +26,14 @@ from r1.rl.losses import (
     kl_divergence,
     kl_reward_penalty,
 )
+from r1.rl.preference import bradley_terry_loss, pair_accuracy
 
 __all__ = [
     "ADVANTAGE_SCALES",
     "KL_ESTIMATORS",
     "LOSS_AGGREGATIONS",
     "aggregate",
+    "bradley_terry_loss",
     "clipped_surrogate",
     "combine_metrics",
     "group_advantages",
@@ -38,6 +41,7 @@ __all__ = [
     "kl_divergence",
     "kl_reward_penalty",
     "overlong_penalty",
+    "pair_accuracy",
     "token_entropy",
     "token_logprobs",
     "zero_variance_groups",

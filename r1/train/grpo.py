@@ -14,6 +14,8 @@ only when β > 0, optionally replaced by the policy every `grpo.ref_reset_steps`
 A reward that raises or returns None for a sample excludes that sample from its group's
 statistics (advantage 0) and is counted; past `rewards.max_error_rate` the run stops with the
 reward's name and an example. A non-finite gradient skips the optimizer step and is counted.
+With `rewards.routes` (all-scenario RL), a reward scores only the examples of the kinds routed to
+it and adds nothing to the others' totals; reward models are loaded once, at start.
 
 Deliberately left out here: evaluation during training and multi-process data parallelism (their
 own modules), and faster rollout engines (same `generate` contract).
@@ -30,8 +32,8 @@ import torch
 
 from r1.config import Config
 from r1.models import load_model
+from r1.rewards import applies, check_kinds, configure_reward_models, score_completions
 from r1.rewards import configure as configure_rewards
-from r1.rewards import score_completions
 from r1.rl import combine_metrics, group_advantages, grpo_loss, kl_reward_penalty, overlong_penalty, zero_variance_groups
 from r1.rollout import ENGINES
 from r1.train import checkpoint as ckpt
@@ -54,9 +56,9 @@ class Batch:
     lengths: torch.Tensor  # (B,)
     truncated: torch.Tensor  # (B,) bool
     texts: list[str]
-    rewards: dict[str, list[float | None]]  # per reward name, (B,)
+    rewards: dict[str, list[float | None]]  # per reward name, (B,); None = failed, NaN = not routed to the sample's kind
     total: torch.Tensor  # (B,) weighted reward (NaN where invalid)
-    valid: torch.Tensor  # (B,) bool: every weighted reward produced a value
+    valid: torch.Tensor  # (B,) bool: every weighted reward that applies produced a value
     loss_mask: torch.Tensor | None = None  # (B, T)
     advantages: torch.Tensor | None = None  # (B,)
     old_logp: torch.Tensor | None = None  # (B, T)
@@ -67,12 +69,16 @@ class Batch:
 
 
 def weighted_total(values: dict[str, list[float | None]], weights: dict[str, float]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Σ_name weight · reward per sample → (total (B,), valid (B,)); invalid where any reward is None."""
-    columns = [torch.tensor([float("nan") if v is None else v for v in values[name]], dtype=torch.float32) for name in weights]
-    stacked = torch.stack(columns)  # (R, B)
-    valid = ~stacked.isnan().any(dim=0)
+    """Σ_name weight · reward per sample → (total (B,), valid (B,)).
+
+    None (the reward failed) makes the sample invalid (total NaN); NaN (NOT_APPLICABLE: the reward
+    is not routed to the sample's kind) adds nothing and leaves the sample valid.
+    """
+    failed = torch.tensor([[v is None for v in values[name]] for name in weights], dtype=torch.bool)  # (R, B)
+    stacked = torch.tensor([[0.0 if v is None else v for v in values[name]] for name in weights], dtype=torch.float32)  # (R, B)
     w = torch.tensor(list(weights.values()), dtype=torch.float32)[:, None]
-    return (w * stacked).sum(dim=0), valid
+    valid = ~failed.any(dim=0)
+    return (w * stacked).nansum(dim=0).masked_fill(~valid, float("nan")), valid
 
 
 def rollout_and_score(policy, tokenizer, examples: list[dict], cfg: Config, counters: dict) -> Batch:
@@ -80,7 +86,7 @@ def rollout_and_score(policy, tokenizer, examples: list[dict], cfg: Config, coun
     rollout = ENGINES[r.engine](policy, tokenizer, [e["prompt_ids"] for e in examples], n=r.samples_per_prompt, temperature=r.temperature, top_p=r.top_p, max_new_tokens=r.max_new_tokens, dtype=r.dtype, ignore_eos=r.ignore_eos)
     rows = [e for e in examples for _ in range(r.samples_per_prompt)]
     t0 = time.perf_counter()
-    scores = score_completions(rollout.texts, rows, list(cfg.rewards.weights))
+    scores = score_completions(rollout.texts, rows, list(cfg.rewards.weights), routes=cfg.rewards.routes)
     counters["time/score"] = counters.get("time/score", 0.0) + time.perf_counter() - t0
     for key, count in scores.counts.items():
         counters[key] = counters.get(key, 0) + count
@@ -211,7 +217,7 @@ def batch_metrics(batch: Batch, zero_var_frac: float) -> dict:
         "truncated_frac": float(batch.truncated.float().mean()), "samples": len(batch),
     }
     for name, values in batch.rewards.items():
-        present = [v for v in values if v is not None]
+        present = [v for v in values if v is not None and applies(v)]  # the samples it scored
         m[f"reward/{name}"] = sum(present) / len(present) if present else float("nan")
     return m
 
@@ -264,9 +270,15 @@ def train_grpo(cfg: Config) -> Path:
     """Run GRPO as configured; returns the run directory (checkpoints/final holds the result)."""
     run_dir = start_run(cfg, "grpo")
     configure_rewards(workers=cfg.rewards.workers, timeout_s=cfg.rewards.timeout_s)
+    r = cfg.rewards
+    configure_reward_models({"helpfulness": r.helpfulness_model, "harmlessness": r.harmlessness_model}, used=r.weights)
     resume_from = ckpt.latest_checkpoint(run_dir) if cfg.run.resume else None
     policy, reference, tokenizer = load_policy(cfg, resume_from)
     examples = load_prompt_dataset(cfg.data, tokenizer)
+    try:
+        check_kinds(examples, cfg.rewards.routes)  # every example kind has its rewards, checked before any sampling
+    except ValueError as err:
+        raise TrainingError(f"{cfg.data.source}: {err}") from None
     reset_ref = reference if cfg.grpo.ref_reset_steps else None  # only a reset reference differs from the base model
     optimizer, scheduler = build_optimizer(policy, cfg.optim, total_steps=cfg.train.steps * cfg.grpo.ppo_epochs)
     sampler = IndexSampler(len(examples), cfg.run.seed)
@@ -322,7 +334,7 @@ def periodic_eval(policy, tokenizer, examples: list[dict], cfg: Config) -> dict:
 
 def sample_rows(batch: Batch) -> list[dict]:
     return [
-        {"id": e["id"], "answer": e["answer"], "completion": text, "length": int(n), "truncated": bool(t),
-         "advantage": float(a), **{f"reward/{k}": v[i] for k, v in batch.rewards.items()}}
+        {"id": e["id"], "answer": e.get("answer"), "completion": text, "length": int(n), "truncated": bool(t),
+         "advantage": float(a), **{f"reward/{k}": v[i] for k, v in batch.rewards.items() if applies(v[i])}}
         for i, (e, text, n, t, a) in enumerate(zip(batch.examples, batch.texts, batch.lengths, batch.truncated, batch.advantages if batch.advantages is not None else torch.zeros(len(batch))))
     ]
