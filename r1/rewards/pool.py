@@ -211,6 +211,11 @@ def configure(workers: int | None = None, timeout_s: float = 3.0, memory_mb: int
         _shutdown_locked()
 
 
+def configured_workers() -> int:
+    """The pool's width as configured, without starting it (callers sizing their own threads)."""
+    return _config.workers
+
+
 def get_pool() -> VerifierPool:
     """The process-wide pool, started on first use."""
     global _pool

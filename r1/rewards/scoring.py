@@ -21,7 +21,7 @@ import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from .pool import get_pool
+from .pool import configured_workers
 from .registry import REWARDS, EventLog, excerpt, run_logged
 
 NOT_APPLICABLE = float("nan")  # the reward is not routed to this sample's kind
@@ -90,7 +90,7 @@ def _score_one_reward(name: str, completions: list[str], examples: list[dict], l
         return _safe_batch(name, fn, completions, examples, log) if completions else []
     calls = [(name, fn, c, e, log) for c, e in zip(completions, examples)]
     if getattr(fn, "concurrent", False) and len(calls) > 1:
-        with ThreadPoolExecutor(max_workers=get_pool().config.workers) as executor:
+        with ThreadPoolExecutor(max_workers=configured_workers()) as executor:
             return list(executor.map(lambda args: _safe_call(*args), calls))
     return [_safe_call(*args) for args in calls]
 
