@@ -207,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, default=128)
     p.set_defaults(func=cmd_check)
 
-    p = sub.add_parser("grpo", help="GRPO training (R1-Zero style RL with verifiable rewards)", description="Train a policy with GRPO: sample groups of completions, score them with rule-based rewards, update with the clipped group-relative objective. Writes checkpoints, metrics.jsonl, samples.jsonl and TensorBoard logs into the run directory; run.resume=true continues the latest checkpoint.")
+    p = sub.add_parser("grpo", help="GRPO training (R1-Zero style RL with verifiable rewards)", description="Train a policy with GRPO: sample groups of completions, score them with rule-based rewards, update with the clipped group-relative objective. Writes checkpoints, metrics.jsonl, samples.jsonl and TensorBoard logs into the run directory; run.resume=true continues the latest checkpoint. Data-parallel on N processes: torchrun --nproc_per_node N -m r1 grpo … (docs/scale.md).")
     _add_config_args(p)
     p.set_defaults(func=cmd_grpo)
 
@@ -215,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. model.name=Qwen/Qwen2.5-1.5B")
     p.set_defaults(func=cmd_zero)
 
-    p = sub.add_parser("sft", help="supervised fine-tuning on prompt/completion or chat-message JSONL", description="Supervised fine-tuning with the loss on completion tokens only; same config, checkpoints, metrics and resume as grpo. Data: sft.data=FILE.jsonl with {prompt, completion} or {messages} rows.")
+    p = sub.add_parser("sft", help="supervised fine-tuning on prompt/completion or chat-message JSONL", description="Supervised fine-tuning with the loss on completion tokens only; same config, checkpoints, metrics and resume as grpo. Data: sft.data=FILE.jsonl with {prompt, completion} or {messages} rows. Data-parallel: torchrun --nproc_per_node N -m r1 sft … (docs/scale.md).")
     _add_config_args(p)
     p.set_defaults(func=cmd_sft)
 

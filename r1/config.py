@@ -12,34 +12,43 @@ Batch sizes have names that say what they count: `rollout.prompts_per_step` prom
 per optimizer step, each sampled `rollout.samples_per_prompt` times (the GRPO group size G);
 `train.micro_batch_size` sequences go through one forward/backward pass.
 
+Building the tree from plain data (type checks, dotted overrides) is r1/config_tree.py; this
+module declares the tree, loads files and checks values.
+
 Deliberately left out: config inheritance/includes and interpolation. A config is one file you
 can read top to bottom.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
+from r1.config_tree import ConfigError, apply_override, from_dict, merge, set_dotted, to_dict  # noqa: F401  (re-exported)
+
 
 PRESETS = Path(__file__).parent / "presets"  # named configs shipped with the package
 
 
-class ConfigError(ValueError):
-    """A configuration problem, with a message meant for the person who wrote the config."""
+@dataclass
+class LoraConfig:
+    """Low-rank adapters (peft) instead of full fine-tuning; see r1/train/lora.py."""
+
+    enabled: bool = False
+    r: int = 16  # adapter rank
+    alpha: float = 32.0  # the update is scaled by alpha / r
+    dropout: float = 0.0
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
 
 
 @dataclass
 class ModelConfig:
     name: str = "smollm2-135m"  # alias, local HF folder, .gguf file or hub id
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    lora: LoraConfig = field(default_factory=LoraConfig)
 
 
 @dataclass
@@ -134,6 +143,8 @@ class TrainConfig:
     sample_every: int = 10  # write completions with their rewards to samples.jsonl
     keep_checkpoints: int = 2  # most recent step checkpoints kept (the final one always is)
     max_time_s: float | None = None  # GRPO: stop after the step that crosses this wall time (a compute budget); None = run all steps
+    gradient_checkpointing: bool = False  # recompute activations in the backward pass: less memory, ~30% more compute
+    fsdp: bool = False  # reserved: shard parameters over the processes with FSDP2 — not implemented yet, true is refused (docs/scale.md)
 
 
 @dataclass
@@ -243,148 +254,7 @@ class Config:
 
 
 # ---------------------------------------------------------------------------------------------
-# Building a typed tree from plain data
-
-
-def from_dict(cls: type, data: Any, path: str = "") -> Any:
-    """Build dataclass `cls` from nested dicts, checking every key and value type."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path or 'config'}: expected a mapping of keys, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    values = {}
-    for key, value in data.items():
-        where = f"{path}.{key}" if path else str(key)
-        if key not in names:
-            raise ConfigError(_unknown_key(where, str(key), names))
-        values[key] = _convert(hints[key], value, where)
-    return cls(**values)
-
-
-def _unknown_key(where: str, key: str, valid: list[str]) -> str:
-    close = difflib.get_close_matches(key, valid, n=1)
-    hint = f" Did you mean '{close[0]}'?" if close else ""
-    return f"unknown config key '{where}'.{hint} Valid keys here: {', '.join(valid)}"
-
-
-def _type_name(tp: Any) -> str:
-    if tp is type(None):
-        return "null"
-    if typing.get_origin(tp) is Literal:
-        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
-    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
-
-
-def _convert(tp: Any, value: Any, where: str) -> Any:
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if tp is Any:  # checked where it is used (pipeline stage settings are checked as a Config)
-        return value
-    if dataclasses.is_dataclass(tp):
-        return from_dict(tp, value, where)
-    if origin in (typing.Union, types.UnionType):  # Optional[...] and unions
-        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
-            if type(None) in args:
-                return None
-        errors = []
-        for option in (a for a in args if a is not type(None)):
-            try:
-                return _convert(option, value, where)
-            except ConfigError as err:
-                errors.append(err)
-        raise ConfigError(f"{where}: expected {' or '.join(_type_name(a) for a in args)}, got {value!r}")
-    if origin is Literal:
-        if value not in args:
-            raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}")
-        return value
-    if origin is list:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected a list of {_type_name(args[0])}, got {value!r}")
-        return [_convert(args[0], v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping of {_type_name(args[1])}, got {value!r}")
-        return {str(k): _convert(args[1], v, f"{where}.{k}") for k, v in value.items()}
-    return _scalar(tp, value, where)
-
-
-def _scalar(tp: type, value: Any, where: str) -> Any:
-    # YAML 1.1 reads `1e-6` as a string and command-line values arrive as strings, so numbers
-    # written as text are accepted; anything else of the wrong type is an error.
-    bad = ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__})")
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            return value.lower() == "true"
-        raise bad
-    if isinstance(value, bool):
-        raise bad
-    if tp is int:
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        try:
-            return int(str(value).replace("_", ""))
-        except ValueError:
-            raise bad from None
-    if tp is float:
-        if isinstance(value, (int, float)):
-            return float(value)
-        try:
-            return float(str(value))
-        except ValueError:
-            raise bad from None
-    if tp is str:
-        if isinstance(value, (str, int, float)):
-            return str(value)
-        raise bad
-    raise ConfigError(f"{where}: unsupported config type {tp}")
-
-
-def to_dict(cfg: Any) -> dict:
-    return dataclasses.asdict(cfg)
-
-
-# ---------------------------------------------------------------------------------------------
-# YAML files and command-line overrides
-
-
-def apply_override(data: dict, assignment: str, cls: type = Config) -> None:
-    """Apply one `dotted.key=value` to nested dict `data`, checking the key path against `cls`."""
-    if "=" not in assignment:
-        raise ConfigError(f"override '{assignment}' must look like key=value (e.g. grpo.beta=0.001)")
-    dotted, raw = assignment.split("=", 1)
-    set_dotted(data, dotted.strip(), _parse_value(raw), cls)
-
-
-def set_dotted(data: dict, dotted: str, value: Any, cls: type = Config) -> None:
-    """`data[a][b][c] = value` for `dotted` = "a.b.c", checking the key path against `cls`."""
-    keys = dotted.split(".")
-    node, node_cls = data, cls
-    for depth, key in enumerate(keys):
-        child_cls = None  # keys inside a dict-typed field (rewards.weights.<name>) are free
-        if dataclasses.is_dataclass(node_cls):
-            hints = typing.get_type_hints(node_cls)
-            if key not in hints:
-                where = ".".join(keys[: depth + 1])
-                raise ConfigError(_unknown_key(where, key, list(hints)))
-            child_cls = hints[key]
-        if depth == len(keys) - 1:
-            node[key] = value
-        else:
-            node = node.setdefault(key, {})
-            node_cls = child_cls
-            if not isinstance(node, dict):
-                where = ".".join(keys[: depth + 1])
-                raise ConfigError(f"cannot set '{dotted}': '{where}' is a value ({node!r}), not a section of keys")
-
-
-def _parse_value(raw: str) -> Any:
-    try:
-        return yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        return raw
+# YAML files and command-line overrides (the typed-tree machinery is r1/config_tree.py)
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] = (), cls: type = Config):
@@ -406,23 +276,12 @@ def load_config(path: str | Path | None = None, overrides: list[str] = (), cls: 
         data = loaded or {}
     # Start from the defaults so that an override inside a mapping (rewards.weights.language=0.1)
     # adds to the weights in force instead of replacing them all.
-    merged = _merge(to_dict(cls()), data, cls)
+    merged = merge(to_dict(cls()), data, cls)
     for assignment in overrides:
         apply_override(merged, assignment, cls)
     cfg = from_dict(cls, merged)
     check(cfg)
     return cfg
-
-
-def _merge(defaults: dict, data: dict, cls: type) -> dict:
-    """Overlay `data` on `defaults`: sections merge key by key, any other value replaces."""
-    hints = typing.get_type_hints(cls)
-    for key, value in data.items():
-        if dataclasses.is_dataclass(hints.get(key)) and isinstance(value, dict):
-            _merge(defaults[key], value, hints[key])
-        else:
-            defaults[key] = value
-    return defaults
 
 
 def save_config(cfg: Any, path: str | Path) -> None:
@@ -484,6 +343,11 @@ def check(cfg: Config) -> None:
         ("rm.batch_size", cfg.rm.batch_size >= 1, "must be ≥ 1"),
         ("rm.max_length", cfg.rm.max_length >= 2, "must be ≥ 2"),
         ("rm.eval_fraction", 0 <= cfg.rm.eval_fraction < 1, "must be in [0, 1)"),
+        ("model.lora.r", cfg.model.lora.r >= 1, "must be ≥ 1"),
+        ("model.lora.dropout", 0 <= cfg.model.lora.dropout < 1, "must be in [0, 1)"),
+        ("model.lora.target_modules", bool(cfg.model.lora.target_modules), "must name at least one module"),
+        ("grpo.ref_reset_steps", not (cfg.model.lora.enabled and cfg.grpo.ref_reset_steps), "must be 0 with model.lora.enabled (the reference is the base model with the adapter off)"),
+        ("train.fsdp", not cfg.train.fsdp, "is not implemented yet: parameters are replicated on every process (see docs/scale.md, 'FSDP')"),
         *_reward_rules(cfg.rewards),
     ]
     for key, ok, message in rules:

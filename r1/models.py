@@ -15,7 +15,8 @@ processes converting at once, or a kill mid-way, never leave a half-written mode
 Tokenizers whose pad token is the EOS token are normal here; nothing in `r1` derives a mask by
 comparing token ids with the pad id.
 
-Deliberately left out: device maps, quantized training and adapters (see the scale-out work).
+Deliberately left out: device maps and quantized training. LoRA adapters are added by the training
+loops (r1/train/lora.py), not here.
 """
 
 from __future__ import annotations

@@ -93,7 +93,7 @@ def stage_config(cfg: Config, stage: StageConfig, stage_dir: Path, outputs: dict
         if isinstance(value, str) and value.startswith(STAGE_REF):
             value = str(outputs.get(value[len(STAGE_REF):], value))
         try:
-            set_dotted(data, str(key), copy.deepcopy(value))
+            set_dotted(data, str(key), copy.deepcopy(value), Config)
         except ConfigError as err:
             raise ConfigError(f"pipeline stage '{stage.name}', set: {err}") from None
     data["run"].update(output_dir=str(stage_dir), resume=True)  # an interrupted stage resumes its own checkpoints

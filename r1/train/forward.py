@@ -82,13 +82,17 @@ def completion_logprobs(
 def batched_logprobs(model, prompt_ids: list[list[int]], completion_ids: torch.Tensor, lengths: torch.Tensor, *, pad_id: int, temperature: float, micro_batch_size: int, bf16: bool = False) -> torch.Tensor:
     """`completion_logprobs` over the whole batch in micro-batches, without grad → (B, T) float32.
 
-    Columns after a row's length are 0. Used for π_old (μ > 1) and π_ref.
+    Columns after a row's length are 0. Used for π_old (μ > 1) and π_ref. Runs in eval mode, so
+    that dropout (e.g. LoRA's) cannot make these fixed log-probs random.
     """
     B, T = completion_ids.shape
     result = torch.zeros((B, T), dtype=torch.float32)
+    was_training = model.training
+    model.eval()
     for start in range(0, B, micro_batch_size):
         rows = slice(start, start + micro_batch_size)
         width = int(lengths[rows].max())
         logp, _ = completion_logprobs(model, prompt_ids[rows], completion_ids[rows, :width], pad_id=pad_id, temperature=temperature, bf16=bf16)
         result[rows, :width] = logp.float().cpu()
+    model.train(was_training)
     return result.masked_fill_(torch.arange(T)[None, :] >= lengths[:, None], 0.0)  # (B, T)

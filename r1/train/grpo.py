@@ -17,15 +17,22 @@ reward's name and an example. A non-finite gradient skips the optimizer step and
 With `rewards.routes` (all-scenario RL), a reward scores only the examples of the kinds routed to
 it and adds nothing to the others' totals; reward models are loaded once, at start.
 
-Deliberately left out here: evaluation during training and multi-process data parallelism (their
-own modules), and faster rollout engines (same `generate` contract).
+Data parallel (torchrun/accelerate, r1/train/distributed.py): `rollout.prompts_per_step` is the
+global count; each rank samples its contiguous share of the same global prompt draw, so groups
+stay whole. Batch-wide quantities — advantages (gathered rewards, so `advantage_scale=batch` is
+exact), loss normalizers, dynamic-sampling counts, reward-error counts and metrics — are global,
+and gradients are summed over ranks before the step: the update is the one-process update.
+With LoRA (r1/train/lora.py) π_ref is the policy with its adapter off.
+
+Deliberately left out here: evaluation during training (its own module), and faster rollout
+engines (same `generate` contract).
 """
 
 from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -37,9 +44,11 @@ from r1.rewards import configure as configure_rewards
 from r1.rl import combine_metrics, group_advantages, grpo_loss, kl_reward_penalty, overlong_penalty, zero_variance_groups
 from r1.rollout import ENGINES
 from r1.train import checkpoint as ckpt
+from r1.train import distributed as dist
+from r1.train import lora
 from r1.train.forward import batched_logprobs, completion_logprobs
 from r1.train.optim import build_optimizer, optimizer_step
-from r1.train.run import IndexSampler, RunLogger, console, load_prompt_dataset, start_run, truncate_log_on_resume
+from r1.train.run import IndexSampler, RunLogger, console, load_prompt_dataset, load_trainable, start_run, truncate_log_on_resume
 
 
 class TrainingError(RuntimeError):
@@ -83,7 +92,10 @@ def weighted_total(values: dict[str, list[float | None]], weights: dict[str, flo
 
 def rollout_and_score(policy, tokenizer, examples: list[dict], cfg: Config, counters: dict) -> Batch:
     r = cfg.rollout
-    rollout = ENGINES[r.engine](policy, tokenizer, [e["prompt_ids"] for e in examples], n=r.samples_per_prompt, temperature=r.temperature, top_p=r.top_p, max_new_tokens=r.max_new_tokens, dtype=r.dtype, ignore_eos=r.ignore_eos)
+    if not examples:  # a data-parallel rank's share of a small dynamic-sampling refill
+        none = torch.zeros(0, dtype=torch.bool)
+        return Batch([], [], torch.zeros((0, 1), dtype=torch.long), torch.zeros(0, dtype=torch.long), none, [], {k: [] for k in cfg.rewards.weights}, torch.zeros(0), none)
+    rollout = ENGINES[r.engine](lora.for_rollout(policy), tokenizer, [e["prompt_ids"] for e in examples], n=r.samples_per_prompt, temperature=r.temperature, top_p=r.top_p, max_new_tokens=r.max_new_tokens, dtype=r.dtype, ignore_eos=r.ignore_eos)
     rows = [e for e in examples for _ in range(r.samples_per_prompt)]
     t0 = time.perf_counter()
     scores = score_completions(rollout.texts, rows, list(cfg.rewards.weights), routes=cfg.rewards.routes)
@@ -108,6 +120,7 @@ def concat(batches: list[Batch]) -> Batch:
         truncated=torch.cat([b.truncated for b in batches]), texts=[t for b in batches for t in b.texts],
         rewards={k: [v for b in batches for v in b.rewards[k]] for k in batches[0].rewards},
         total=torch.cat([b.total for b in batches]), valid=torch.cat([b.valid for b in batches]),
+        advantages=torch.cat([b.advantages for b in batches]) if batches[0].advantages is not None else None,
     )
 
 
@@ -121,17 +134,20 @@ def select_groups(batch: Batch, keep: torch.Tensor, G: int) -> Batch:
 
 
 def collect(policy, tokenizer, examples: list[dict], sampler: IndexSampler, cfg: Config, counters: dict) -> tuple[Batch, float]:
-    """Draw prompts, sample and score; with dynamic sampling drop (and refill) zero-variance groups."""
+    """Draw prompts, sample and score; with dynamic sampling drop (and refill) zero-variance groups.
+
+    Every rank draws the same global prompts and samples its share; the counts are global."""
     G, want = cfg.rollout.samples_per_prompt, cfg.rollout.prompts_per_step
     parts, have, zero_var_seen, groups_seen = [], 0, 0, 0
     for round_ in range(1 + (cfg.grpo.dynamic_sampling_rounds if cfg.grpo.dynamic_sampling else 0)):
-        batch = rollout_and_score(policy, tokenizer, [examples[i] for i in sampler.take(want - have)], cfg, counters)
+        drawn = sampler.take(want - have)
+        batch = rollout_and_score(policy, tokenizer, [examples[i] for i in dist.shard(drawn)], cfg, counters)
         zero = zero_variance_groups(batch.total.view(-1, G), batch.valid.view(-1, G))  # (P,)
-        zero_var_seen, groups_seen = zero_var_seen + int(zero.sum()), groups_seen + len(zero)
+        zero_var_seen, groups_seen = zero_var_seen + dist.sum_all(int(zero.sum())), groups_seen + len(drawn)
         if cfg.grpo.dynamic_sampling:
             batch = select_groups(batch, ~zero, G)
         parts.append(batch)
-        have += len(batch) // G
+        have += dist.sum_all(len(batch) // G)
         if have >= want:
             break
     return concat(parts), zero_var_seen / max(1, groups_seen)
@@ -154,7 +170,10 @@ def prepare_update(batch: Batch, policy, reference, cfg: Config, pad_id: int) ->
         batch.ref_logp = batched_logprobs(reference, *args, pad_id=pad_id, temperature=r.temperature, micro_batch_size=mb, bf16=cfg.train.bf16)
         if g.kl_placement == "in_reward":
             total -= kl_reward_penalty(batch.old_logp, batch.ref_logp, batch.loss_mask, beta=g.beta, estimator=g.kl_estimator)
-    batch.advantages = group_advantages(total.view(-1, r.samples_per_prompt), scale=g.advantage_scale, valid=batch.valid.view(-1, r.samples_per_prompt)).flatten()
+    totals, mine = dist.gather_rows(total)  # every rank's rewards: a batch-wide scale sees them all
+    valid, _ = dist.gather_rows(batch.valid)
+    G = r.samples_per_prompt
+    batch.advantages = group_advantages(totals.view(-1, G), scale=g.advantage_scale, valid=valid.view(-1, G)).flatten()[mine]
 
 
 def trainable_rows(batch: Batch, cfg: Config) -> torch.Tensor:
@@ -169,9 +188,11 @@ def trainable_rows(batch: Batch, cfg: Config) -> torch.Tensor:
 
 
 def policy_update(policy, optimizer, scheduler, batch: Batch, cfg: Config, pad_id: int) -> dict:
-    """μ optimizer steps over the batch, each accumulated over micro-batches. Returns metrics."""
+    """μ optimizer steps over the batch, each accumulated over micro-batches. Returns metrics.
+
+    Normalizers count the global batch; gradients and metrics are summed over ranks."""
     g, mb = cfg.grpo, cfg.train.micro_batch_size
-    B, total_tokens = len(batch), float(batch.loss_mask.sum())
+    B, total_tokens = dist.sum_all(len(batch)), dist.sum_all(float(batch.loss_mask.sum()))
     in_loss = g.kl_placement == "in_loss"
     train_rows = trainable_rows(batch, cfg)
     metrics, applied = {}, 0
@@ -198,12 +219,14 @@ def policy_update(policy, optimizer, scheduler, batch: Batch, cfg: Config, pad_i
             for p in policy.parameters():
                 if p.requires_grad:
                     p.grad = torch.zeros_like(p)
+        dist.all_reduce_grads(policy)  # every rank, even one without a trainable row
         grad_norm, ok = optimizer_step(policy, optimizer, scheduler, grad_clip=cfg.optim.grad_clip)
         applied += ok
+        parts = [m for rank_parts in dist.gather_objects(parts) for m in rank_parts]
         metrics = {k: float(v) for k, v in combine_metrics(parts).items() if not k.endswith("_sum")} if parts else {}
-        metrics.update(loss=loss_sum, grad_norm=grad_norm)
+        metrics.update(loss=dist.sum_all(loss_sum), grad_norm=grad_norm)
     metrics["optimizer_steps_skipped"] = g.ppo_epochs - applied
-    metrics["trained_rows"] = len(train_rows)
+    metrics["trained_rows"] = dist.sum_all(len(train_rows))
     return metrics
 
 
@@ -232,35 +255,52 @@ def check_error_rate(counters: dict, samples_seen: int, limit: float) -> None:
             )
 
 
+def add_counts(counters: dict, parts: list[dict]) -> None:
+    """Add every rank's reward counts of a step to the run's counters (the first error message stays)."""
+    for part in parts:
+        for key, value in part.items():
+            if key.startswith("first_error/"):
+                counters.setdefault(key, value)
+            else:
+                counters[key] = counters.get(key, 0) + value
+
+
 def grpo_step(policy, reference, tokenizer, examples: list[dict], optimizer, scheduler, sampler: IndexSampler, cfg: Config, counters: dict) -> tuple[dict, Batch]:
-    """One GRPO step: sample → reward → advantage → update. Returns (metrics, the scored batch)."""
+    """One GRPO step: sample → reward → advantage → update. Returns (metrics, the scored batch of all ranks)."""
     t0 = time.perf_counter()
-    counters["time/score"] = 0.0
-    batch, zero_var_frac = collect(policy, tokenizer, examples, sampler, cfg, counters)
-    t_collect = time.perf_counter() - t0
-    counters["samples_seen"] = counters.get("samples_seen", 0) + len(batch)
+    counts = {"time/score": 0.0}
+    batch, zero_var_frac = collect(policy, tokenizer, examples, sampler, cfg, counts)
+    t_collect, score_time = time.perf_counter() - t0, counts.pop("time/score")
+    add_counts(counters, dist.gather_objects(counts))
+    rows = dist.sum_all(len(batch))
+    counters["samples_seen"] = counters.get("samples_seen", 0) + rows
     check_error_rate(counters, counters["samples_seen"], cfg.rewards.max_error_rate)
-    metrics = batch_metrics(batch, zero_var_frac)
     t1 = time.perf_counter()
-    if len(batch):
+    update = {}
+    if rows:
         prepare_update(batch, policy, reference, cfg, tokenizer.pad_token_id)
-        metrics.update(policy_update(policy, optimizer, scheduler, batch, cfg, tokenizer.pad_token_id))
+        update = policy_update(policy, optimizer, scheduler, batch, cfg, tokenizer.pad_token_id)
+    light = replace(batch, loss_mask=None, old_logp=None, ref_logp=None)  # what metrics and samples need
+    everyone = concat(dist.gather_objects(light))
+    metrics = {**batch_metrics(everyone, zero_var_frac), **update}
     counters["nonfinite_steps"] = counters.get("nonfinite_steps", 0) + metrics.get("optimizer_steps_skipped", 0)
-    gen_time = t_collect - counters["time/score"]
+    gen_time = t_collect - score_time
     metrics.update({
-        "lr": scheduler.get_last_lr()[0], "time/generate": gen_time, "time/score": counters["time/score"],
+        "lr": scheduler.get_last_lr()[0], "time/generate": gen_time, "time/score": score_time,
         "time/train": time.perf_counter() - t1, "time/step": time.perf_counter() - t0,
-        "tokens_per_s": float(batch.lengths.sum()) / max(gen_time, 1e-9), "nonfinite_steps": counters["nonfinite_steps"],
+        "tokens_per_s": float(everyone.lengths.sum()) / max(gen_time, 1e-9), "nonfinite_steps": counters["nonfinite_steps"],
         **{k: v for k, v in counters.items() if k.startswith("rewards/")},
     })
-    return metrics, batch
+    return metrics, everyone
 
 
 def load_policy(cfg: Config, resume_from: Path | None = None) -> tuple:
     """(policy, reference or None, tokenizer); the frozen π_ref exists only when β > 0."""
-    policy, tokenizer = load_model(str(resume_from) if resume_from else cfg.model.name, dtype=cfg.model.dtype)
+    policy, tokenizer = load_trainable(cfg, resume_from)
     reference = None
-    if cfg.grpo.beta > 0:  # the initial policy (reloaded from the base model on resume)
+    if cfg.grpo.beta > 0 and lora.is_lora(policy):
+        reference = lora.AdapterOff(policy)
+    elif cfg.grpo.beta > 0:  # the initial policy (reloaded from the base model on resume)
         reference = load_model(cfg.model.name, dtype=cfg.model.dtype)[0] if resume_from else copy.deepcopy(policy)
         reference.requires_grad_(False).eval()
     return policy, reference, tokenizer
@@ -273,6 +313,7 @@ def train_grpo(cfg: Config) -> Path:
     r = cfg.rewards
     configure_reward_models({"helpfulness": r.helpfulness_model, "harmlessness": r.harmlessness_model}, used=r.weights)
     resume_from = ckpt.latest_checkpoint(run_dir) if cfg.run.resume else None
+    dist.require_divisible("rollout.prompts_per_step", cfg.rollout.prompts_per_step)
     policy, reference, tokenizer = load_policy(cfg, resume_from)
     examples = load_prompt_dataset(cfg.data, tokenizer)
     try:
@@ -299,18 +340,18 @@ def train_grpo(cfg: Config) -> Path:
         if reset_ref is not None and step % cfg.grpo.ref_reset_steps == 0:
             reference.load_state_dict(policy.state_dict())
             counters["reference_resets"] = counters.get("reference_resets", 0) + 1
-        if eval_examples and step % cfg.eval.every_steps == 0:
-            metrics.update(periodic_eval(policy, tokenizer, eval_examples, cfg))
+        if eval_examples and step % cfg.eval.every_steps == 0 and dist.is_main():  # only rank 0 logs it
+            metrics.update(periodic_eval(lora.for_rollout(policy), tokenizer, eval_examples, cfg))
         logger.log(step, metrics, show=step % cfg.train.log_every == 0 or step == cfg.train.steps)
         if cfg.train.sample_every and step % cfg.train.sample_every == 0:
             logger.samples(step, sample_rows(batch))
         if step % cfg.train.save_every == 0 and step < cfg.train.steps:
             ckpt.save_training(ckpt.step_dir(run_dir, step), policy, tokenizer, reference=reset_ref, **loop_state, counters=counters, step=step)
             ckpt.prune(run_dir, cfg.train.keep_checkpoints)
-        if cfg.train.max_time_s and time.perf_counter() - started >= cfg.train.max_time_s:
+        if cfg.train.max_time_s and dist.any_rank(time.perf_counter() - started >= cfg.train.max_time_s):
             console.print(f"time budget train.max_time_s={cfg.train.max_time_s:g} reached after step {step}")
             break
-    final = ckpt.save_training(run_dir / "checkpoints" / "final", policy, tokenizer, reference=reset_ref, **loop_state, counters=counters, step=step)
+    final = ckpt.save_training(run_dir / "checkpoints" / "final", policy, tokenizer, reference=reset_ref, **loop_state, counters=counters, step=step, final=True)
     logger.close()
     console.print(f"done: {step} steps; final checkpoint {final}")
     return run_dir

@@ -1,11 +1,15 @@
 """What every training command shares around its loop: setup, data order, logging.
 
-- `start_run` seeds every RNG, sets torch's thread count and creates the run directory with its
-  `config.yaml`.
+- `start_run` joins the process group when launched by torchrun/accelerate (r1/train/distributed.py),
+  seeds every RNG (seed + rank: each rank samples different completions, reproducibly), sets
+  torch's thread count and creates the run directory with its `config.yaml`.
+- `load_trainable` builds the model a loop trains: base or resumed weights, optionally with LoRA
+  adapters and gradient checkpointing, identical on every rank.
 - `IndexSampler` walks a dataset in a fresh seeded permutation each epoch; its position is part of
   the checkpoint, so a resumed run sees exactly the prompts it would have seen.
 - `RunLogger` writes one JSON line per step to `metrics.jsonl`, the same scalars to TensorBoard,
   and prints a one-line progress summary; `samples.jsonl` receives completions with their rewards.
+  Under data parallelism only rank 0 writes files or prints.
 """
 
 from __future__ import annotations
@@ -20,28 +24,51 @@ import numpy as np
 import torch
 from rich.console import Console
 
-from r1.config import Config, DataConfig, save_config
+from r1.config import Config, ConfigError, DataConfig, save_config
 from r1.data import load_examples, prepare_prompts
+from r1.models import load_model
+from r1.train import distributed as dist
+from r1.train import lora
 
 console = Console(highlight=False)
 
 
 def prepare_run_dir(cfg: Config, command: str) -> Path:
     """Create the run directory (`run.output_dir`, default runs/<command>-<time>) and save config.yaml."""
-    path = Path(cfg.run.output_dir or f"runs/{command}-{time.strftime('%Y%m%d-%H%M%S')}")
-    path.mkdir(parents=True, exist_ok=True)
+    path = Path(dist.broadcast_object(cfg.run.output_dir or f"runs/{command}-{time.strftime('%Y%m%d-%H%M%S')}"))
     cfg.run.output_dir = str(path)
-    save_config(cfg, path / "config.yaml")
+    if dist.is_main():
+        path.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, path / "config.yaml")
+    dist.barrier()
     return path
 
 
 def start_run(cfg: Config, command: str) -> Path:
-    random.seed(cfg.run.seed)
-    np.random.seed(cfg.run.seed)
-    torch.manual_seed(cfg.run.seed)
+    dist.init()
+    if dist.world() > 1 and command not in ("grpo", "sft"):
+        raise ConfigError(f"r1 {command} runs as one process; only grpo and sft run data-parallel under torchrun/accelerate")
+    console.quiet = not dist.is_main()
+    seed = cfg.run.seed + dist.rank()
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
     if cfg.run.threads:
         torch.set_num_threads(cfg.run.threads)
     return prepare_run_dir(cfg, command)
+
+
+def load_trainable(cfg: Config, resume_from: Path | None = None) -> tuple:
+    """(model, tokenizer) to train: `model.name` or the checkpoint `resume_from`, with LoRA adapters
+    if `model.lora.enabled`, gradient checkpointing if `train.gradient_checkpointing`."""
+    lora_on = cfg.model.lora.enabled
+    model, tokenizer = load_model(str(resume_from) if resume_from and not lora_on else cfg.model.name, dtype=cfg.model.dtype)
+    if cfg.train.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if lora_on:
+        model = lora.load(model, resume_from) if resume_from else lora.apply(model, cfg.model.lora)
+    dist.broadcast_params(model)  # e.g. the adapters' random init: rank 0's everywhere
+    return model, tokenizer
 
 
 def load_prompt_dataset(d: DataConfig, tokenizer) -> list[dict]:
@@ -92,9 +119,11 @@ class RunLogger:
         from torch.utils.tensorboard import SummaryWriter
 
         self.run_dir, self.total_steps = Path(run_dir), total_steps
-        self.writer = SummaryWriter(str(self.run_dir / "tensorboard"))
+        self.writer = SummaryWriter(str(self.run_dir / "tensorboard")) if dist.is_main() else None
 
     def log(self, step: int, metrics: dict[str, float], *, show: bool = True) -> None:
+        if self.writer is None:
+            return
         clean = {k: _jsonable(v) for k, v in metrics.items()}
         with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as handle:
             handle.write(json.dumps({"step": step, **clean}) + "\n")
@@ -107,12 +136,15 @@ class RunLogger:
             console.print(f"[bold]step {step}/{self.total_steps}[/] │ " + " │ ".join(shown))
 
     def samples(self, step: int, rows: list[dict]) -> None:
+        if self.writer is None:
+            return
         with open(self.run_dir / "samples.jsonl", "a", encoding="utf-8") as handle:
             for row in rows:
                 handle.write(json.dumps({"step": step, **row}, ensure_ascii=False) + "\n")
 
     def close(self) -> None:
-        self.writer.close()
+        if self.writer is not None:
+            self.writer.close()
 
 
 def _jsonable(value):
@@ -125,6 +157,8 @@ def _jsonable(value):
 
 def truncate_log_on_resume(run_dir: Path, step: int) -> None:
     """Drop metric/sample lines written after `step` by a run that died after its last checkpoint."""
+    if not dist.is_main():
+        return
     for name in ("metrics.jsonl", "samples.jsonl"):
         path = Path(run_dir) / name
         if path.is_file():

@@ -10,7 +10,9 @@ Every completion ends with the EOS token, so the model learns to stop.
 
 The loss is the mean negative log-likelihood over all completion tokens of a batch (token-mean,
 normalized by the whole batch's token count, so micro-batching does not change the update).
-Prompt tokens carry no loss. Checkpoints, metrics, progress and resume are GRPO's machinery.
+Prompt tokens carry no loss. Checkpoints, metrics, progress and resume are GRPO's machinery, and
+so are data parallelism (`sft.batch_size` is the global batch, split over the ranks; the token
+count that normalizes the loss is global and the gradients are summed) and LoRA (`model.lora.*`).
 """
 
 from __future__ import annotations
@@ -24,12 +26,12 @@ import torch
 
 from r1.config import Config
 from r1.data import DataError, render_prompt
-from r1.models import load_model
 from r1.rl import aggregate
 from r1.train import checkpoint as ckpt
+from r1.train import distributed as dist
 from r1.train.forward import completion_logprobs
 from r1.train.optim import build_optimizer, optimizer_step
-from r1.train.run import IndexSampler, RunLogger, console, start_run, truncate_log_on_resume
+from r1.train.run import IndexSampler, RunLogger, console, load_trainable, start_run, truncate_log_on_resume
 
 
 def encode_row(row: dict, tokenizer, *, template: str, form: str, prefill_think: bool) -> tuple[list[int], list[int]] | None:
@@ -95,10 +97,11 @@ def pad_completions(completions: list[list[int]], pad_id: int) -> tuple[torch.Te
 
 
 def sft_step(model, optimizer, scheduler, rows: list[tuple[list[int], list[int]]], *, pad_id: int, micro_batch_size: int, grad_clip: float, bf16: bool = False) -> dict:
-    """One optimizer step of token-mean NLL over `rows`, accumulated over micro-batches."""
+    """One optimizer step of token-mean NLL over `rows` (this rank's share of the global batch),
+    accumulated over micro-batches; the token count and the gradients are summed over ranks."""
     completion_ids, lengths = pad_completions([c for _, c in rows], pad_id)
     mask = (torch.arange(completion_ids.shape[1])[None, :] < lengths[:, None]).float()  # (B, T)
-    total_tokens, loss_sum = float(mask.sum()), 0.0
+    total_tokens, loss_sum = dist.sum_all(float(mask.sum())), 0.0
     model.train()
     for start in range(0, len(rows), micro_batch_size):
         sl = slice(start, start + micro_batch_size)
@@ -107,15 +110,17 @@ def sft_step(model, optimizer, scheduler, rows: list[tuple[list[int], list[int]]
         loss = aggregate(-logp, mask[sl, :width], total_tokens=total_tokens, aggregation="token-mean")
         loss.backward()
         loss_sum += float(loss.detach())
+    dist.all_reduce_grads(model)
     grad_norm, applied = optimizer_step(model, optimizer, scheduler, grad_clip=grad_clip)
-    return {"loss": loss_sum, "grad_norm": grad_norm, "tokens": total_tokens, "skipped": int(not applied)}
+    return {"loss": dist.sum_all(loss_sum), "grad_norm": grad_norm, "tokens": total_tokens, "skipped": int(not applied)}
 
 
 def train_sft(cfg: Config) -> Path:
     """Run SFT as configured; returns the run directory (checkpoints/final holds the result)."""
     run_dir = start_run(cfg, "sft")
     resume_from = ckpt.latest_checkpoint(run_dir) if cfg.run.resume else None
-    model, tokenizer = load_model(str(resume_from) if resume_from else cfg.model.name, dtype=cfg.model.dtype)
+    dist.require_divisible("sft.batch_size", cfg.sft.batch_size)
+    model, tokenizer = load_trainable(cfg, resume_from)
     rows = load_sft_data(cfg.sft.data, tokenizer, cfg)
     total_steps = cfg.sft.epochs * math.ceil(len(rows) / cfg.sft.batch_size)
     optimizer, scheduler = build_optimizer(model, cfg.optim, total_steps)
@@ -130,7 +135,7 @@ def train_sft(cfg: Config) -> Path:
     while step < total_steps:
         step += 1
         t0 = time.perf_counter()
-        batch = [rows[i] for i in sampler.take(cfg.sft.batch_size)]
+        batch = [rows[i] for i in dist.shard(sampler.take(cfg.sft.batch_size))]
         m = sft_step(model, optimizer, scheduler, batch, pad_id=tokenizer.pad_token_id, micro_batch_size=cfg.train.micro_batch_size, grad_clip=cfg.optim.grad_clip, bf16=cfg.train.bf16)
         counters["nonfinite_steps"] = counters.get("nonfinite_steps", 0) + m.pop("skipped")
         elapsed = time.perf_counter() - t0
@@ -139,7 +144,7 @@ def train_sft(cfg: Config) -> Path:
         if step % cfg.train.save_every == 0 and step < total_steps:
             ckpt.save_training(ckpt.step_dir(run_dir, step), model, tokenizer, **loop_state, counters=counters, step=step)
             ckpt.prune(run_dir, cfg.train.keep_checkpoints)
-    final = ckpt.save_training(run_dir / "checkpoints" / "final", model, tokenizer, **loop_state, counters=counters, step=step)
+    final = ckpt.save_training(run_dir / "checkpoints" / "final", model, tokenizer, **loop_state, counters=counters, step=step, final=True)
     logger.close()
     console.print(f"done: {step} steps; final checkpoint {final}")
     return run_dir
