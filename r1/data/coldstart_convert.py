@@ -40,7 +40,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from r1.data.datasets import QUESTION_FIELDS, DataError
+from r1.data.datasets import QUESTION_FIELDS, DataError, json_lines
 from r1.data.filters import Filter, curate, first_rejection
 from r1.rewards.extract import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN, extract_answer
 
@@ -77,14 +77,7 @@ def read_candidates(paths: list[str | Path]) -> list[dict]:
     for path in map(Path, paths):
         if not path.is_file():
             raise DataError(f"samples file not found: {path}")
-        for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
-            try:
-                text = raw.decode("utf-8").strip()
-                row = json.loads(text) if text else None
-            except (UnicodeDecodeError, json.JSONDecodeError) as err:
-                raise DataError(f"{path}:{number}: not valid UTF-8 JSON ({type(err).__name__})") from None
-            if row is None:
-                continue
+        for number, row in json_lines(path):
             if not isinstance(row, dict):
                 raise DataError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
             found += candidates_from_row(row, default_id=f"{path.stem}-{number}")

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from r1.data.arithmetic import make_problems
 
@@ -85,6 +85,19 @@ def load_examples(
     if skipped and not quiet:
         print(f"[r1] {source}: skipped {skipped} row(s) without a question or answer")
     return examples[:limit] if limit is not None else examples
+
+
+def json_lines(path: Path) -> Iterator[tuple[int, object]]:
+    """(line number, parsed value) for every non-blank line of a JSONL file; a line that is not
+    UTF-8 JSON is a DataError naming the file and line."""
+    for number, raw in enumerate(Path(path).read_bytes().splitlines(), start=1):
+        try:
+            text = raw.decode("utf-8").strip()
+            value = json.loads(text) if text else None
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise DataError(f"{path}:{number}: not valid UTF-8 JSON ({type(err).__name__})") from None
+        if text:
+            yield number, value
 
 
 def read_jsonl(path: Path, question_field: str | None, answer_field: str | None, name: str | None = None) -> tuple[list[dict], int]:

@@ -29,13 +29,12 @@ see r1/pipeline/pipeline.py) and parallel stages.
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 
 from r1.config import Config, ConfigError, PipelineConfig, StageConfig, check, from_dict, set_dotted, to_dict
 from r1.data import DataError, load_examples
 from r1.data.coldstart import GENERATORS, write_jsonl
-from r1.data.datasets import BUNDLED_DIR
+from r1.data.datasets import BUNDLED_DIR, json_lines
 from r1.train import checkpoint as ckpt
 
 MODEL_KINDS = ("sft", "grpo")  # stages whose output is a policy the next stage can start from
@@ -161,7 +160,7 @@ def write_stage_data(stage: StageConfig, cfg: Config, stage_dir: Path, outputs: 
         rows = [row for item in stage.data for row in sft_rows(item, cfg, outputs)]
         cfg.sft.data = str(write_jsonl(rows, stage_dir / "data.jsonl"))
     elif stage.kind == "rm":
-        cfg.rm.data = str(find_file(stage.data[0]))
+        cfg.rm.data = stage.data[0]  # `r1 rm` resolves bundled names and paths itself
     else:
         rows = [row for item in stage.data for row in prompt_rows(item, cfg)]
         for i, row in enumerate(rows):
@@ -179,15 +178,7 @@ def find_file(source: str) -> Path:
 
 
 def read_rows(path: Path) -> list[dict]:
-    rows = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as err:
-                    raise DataError(f"{path}:{number}: not valid JSON ({err.msg})") from None
-    return rows
+    return [row for _, row in json_lines(path)]
 
 
 # ---------------------------------------------------------------------------------------------

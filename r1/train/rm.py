@@ -35,7 +35,7 @@ import torch
 
 from r1.config import Config
 from r1.data import DataError
-from r1.data.datasets import BUNDLED_DIR
+from r1.data.datasets import BUNDLED_DIR, json_lines
 from r1.rewards.models import encode, load_scalar_rm, sequence_scores
 from r1.rl import bradley_terry_loss, pair_accuracy
 from r1.train import checkpoint as ckpt
@@ -62,14 +62,7 @@ def pairs_file(data: str | None) -> Path:
 def read_pairs(path: Path) -> list[dict]:
     """Rows with non-empty string `prompt`, `chosen` and `rejected` that differ; bad JSON is an error naming the line."""
     rows, skipped = [], 0
-    for number, line in enumerate(path.read_bytes().splitlines(), start=1):
-        try:
-            text = line.decode("utf-8").strip()
-            row = json.loads(text) if text else None
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise DataError(f"{path}:{number}: not valid UTF-8 JSON ({type(err).__name__})") from None
-        if row is None:
-            continue
+    for _, row in json_lines(path):
         fields = [row.get(k) for k in ("prompt", "chosen", "rejected")] if isinstance(row, dict) else [None]
         if all(isinstance(f, str) and f.strip() for f in fields) and row["chosen"] != row["rejected"]:
             rows.append(row)

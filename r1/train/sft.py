@@ -17,7 +17,6 @@ count that normalizes the loss is global and the gradients are summed) and LoRA 
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ import torch
 
 from r1.config import Config
 from r1.data import DataError, render_prompt
+from r1.data.datasets import json_lines
 from r1.rl import aggregate
 from r1.train import checkpoint as ckpt
 from r1.train import distributed as dist
@@ -63,14 +63,7 @@ def load_sft_data(path: str | None, tokenizer, cfg: Config) -> list[tuple[list[i
     if not file.is_file():
         raise DataError(f"SFT data file not found: {file}")
     d, rows, skipped, too_long = cfg.data, [], 0, 0
-    for number, line in enumerate(file.read_bytes().splitlines(), start=1):
-        try:
-            text = line.decode("utf-8").strip()
-            row = json.loads(text) if text else None
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise DataError(f"{file}:{number}: not valid UTF-8 JSON ({type(err).__name__})") from None
-        if row is None:
-            continue
+    for number, row in json_lines(file):
         encoded = encode_row(row, tokenizer, template=d.template, form=d.template_form, prefill_think=d.prefill_think) if isinstance(row, dict) else None
         if encoded is None:
             skipped += 1
