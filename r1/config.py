@@ -21,6 +21,8 @@ can read top to bottom.
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -81,15 +83,26 @@ class DataConfig:
 
 
 @dataclass
+class VllmConfig:
+    """Options of the vLLM rollout engine (`rollout.engine=vllm`, r1/rollout/vllm_engine.py)."""
+
+    kv_cache_gib: float = 1.0  # memory reserved for the KV cache (on a CPU, taken from RAM)
+    gpu_memory_utilization: float = 0.3  # on a GPU: the share of device memory vLLM may take (it shares the device with training)
+    enforce_eager: bool = True  # no CUDA graphs or compilation: starts in seconds, slower per token on a GPU
+    max_model_len: int = 4096  # prompt + completion tokens per row
+
+
+@dataclass
 class RolloutConfig:
     prompts_per_step: int = 8
     samples_per_prompt: int = 8  # the GRPO group size G
     temperature: float = 1.0
     top_p: float = 1.0
     max_new_tokens: int = 256
-    engine: Literal["fast", "hf"] = "fast"  # fast: r1's KV-cache decode loop (Llama/Qwen2; others fall back to hf)
+    engine: Literal["fast", "hf", "vllm"] = "fast"  # fast: r1's KV-cache decode loop (Llama/Qwen2; others fall back to hf); vllm: optional dependency
     dtype: Literal["float32", "bfloat16"] = "float32"  # precision of the rollout's matmuls (logits and sampling stay fp32)
     ignore_eos: bool = False  # benchmarks only: every completion runs to max_new_tokens
+    vllm: VllmConfig = field(default_factory=VllmConfig)
 
 
 @dataclass
@@ -144,7 +157,7 @@ class TrainConfig:
     keep_checkpoints: int = 2  # most recent step checkpoints kept (the final one always is)
     max_time_s: float | None = None  # GRPO: stop after the step that crosses this wall time (a compute budget); None = run all steps
     gradient_checkpointing: bool = False  # recompute activations in the backward pass: less memory, ~30% more compute
-    fsdp: bool = False  # reserved: shard parameters over the processes with FSDP2 — not implemented yet, true is refused (docs/scale.md)
+    fsdp: bool = False  # shard parameters, gradients and optimizer state over the processes with FSDP2 (r1/train/fsdp.py, docs/scale.md)
 
 
 @dataclass
@@ -234,6 +247,7 @@ class RunConfig:
     seed: int = 0
     threads: int | None = None  # torch threads (None = all cores)
     resume: bool = False
+    device: str = "auto"  # where grpo/sft train: auto (cuda:LOCAL_RANK when CUDA is available, else cpu), cpu, cuda, cuda:N
 
 
 @dataclass
@@ -299,6 +313,9 @@ def check(cfg: Config) -> None:
         ("rollout.temperature", cfg.rollout.temperature > 0, "must be > 0"),
         ("rollout.top_p", 0 < cfg.rollout.top_p <= 1, "must be in (0, 1]"),
         ("rollout.max_new_tokens", cfg.rollout.max_new_tokens >= 1, "must be ≥ 1"),
+        ("run.device", cfg.run.device in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", cfg.run.device) is not None, "must be auto, cpu, cuda or cuda:N"),
+        ("rollout.vllm.kv_cache_gib", cfg.rollout.vllm.kv_cache_gib > 0, "must be > 0"),
+        ("rollout.vllm.gpu_memory_utilization", 0 < cfg.rollout.vllm.gpu_memory_utilization <= 1, "must be in (0, 1]"),
         ("train.micro_batch_size", cfg.train.micro_batch_size >= 1, "must be ≥ 1"),
         ("train.steps", cfg.train.steps >= 0, "must be ≥ 0"),
         ("grpo.beta", cfg.grpo.beta >= 0, "must be ≥ 0"),
@@ -347,7 +364,9 @@ def check(cfg: Config) -> None:
         ("model.lora.dropout", 0 <= cfg.model.lora.dropout < 1, "must be in [0, 1)"),
         ("model.lora.target_modules", bool(cfg.model.lora.target_modules), "must name at least one module"),
         ("grpo.ref_reset_steps", not (cfg.model.lora.enabled and cfg.grpo.ref_reset_steps), "must be 0 with model.lora.enabled (the reference is the base model with the adapter off)"),
-        ("train.fsdp", not cfg.train.fsdp, "is not implemented yet: parameters are replicated on every process (see docs/scale.md, 'FSDP')"),
+        ("train.fsdp", not (cfg.train.fsdp and cfg.model.lora.enabled), "cannot be combined with model.lora.enabled (see docs/scale.md, 'FSDP')"),
+        ("train.fsdp", not (cfg.train.fsdp and cfg.grpo.dynamic_sampling), "cannot be combined with grpo.dynamic_sampling: ranks would run different numbers of passes"),
+        ("train.fsdp", not (cfg.train.fsdp and cfg.grpo.ref_reset_steps), "cannot be combined with grpo.ref_reset_steps yet"),
         *_reward_rules(cfg.rewards),
     ]
     for key, ok, message in rules:

@@ -81,6 +81,7 @@ GRPO = {  # batch-wide statistics everywhere: batch-std advantages, token-mean l
     "lora": [*GRPO_COMMON, "rewards.weights={t_len: 1.0}", "grpo.beta=0.1", "model.lora.enabled=true", "model.lora.r=4", "optim.lr=1e-2"],
 }
 SFT = ["sft.batch_size=4", "train.micro_batch_size=1", "optim.lr=1e-3", "sft.epochs=1"]
+FSDP = {"fsdp": "kl", "sft_fsdp": "sft"}  # FSDP-sharded 2-process jobs → the 1-process job they must equal
 
 
 def overrides(model_dir, out, extra) -> list[str]:
@@ -114,9 +115,11 @@ def runs(tiny_model_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("dp")
     data = sft_data(root / "sft.jsonl")
     jobs = {name: ("grpo", extra) for name, extra in GRPO.items()} | {"sft": ("sft", [*SFT, f"sft.data={data}"])}
-    two = [{"cmd": cmd, "overrides": overrides(tiny_model_dir, root / "2" / name, extra)} for name, (cmd, extra) in jobs.items()]
-    resume = overrides(tiny_model_dir, root / "2" / "resumed", GRPO["kl"])  # 1 step, then resumed to 2
-    two += [{"cmd": "grpo", "overrides": [*resume, "train.steps=1"]}, {"cmd": "grpo", "overrides": [*resume, "run.resume=true"]}]
+    sharded = {name: (jobs[base][0], [*jobs[base][1], "train.fsdp=true"]) for name, base in FSDP.items()}
+    two = [{"cmd": cmd, "overrides": overrides(tiny_model_dir, root / "2" / name, extra)} for name, (cmd, extra) in (jobs | sharded).items()]
+    for name, extra in {"resumed": GRPO["kl"], "resumed_fsdp": sharded["fsdp"][1]}.items():  # 1 step, then resumed to 2
+        resume = overrides(tiny_model_dir, root / "2" / name, extra)
+        two += [{"cmd": "grpo", "overrides": [*resume, "train.steps=1"]}, {"cmd": "grpo", "overrides": [*resume, "run.resume=true"]}]
     (root / "jobs.json").write_text(json.dumps(two))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     launch = subprocess.Popen([str(TORCHRUN), "--standalone", "--nproc_per_node", "2", __file__, str(root / "jobs.json")], env=env,
@@ -147,20 +150,20 @@ def assert_close_params(a: dict, b: dict, atol: float) -> None:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=atol, msg=k)
 
 
-@pytest.mark.parametrize("name", [*GRPO, "sft"])
+@pytest.mark.parametrize("name", [*GRPO, "sft", *FSDP])
 def test_two_processes_make_the_one_process_update(runs, tiny_model_dir, name):
-    one, two = runs / "1" / name, runs / "2" / name
+    one, two = runs / "1" / FSDP.get(name, name), runs / "2" / name
     m1, m2 = metrics(one), metrics(two)
     assert [m["step"] for m in m2] == [1, 2]  # rank 0 alone wrote the log
-    keys = ["loss", "grad_norm"] + (["tokens"] if name == "sft" else ["reward/mean", "samples", "groups/zero_variance_frac", "trained_rows", "completion_len/mean"])
-    keys += ["kl"] if name == "kl" else []
+    keys = ["loss", "grad_norm"] + (["tokens"] if name.startswith("sft") else ["reward/mean", "samples", "groups/zero_variance_frac", "trained_rows", "completion_len/mean"])
+    keys += ["kl"] if name in ("kl", "fsdp") else []
     for a, b in zip(m1, m2):
         for key in keys:
             assert b[key] == pytest.approx(a[key], rel=1e-5, abs=1e-6), (a["step"], key)
     base, p1, p2 = dict(load_model(str(tiny_model_dir))[0].state_dict()), final_params(one), final_params(two)
     assert max(float((p1[k] - base[k]).abs().max()) for k in base) > 1e-4  # a real update happened
     assert_close_params(p2, p1, atol=1e-5)
-    if name != "sft":  # samples.jsonl holds every rank's completions, in the global order
+    if not name.startswith("sft"):  # samples.jsonl holds every rank's completions, in the global order
         rows = lambda run: [(r["id"], r["completion"]) for r in map(json.loads, (run / "samples.jsonl").read_text().splitlines())]  # noqa: E731
         assert sorted(rows(two)) == sorted(rows(one))
 
@@ -177,8 +180,9 @@ def test_a_checkpoint_records_the_world_size_and_every_rank_rng(runs):
     assert not torch.equal(state["rng_per_rank"][0]["torch"], state["rng_per_rank"][1]["torch"])  # ranks sample differently
 
 
-def test_a_resumed_two_process_run_equals_the_straight_one(runs):
-    straight, resumed = runs / "2" / "kl", runs / "2" / "resumed"
+@pytest.mark.parametrize("straight, resumed", [("kl", "resumed"), ("fsdp", "resumed_fsdp")])
+def test_a_resumed_two_process_run_equals_the_straight_one(runs, straight, resumed):
+    straight, resumed = runs / "2" / straight, runs / "2" / resumed
     for a, b in zip(metrics(straight), metrics(resumed), strict=True):
         for key in ("loss", "reward/mean", "kl", "grad_norm"):
             assert b[key] == pytest.approx(a[key], abs=1e-6), (a["step"], key)
@@ -199,9 +203,17 @@ def test_a_global_batch_must_split_evenly(monkeypatch):
         dist.require_divisible("rollout.prompts_per_step", 3)
 
 
-def test_fsdp_is_refused_until_it_is_implemented():
-    with pytest.raises(ConfigError, match="train.fsdp is not implemented yet"):
-        load_config(None, ["train.fsdp=true"])
+@pytest.mark.parametrize("other", ["model.lora.enabled=true", "grpo.dynamic_sampling=true", "grpo.ref_reset_steps=10"])
+def test_fsdp_refuses_what_it_cannot_do(other):
+    with pytest.raises(ConfigError, match="train.fsdp"):
+        load_config(None, ["train.fsdp=true", other])
+
+
+def test_an_fsdp_checkpoint_is_a_plain_model_with_a_parameter_named_optimizer_state(runs):
+    final = runs / "2" / "fsdp" / "checkpoints" / "final"
+    state = ckpt.load_state(final)
+    assert state["optimizer_by_name"] and "model.embed_tokens.weight" in state["optimizer"]["state"]
+    assert (final / "model.safetensors").is_file() and not (final / "adapter").exists()
 
 
 if __name__ == "__main__":

@@ -236,7 +236,7 @@ def test_checkpoint_loads_with_plain_transformers_and_restores_the_loop(tiny, tm
     fresh_opt, fresh_sched = build_optimizer(plain, load_config(None, ["optim.lr=0.1"]).optim, total_steps=10)
     fresh_sampler = IndexSampler(9, 0)
     torch.rand(5)  # the RNGs moved on since the save
-    step, counters = ckpt.restore_training(path, optimizer=fresh_opt, scheduler=fresh_sched, sampler=fresh_sampler)
+    step, counters = ckpt.restore_training(path, model=plain, optimizer=fresh_opt, scheduler=fresh_sched, sampler=fresh_sampler)
     assert (step, counters) == (1, {"x": 1})
     draws = (torch.rand(3), random.random())
     assert torch.equal(draws[0], expected_draws[0]) and draws[1] == expected_draws[1]

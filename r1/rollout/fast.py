@@ -44,7 +44,8 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 def supports(model) -> bool:
     c = model.config
     sliding = getattr(c, "use_sliding_window", False) and getattr(c, "sliding_window", None)
-    return c.model_type in SUPPORTED and c.hidden_act == "silu" and not sliding and not getattr(model, "hf_quantizer", None)
+    on_cpu = next(model.parameters()).device.type == "cpu"  # a CPU loop: on a GPU, HF generate (or vllm) is the engine
+    return on_cpu and c.model_type in SUPPORTED and c.hidden_act == "silu" and not sliding and not getattr(model, "hf_quantizer", None)
 
 
 class Decoder:
@@ -202,7 +203,7 @@ def generate(
     temperature 0 is greedy. ignore_eos (benchmarks only) always produces max_new_tokens tokens.
     """
     if not supports(model):
-        print(f"[r1] fast rollout does not support {model.config.model_type}; using HF generate", flush=True)
+        print(f"[r1] the fast rollout takes Llama/Qwen2-shaped models on the CPU, not this {model.config.model_type} on {model.device}; using HF generate", flush=True)
         return hf.generate(model, tokenizer, prompt_ids, n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed)
     rows = [ids for ids in prompt_ids for _ in range(n)]
     pad = tokenizer.pad_token_id

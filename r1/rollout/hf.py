@@ -10,8 +10,7 @@ Masks here always come from lengths.
 Prompts are left-padded into one batch; every prompt is repeated n times, so a GRPO group
 (prompt i, samples 0..n-1) is rows i*n … i*n+n-1.
 
-Deliberately left out: the faster generation loop and the vLLM engine (see the speed and
-scale-out issues); both keep this function's contract.
+The other engines (r1/rollout/fast.py, r1/rollout/vllm_engine.py) keep this function's contract.
 """
 
 from __future__ import annotations
@@ -28,6 +27,7 @@ class Rollout:
     lengths: torch.Tensor  # (B,) tokens up to and including the first stop token
     truncated: torch.Tensor  # (B,) bool: no stop token within max_new_tokens
     texts: list[str]  # decoded completions, special tokens removed
+    logprobs: torch.Tensor | None = None  # (B, T) the engine's log-prob of each sampled token, where it reports them (vllm)
 
     @property
     def mask(self) -> torch.Tensor:

@@ -24,6 +24,7 @@ import torch
 
 from r1.config import load_config
 from r1.rewards import configure as configure_rewards
+from r1.rollout import vllm_engine
 from r1.train.grpo import grpo_step, load_policy
 from r1.train.optim import build_optimizer
 from r1.train.run import IndexSampler, load_prompt_dataset
@@ -54,6 +55,7 @@ def bench_grpo_step(dtype: str = "bfloat16", steps: int = 6, threads: int | None
     precision = [f"rollout.dtype={dtype}", f"train.bf16={str(dtype == 'bfloat16').lower()}"]
     cfg = load_config(None, [*STANDARD, *precision, *overrides])
     configure_rewards(workers=cfg.rewards.workers, timeout_s=cfg.rewards.timeout_s)
+    vllm_engine.configure(cfg.rollout.vllm)
     policy, reference, tokenizer = load_policy(cfg)
     examples = load_prompt_dataset(cfg.data, tokenizer)
     optimizer, scheduler = build_optimizer(policy, cfg.optim, total_steps=steps)

@@ -30,7 +30,7 @@ import torch
 
 from r1.config import ConfigError
 from r1.train import distributed as dist
-from r1.train import lora
+from r1.train import fsdp, lora
 
 STATE_FILE = "trainer_state.pt"
 STEP_FILE = "checkpoint.json"  # small, so finding the latest checkpoint never loads optimizer state
@@ -116,17 +116,22 @@ def load_reference(checkpoint: Path, reference) -> bool:
 
 
 def save_training(path: Path, model, tokenizer, *, optimizer, scheduler, sampler, counters: dict, step: int, reference=None, final: bool = False) -> Path:
-    """Checkpoint a training loop (GRPO or SFT) at `step`. Every rank calls it; rank 0 writes."""
+    """Checkpoint a training loop (GRPO or SFT) at `step`. Every rank calls it; rank 0 writes.
+
+    An FSDP-sharded model is gathered first (weights and optimizer state; r1/train/fsdp.py)."""
     rngs = dist.gather_objects(rng_state())
+    sharded = fsdp.is_sharded(model)
+    optimizer_state = fsdp.full_optimizer_state(model, optimizer) if sharded else optimizer.state_dict()
+    model = fsdp.gathered(model) if sharded else model
     if dist.is_main():
-        state = {"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "sampler": sampler.state_dict(),
+        state = {"step": step, "optimizer": optimizer_state, "optimizer_by_name": sharded, "scheduler": scheduler.state_dict(), "sampler": sampler.state_dict(),
                  "counters": counters, "world_size": dist.world(), "rng_per_rank": rngs}
         save_checkpoint(path, model, tokenizer, state, reference=reference, final=final)
     dist.barrier()  # nobody reads or prunes the folder before it is complete
     return Path(path)
 
 
-def restore_training(path: Path, *, optimizer, scheduler, sampler) -> tuple[int, dict]:
+def restore_training(path: Path, *, model, optimizer, scheduler, sampler) -> tuple[int, dict]:
     """Load a `save_training` checkpoint into fresh objects and restore the RNGs → (step, counters)."""
     state = load_state(path)
     saved_world = state.get("world_size", 1)
@@ -135,7 +140,10 @@ def restore_training(path: Path, *, optimizer, scheduler, sampler) -> tuple[int,
             f"{path} was written by a run of {saved_world} process(es) and this run has {dist.world()}: resume it with "
             f"the same number (torchrun --nproc_per_node {saved_world}), since the data split and the per-rank RNG states depend on it"
         )
-    optimizer.load_state_dict(state["optimizer"])
+    if state.get("optimizer_by_name"):  # written from FSDP shards: parameter-named, loads sharded or not
+        fsdp.load_full_optimizer_state(model, optimizer, state["optimizer"])
+    else:
+        optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     sampler.load_state_dict(state["sampler"])
     set_rng_state(state.get("rng_per_rank", [state["rng"]])[dist.rank()])

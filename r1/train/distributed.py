@@ -4,8 +4,8 @@
 of the command with RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR / MASTER_PORT in the
 environment. `init()` turns those into a process group — gloo for CPU tensors, plus NCCL for CUDA
 tensors when CUDA is available; without them, or with WORLD_SIZE=1, every helper here is a
-no-op on one process, so the training loops read the same either way. (The loops themselves
-train on the CPU today: nothing moves the model to a GPU, see docs/scale.md.)
+no-op on one process, so the training loops read the same either way. `device()` places each
+rank's model on its own GPU (cuda:LOCAL_RANK) when there is one.
 
 How the loops use it (the invariant: N processes make the update one process would make on the
 same global batch):
@@ -41,6 +41,15 @@ def init() -> None:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     tdist.init_process_group("cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo")
     atexit.register(tdist.destroy_process_group)
+
+
+def device(setting: str = "auto") -> torch.device:
+    """Where this process trains: `run.device`, with auto = its own GPU (cuda:LOCAL_RANK) if any, else the CPU."""
+    if setting == "auto":
+        setting = f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if torch.cuda.is_available() else "cpu"
+    if setting.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"run.device={setting} but CUDA is not available here (torch {torch.__version__}); use run.device=cpu")
+    return torch.device(setting)
 
 
 def rank() -> int:
@@ -112,8 +121,17 @@ def gather_rows(x: torch.Tensor) -> tuple[torch.Tensor, slice]:
 
 
 def all_reduce_grads(model) -> None:
-    """Sum the gradients of the trainable parameters over ranks (a missing gradient counts as 0)."""
+    """Sum the gradients of the trainable parameters over ranks (a missing gradient counts as 0).
+
+    An FSDP-sharded model's backward already reduced them, as a mean (r1/train/fsdp.py): scaled to the sum."""
     if world() == 1:
+        return
+    from r1.train import fsdp
+
+    if fsdp.is_sharded(model):
+        for p in model.parameters():
+            if p.grad is not None:
+                p.grad.mul_(world())
         return
     for p in model.parameters():
         if p.requires_grad:

@@ -42,13 +42,13 @@ from r1.models import load_model
 from r1.rewards import applies, check_kinds, configure_reward_models, score_completions
 from r1.rewards import configure as configure_rewards
 from r1.rl import combine_metrics, group_advantages, grpo_loss, kl_reward_penalty, overlong_penalty, zero_variance_groups
-from r1.rollout import ENGINES
+from r1.rollout import ENGINES, vllm_engine
 from r1.train import checkpoint as ckpt
 from r1.train import distributed as dist
-from r1.train import lora
+from r1.train import fsdp, lora
 from r1.train.forward import batched_logprobs, completion_logprobs
 from r1.train.optim import build_optimizer, optimizer_step
-from r1.train.run import IndexSampler, RunLogger, console, load_prompt_dataset, load_trainable, start_run, truncate_log_on_resume
+from r1.train.run import IndexSampler, RunLogger, console, for_rollout, load_prompt_dataset, load_trainable, start_run, truncate_log_on_resume
 
 
 class TrainingError(RuntimeError):
@@ -72,6 +72,7 @@ class Batch:
     advantages: torch.Tensor | None = None  # (B,)
     old_logp: torch.Tensor | None = None  # (B, T)
     ref_logp: torch.Tensor | None = None  # (B, T)
+    engine_logp: torch.Tensor | None = None  # (B, T) the rollout engine's own log-probs of the sampled tokens (vllm)
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -90,12 +91,13 @@ def weighted_total(values: dict[str, list[float | None]], weights: dict[str, flo
     return (w * stacked).nansum(dim=0).masked_fill(~valid, float("nan")), valid
 
 
-def rollout_and_score(policy, tokenizer, examples: list[dict], cfg: Config, counters: dict) -> Batch:
+def rollout_and_score(sampler_model, tokenizer, examples: list[dict], cfg: Config, counters: dict) -> Batch:
+    """Sample and score with `sampler_model`, the plain-weights view of the policy (run.for_rollout)."""
     r = cfg.rollout
     if not examples:  # a data-parallel rank's share of a small dynamic-sampling refill
         none = torch.zeros(0, dtype=torch.bool)
         return Batch([], [], torch.zeros((0, 1), dtype=torch.long), torch.zeros(0, dtype=torch.long), none, [], {k: [] for k in cfg.rewards.weights}, torch.zeros(0), none)
-    rollout = ENGINES[r.engine](lora.for_rollout(policy), tokenizer, [e["prompt_ids"] for e in examples], n=r.samples_per_prompt, temperature=r.temperature, top_p=r.top_p, max_new_tokens=r.max_new_tokens, dtype=r.dtype, ignore_eos=r.ignore_eos)
+    rollout = ENGINES[r.engine](sampler_model, tokenizer, [e["prompt_ids"] for e in examples], n=r.samples_per_prompt, temperature=r.temperature, top_p=r.top_p, max_new_tokens=r.max_new_tokens, dtype=r.dtype, ignore_eos=r.ignore_eos)
     rows = [e for e in examples for _ in range(r.samples_per_prompt)]
     t0 = time.perf_counter()
     scores = score_completions(rollout.texts, rows, list(cfg.rewards.weights), routes=cfg.rewards.routes)
@@ -105,7 +107,7 @@ def rollout_and_score(policy, tokenizer, examples: list[dict], cfg: Config, coun
     for name, message in scores.first_error.items():
         counters.setdefault(f"first_error/{name}", message)
     total, valid = weighted_total(scores.values, cfg.rewards.weights)
-    return Batch(rows, rollout.prompt_ids, rollout.completion_ids, rollout.lengths, rollout.truncated, rollout.texts, scores.values, total, valid)
+    return Batch(rows, rollout.prompt_ids, rollout.completion_ids, rollout.lengths, rollout.truncated, rollout.texts, scores.values, total, valid, engine_logp=rollout.logprobs)
 
 
 def concat(batches: list[Batch]) -> Batch:
@@ -121,6 +123,7 @@ def concat(batches: list[Batch]) -> Batch:
         rewards={k: [v for b in batches for v in b.rewards[k]] for k in batches[0].rewards},
         total=torch.cat([b.total for b in batches]), valid=torch.cat([b.valid for b in batches]),
         advantages=torch.cat([b.advantages for b in batches]) if batches[0].advantages is not None else None,
+        engine_logp=torch.cat([pad(b.engine_logp) for b in batches]) if all(b.engine_logp is not None for b in batches) else None,
     )
 
 
@@ -129,11 +132,11 @@ def select_groups(batch: Batch, keep: torch.Tensor, G: int) -> Batch:
     return Batch(
         [batch.examples[i] for i in rows], [batch.prompt_ids[i] for i in rows], batch.completion_ids[rows], batch.lengths[rows],
         batch.truncated[rows], [batch.texts[i] for i in rows], {k: [v[i] for i in rows] for k, v in batch.rewards.items()},
-        batch.total[rows], batch.valid[rows],
+        batch.total[rows], batch.valid[rows], engine_logp=batch.engine_logp[rows] if batch.engine_logp is not None else None,
     )
 
 
-def collect(policy, tokenizer, examples: list[dict], sampler: IndexSampler, cfg: Config, counters: dict) -> tuple[Batch, float]:
+def collect(sampler_model, tokenizer, examples: list[dict], sampler: IndexSampler, cfg: Config, counters: dict) -> tuple[Batch, float]:
     """Draw prompts, sample and score; with dynamic sampling drop (and refill) zero-variance groups.
 
     Every rank draws the same global prompts and samples its share; the counts are global."""
@@ -141,7 +144,7 @@ def collect(policy, tokenizer, examples: list[dict], sampler: IndexSampler, cfg:
     parts, have, zero_var_seen, groups_seen = [], 0, 0, 0
     for round_ in range(1 + (cfg.grpo.dynamic_sampling_rounds if cfg.grpo.dynamic_sampling else 0)):
         drawn = sampler.take(want - have)
-        batch = rollout_and_score(policy, tokenizer, [examples[i] for i in dist.shard(drawn)], cfg, counters)
+        batch = rollout_and_score(sampler_model, tokenizer, [examples[i] for i in dist.shard(drawn)], cfg, counters)
         zero = zero_variance_groups(batch.total.view(-1, G), batch.valid.view(-1, G))  # (P,)
         zero_var_seen, groups_seen = zero_var_seen + dist.sum_all(int(zero.sum())), groups_seen + len(drawn)
         if cfg.grpo.dynamic_sampling:
@@ -180,9 +183,10 @@ def trainable_rows(batch: Batch, cfg: Config) -> torch.Tensor:
     """Row indices (n,) whose loss can have a gradient: all rows, or — when β = 0 in the loss and
     there is no entropy bonus — only rows with a nonzero advantage. Every term of such a row's
     loss is A·(clipped ratio), so its gradient is exactly 0 and its forward/backward is skipped;
-    normalizers (total_seqs, total_tokens) still count every row, so the update is unchanged."""
+    normalizers (total_seqs, total_tokens) still count every row, so the update is unchanged.
+    With FSDP nothing is skipped: every rank must run the same number of forward/backward passes."""
     g = cfg.grpo
-    if (g.beta > 0 and g.kl_placement == "in_loss") or g.entropy_coef != 0:
+    if (g.beta > 0 and g.kl_placement == "in_loss") or g.entropy_coef != 0 or cfg.train.fsdp:
         return torch.arange(len(batch))
     return (batch.advantages != 0).nonzero()[:, 0]
 
@@ -195,20 +199,21 @@ def policy_update(policy, optimizer, scheduler, batch: Batch, cfg: Config, pad_i
     B, total_tokens = dist.sum_all(len(batch)), dist.sum_all(float(batch.loss_mask.sum()))
     in_loss = g.kl_placement == "in_loss"
     train_rows = trainable_rows(batch, cfg)
-    metrics, applied = {}, 0
+    metrics, applied, engine_gap = {}, 0, 0.0
     policy.train()
-    for _ in range(g.ppo_epochs):
+    for epoch in range(g.ppo_epochs):
         parts, loss_sum = [], 0.0
         for start in range(0, len(train_rows), mb):
             rows = train_rows[start:start + mb]
             width = max(1, int(batch.lengths[rows].max()))
-            mask = batch.loss_mask[rows, :width]
             prompts = [batch.prompt_ids[i] for i in rows.tolist()]
             logp, entropy = completion_logprobs(policy, prompts, batch.completion_ids[rows, :width], pad_id=pad_id, temperature=cfg.rollout.temperature, entropy=True, entropy_grad=g.entropy_coef != 0, bf16=cfg.train.bf16)
-            old = batch.old_logp[rows, :width] if batch.old_logp is not None else logp.detach()
-            ref = batch.ref_logp[rows, :width] if batch.ref_logp is not None else None
+            here = lambda t: None if t is None else t[rows, :width].to(logp.device)  # noqa: E731 (batch tensors live on the CPU)
+            mask, ref, old = here(batch.loss_mask), here(batch.ref_logp), here(batch.old_logp) if batch.old_logp is not None else logp.detach()
+            if epoch == 0 and batch.engine_logp is not None:  # the policy the engine sampled from, before any update
+                engine_gap = max(engine_gap, float(((logp.detach() - here(batch.engine_logp)).abs() * mask).max()))
             loss, m = grpo_loss(
-                logp, old, batch.advantages[rows], mask, ref_logp=ref, beta=g.beta if in_loss else 0.0, kl_estimator=g.kl_estimator,
+                logp, old, batch.advantages[rows].to(logp.device), mask, ref_logp=ref, beta=g.beta if in_loss else 0.0, kl_estimator=g.kl_estimator,
                 clip_low=g.clip_low, clip_high=g.clip_high, dual_clip=g.dual_clip, aggregation=g.loss_aggregation,
                 total_seqs=B, total_tokens=total_tokens, max_len=cfg.rollout.max_new_tokens, entropy=entropy, entropy_coef=g.entropy_coef,
             )
@@ -227,6 +232,8 @@ def policy_update(policy, optimizer, scheduler, batch: Batch, cfg: Config, pad_i
         metrics.update(loss=dist.sum_all(loss_sum), grad_norm=grad_norm)
     metrics["optimizer_steps_skipped"] = g.ppo_epochs - applied
     metrics["trained_rows"] = dist.sum_all(len(train_rows))
+    if batch.engine_logp is not None:
+        metrics["rollout/logprob_max_diff"] = max(dist.gather_objects(engine_gap))  # |engine − trainer| log-prob over the trained tokens
     return metrics
 
 
@@ -269,7 +276,7 @@ def grpo_step(policy, reference, tokenizer, examples: list[dict], optimizer, sch
     """One GRPO step: sample → reward → advantage → update. Returns (metrics, the scored batch of all ranks)."""
     t0 = time.perf_counter()
     counts = {"time/score": 0.0}
-    batch, zero_var_frac = collect(policy, tokenizer, examples, sampler, cfg, counts)
+    batch, zero_var_frac = collect(for_rollout(policy), tokenizer, examples, sampler, cfg, counts)
     t_collect, score_time = time.perf_counter() - t0, counts.pop("time/score")
     add_counts(counters, dist.gather_objects(counts))
     rows = dist.sum_all(len(batch))
@@ -280,7 +287,7 @@ def grpo_step(policy, reference, tokenizer, examples: list[dict], optimizer, sch
     if rows:
         prepare_update(batch, policy, reference, cfg, tokenizer.pad_token_id)
         update = policy_update(policy, optimizer, scheduler, batch, cfg, tokenizer.pad_token_id)
-    light = replace(batch, loss_mask=None, old_logp=None, ref_logp=None)  # what metrics and samples need
+    light = replace(batch, loss_mask=None, old_logp=None, ref_logp=None, engine_logp=None)  # what metrics and samples need
     everyone = concat(dist.gather_objects(light))
     metrics = {**batch_metrics(everyone, zero_var_frac), **update}
     counters["nonfinite_steps"] = counters.get("nonfinite_steps", 0) + metrics.get("optimizer_steps_skipped", 0)
@@ -300,8 +307,10 @@ def load_policy(cfg: Config, resume_from: Path | None = None) -> tuple:
     reference = None
     if cfg.grpo.beta > 0 and lora.is_lora(policy):
         reference = lora.AdapterOff(policy)
+    elif cfg.grpo.beta > 0 and fsdp.is_sharded(policy):  # the base model, sharded like the policy
+        reference = fsdp.shard(load_model(cfg.model.name, dtype=cfg.model.dtype, device=dist.device(cfg.run.device))[0].requires_grad_(False).eval(), keep_full_copy=False)
     elif cfg.grpo.beta > 0:  # the initial policy (reloaded from the base model on resume)
-        reference = load_model(cfg.model.name, dtype=cfg.model.dtype)[0] if resume_from else copy.deepcopy(policy)
+        reference = load_model(cfg.model.name, dtype=cfg.model.dtype, device=policy.device)[0] if resume_from else copy.deepcopy(policy)
         reference.requires_grad_(False).eval()
     return policy, reference, tokenizer
 
@@ -310,6 +319,7 @@ def train_grpo(cfg: Config) -> Path:
     """Run GRPO as configured; returns the run directory (checkpoints/final holds the result)."""
     run_dir = start_run(cfg, "grpo")
     configure_rewards(workers=cfg.rewards.workers, timeout_s=cfg.rewards.timeout_s)
+    vllm_engine.configure(cfg.rollout.vllm)
     r = cfg.rewards
     configure_reward_models({"helpfulness": r.helpfulness_model, "harmlessness": r.harmlessness_model}, used=r.weights)
     resume_from = ckpt.latest_checkpoint(run_dir) if cfg.run.resume else None
@@ -326,7 +336,7 @@ def train_grpo(cfg: Config) -> Path:
     loop_state = dict(optimizer=optimizer, scheduler=scheduler, sampler=sampler)
     step, counters = 0, {}
     if resume_from:
-        step, counters = ckpt.restore_training(resume_from, **loop_state)
+        step, counters = ckpt.restore_training(resume_from, model=policy, **loop_state)
         if reference is not None:
             ckpt.load_reference(resume_from, reference)
         truncate_log_on_resume(run_dir, step)
@@ -340,8 +350,10 @@ def train_grpo(cfg: Config) -> Path:
         if reset_ref is not None and step % cfg.grpo.ref_reset_steps == 0:
             reference.load_state_dict(policy.state_dict())
             counters["reference_resets"] = counters.get("reference_resets", 0) + 1
-        if eval_examples and step % cfg.eval.every_steps == 0 and dist.is_main():  # only rank 0 logs it
-            metrics.update(periodic_eval(lora.for_rollout(policy), tokenizer, eval_examples, cfg))
+        if eval_examples and step % cfg.eval.every_steps == 0:
+            view = for_rollout(policy)  # every rank (a collective under FSDP); rank 0 alone evaluates and logs
+            if dist.is_main():
+                metrics.update(periodic_eval(view, tokenizer, eval_examples, cfg))
         logger.log(step, metrics, show=step % cfg.train.log_every == 0 or step == cfg.train.steps)
         if cfg.train.sample_every and step % cfg.train.sample_every == 0:
             logger.samples(step, sample_rows(batch))

@@ -43,7 +43,8 @@ def optimizer_step(model, optimizer, scheduler, *, grad_clip: float) -> tuple[fl
     """Clip, check and apply the accumulated gradient. Returns (grad norm, applied)."""
     params = [p for p in model.parameters() if p.grad is not None]
     max_norm = grad_clip if grad_clip > 0 else float("inf")
-    norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm)) if params else 0.0
+    norm = torch.nn.utils.clip_grad_norm_(params, max_norm) if params else torch.tensor(0.0)
+    norm = float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)  # FSDP: a DTensor
     applied = math.isfinite(norm)
     if applied:
         optimizer.step()

@@ -161,7 +161,7 @@ def train_rm(cfg: Config) -> Path:
     loop_state = dict(optimizer=optimizer, scheduler=scheduler, sampler=sampler)
     logger = RunLogger(run_dir, total_steps)
     if resume_from:
-        step, counters = ckpt.restore_training(resume_from, **loop_state)
+        step, counters = ckpt.restore_training(resume_from, model=model, **loop_state)
         truncate_log_on_resume(run_dir, step)
         console.print(f"resumed from {resume_from} at step {step}")
     elif heldout:

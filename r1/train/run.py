@@ -28,7 +28,7 @@ from r1.config import Config, ConfigError, DataConfig, save_config
 from r1.data import load_examples, prepare_prompts
 from r1.models import load_model
 from r1.train import distributed as dist
-from r1.train import lora
+from r1.train import fsdp, lora
 
 console = Console(highlight=False)
 
@@ -60,15 +60,25 @@ def start_run(cfg: Config, command: str) -> Path:
 
 def load_trainable(cfg: Config, resume_from: Path | None = None) -> tuple:
     """(model, tokenizer) to train: `model.name` or the checkpoint `resume_from`, with LoRA adapters
-    if `model.lora.enabled`, gradient checkpointing if `train.gradient_checkpointing`."""
+    if `model.lora.enabled`, gradient checkpointing if `train.gradient_checkpointing`, sharded with
+    FSDP2 if `train.fsdp` (r1/train/fsdp.py)."""
     lora_on = cfg.model.lora.enabled
-    model, tokenizer = load_model(str(resume_from) if resume_from and not lora_on else cfg.model.name, dtype=cfg.model.dtype)
+    model, tokenizer = load_model(str(resume_from) if resume_from and not lora_on else cfg.model.name, dtype=cfg.model.dtype, device=dist.device(cfg.run.device))
     if cfg.train.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if lora_on:
         model = lora.load(model, resume_from) if resume_from else lora.apply(model, cfg.model.lora)
     dist.broadcast_params(model)  # e.g. the adapters' random init: rank 0's everywhere
+    if cfg.train.fsdp:
+        fsdp.shard(model)
     return model, tokenizer
+
+
+def for_rollout(policy):
+    """The plain model that rollout engines, evaluation and checkpoints read: the policy itself, a
+    merged copy of a LoRA policy, or the gathered weights of an FSDP-sharded one (a collective:
+    every rank calls it at the same point)."""
+    return fsdp.gathered(policy) if fsdp.is_sharded(policy) else lora.for_rollout(policy)
 
 
 def load_prompt_dataset(d: DataConfig, tokenizer) -> list[dict]:

@@ -100,7 +100,7 @@ def sft_step(model, optimizer, scheduler, rows: list[tuple[list[int], list[int]]
         sl = slice(start, start + micro_batch_size)
         width = int(lengths[sl].max())
         logp, _ = completion_logprobs(model, [p for p, _ in rows[sl]], completion_ids[sl, :width], pad_id=pad_id, bf16=bf16)
-        loss = aggregate(-logp, mask[sl, :width], total_tokens=total_tokens, aggregation="token-mean")
+        loss = aggregate(-logp, mask[sl, :width].to(logp.device), total_tokens=total_tokens, aggregation="token-mean")
         loss.backward()
         loss_sum += float(loss.detach())
     dist.all_reduce_grads(model)
@@ -120,7 +120,7 @@ def train_sft(cfg: Config) -> Path:
     sampler, counters, step = IndexSampler(len(rows), cfg.run.seed), {}, 0
     loop_state = dict(optimizer=optimizer, scheduler=scheduler, sampler=sampler)
     if resume_from:
-        step, counters = ckpt.restore_training(resume_from, **loop_state)
+        step, counters = ckpt.restore_training(resume_from, model=model, **loop_state)
         truncate_log_on_resume(run_dir, step)
         console.print(f"resumed from {resume_from} at step {step}")
     logger = RunLogger(run_dir, total_steps)
