@@ -192,7 +192,7 @@ def cmd_pipeline(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="r1", description="The DeepSeek-R1 training system: GRPO with verifiable rewards, the R1 pipeline, evaluation.", epilog=EPILOG)
-    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    sub = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
 
     p = sub.add_parser("demo", help="the R1 recipe in miniature: base eval → cold-start SFT → eval → GRPO → eval", description="Runs the R1 recipe on the bundled SmolLM2-135M-Instruct: held-out arithmetic eval of the base model, cold-start SFT on programmatic worked examples, eval, GRPO with accuracy + format rewards, eval; prints a before/after table and writes summary.json. Any demo setting can be overridden with key=value (see r1/pipeline/demo.py).")
     p.add_argument("--output-dir", help="run directory (default: runs/demo-<time>)")
@@ -290,7 +290,7 @@ def _add_bench_parser(sub) -> None:
     b.add_argument("overrides", nargs="*", metavar="key=value", help="changes to the standard work, e.g. train.micro_batch_size=32")
     b = bench.add_parser("rollout", help="rollout throughput: 64 completions × 128 forced new tokens")
     b.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16"])
-    b.add_argument("--engine", default="fast", choices=["fast", "hf"])
+    b.add_argument("--engine", default="fast", choices=["fast", "hf", "vllm"], help="vllm needs the optional vLLM package")
     b.add_argument("--rows", type=int, default=64)
     b.add_argument("--new-tokens", type=int, default=128)
     b.add_argument("--repeats", type=int, default=3, help="runs; the summary is their median (default 3)")
@@ -369,6 +369,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     allocator.tune()
     try:
+        from r1.train.distributed import require_single_process
+
+        require_single_process(args.command)  # before any work: N copies of e.g. `r1 pipeline` would each redo it all
         return args.func(args)
     except _user_errors() as err:
         print(f"r1: error: {err}", file=sys.stderr)

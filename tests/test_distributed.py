@@ -203,6 +203,16 @@ def test_a_global_batch_must_split_evenly(monkeypatch):
         dist.require_divisible("rollout.prompts_per_step", 3)
 
 
+@pytest.mark.parametrize("argv", [["pipeline", "--config", "configs/r1_smol.yaml"], ["eval", "--model", "m", "--benchmark", "gsm8k"], ["demo"]])
+def test_only_grpo_and_sft_start_under_a_multi_process_launcher(monkeypatch, capsys, argv):
+    from r1 import cli
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert cli.main(argv) == 2
+    assert f"r1 {argv[0]} runs as one process (this launch started 2); only grpo and sft run data-parallel" in capsys.readouterr().err
+    dist.require_single_process("grpo")  # allowed
+
+
 @pytest.mark.parametrize("other", ["model.lora.enabled=true", "grpo.dynamic_sampling=true", "grpo.ref_reset_steps=10"])
 def test_fsdp_refuses_what_it_cannot_do(other):
     with pytest.raises(ConfigError, match="train.fsdp"):

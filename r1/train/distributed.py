@@ -52,6 +52,16 @@ def device(setting: str = "auto") -> torch.device:
     return torch.device(setting)
 
 
+DATA_PARALLEL = ("grpo", "sft")  # the commands that run as N cooperating processes
+
+
+def require_single_process(command: str) -> None:
+    """Refuse to start any other command under a multi-process launcher."""
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched > 1 and command not in DATA_PARALLEL:
+        raise ConfigError(f"r1 {command} runs as one process (this launch started {launched}); only grpo and sft run data-parallel under torchrun/accelerate")
+
+
 def rank() -> int:
     return tdist.get_rank() if tdist.is_initialized() else 0
 

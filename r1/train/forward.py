@@ -12,10 +12,21 @@ prompt's. Columns past the longest completion in the micro-batch are dropped bef
 Tokens after a completion's end are attended to by nothing before them (causal attention), so
 their values cannot leak into the counted tokens; the mask built from lengths ignores them.
 
-Deliberately left out: sequence packing and length bucketing (see the speed issue).
+**Shared prompts.** GRPO rows come in groups that share a prompt. When a batch holds repeated
+prompts (and the model keeps a KV cache: not under gradient checkpointing), each distinct prompt
+runs once, its keys/values are copied to its rows (an autograd-tracked `index_select`, so the
+gradient still flows into the prompt's computation), and only the completions run per row. The
+log-prob of completion token 0 comes from the prompt pass's last logit. Same numbers as the plain
+layout (tests/test_train_infra.py), with the prompt computed once per group instead of per row:
+on the standard GRPO work (150-token prompts, 128-token completions, 8 rows per prompt) about
+45% fewer tokens through the model.
+
+Deliberately left out: sequence packing and length bucketing.
 """
 
 from __future__ import annotations
+
+import inspect
 
 import torch
 
@@ -48,6 +59,7 @@ def completion_logprobs(
     entropy: bool = False,
     entropy_grad: bool = False,
     bf16: bool = False,
+    share_prompts: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """log π(c_t | prompt, c_<t) for every completion column, and optionally the entropy.
 
@@ -58,24 +70,76 @@ def completion_logprobs(
             the log-probs of the distribution that actually produced them.
         bf16: run the model's matmuls in bf16 autocast (weights stay fp32; the log-softmax is
             always fp32, in r1.rl.token_logprobs).
+        share_prompts: run each distinct prompt once when rows repeat prompts (see above).
     Returns:
         logp (B, T) float32 (differentiable when grad is enabled), entropy (B, T) or None.
     """
+    device = next(model.parameters()).device
+    targets = completion_ids.to(device).long()
+    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
+        if share_prompts and can_share(model, prompt_ids):
+            parts = shared_prompt_logits(model, prompt_ids, completion_ids, device)
+        else:
+            parts = [plain_logits(model, prompt_ids, completion_ids, pad_id, device)]
+    columns, logps, ents = 0, [], []
+    for logits in parts:  # consecutive column ranges of the (B, T) result
+        width = logits.shape[1]
+        logps.append(token_logprobs(logits, targets[:, columns:columns + width], temperature=temperature))
+        if entropy:
+            with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
+                ents.append(token_entropy(logits, temperature=temperature))
+        columns += width
+    return torch.cat(logps, dim=1), torch.cat(ents, dim=1) if entropy else None
+
+
+def plain_logits(model, prompt_ids: list[list[int]], completion_ids: torch.Tensor, pad_id: int, device) -> torch.Tensor:
+    """Every row's prompt + completion in one forward → (B, T, V): column t predicts completion token t."""
     input_ids, attention, positions = assemble(prompt_ids, completion_ids, pad_id)
     T = completion_ids.shape[1]
-    device = next(model.parameters()).device
-    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
-        out = model(
-            input_ids=input_ids.to(device), attention_mask=attention.to(device), position_ids=positions.to(device),
-            logits_to_keep=T + 1, use_cache=False,
-        )
-    logits = out.logits[:, :-1]  # (B, T, V): column t predicts completion token t
-    logp = token_logprobs(logits, completion_ids.to(device).long(), temperature=temperature)  # (B, T)
-    ent = None
-    if entropy:
-        with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
-            ent = token_entropy(logits, temperature=temperature)  # (B, T)
-    return logp, ent
+    out = model(input_ids=input_ids.to(device), attention_mask=attention.to(device), position_ids=positions.to(device), logits_to_keep=T + 1, use_cache=False)
+    return out.logits[:, :-1]
+
+
+def can_share(model, prompt_ids: list[list[int]]) -> bool:
+    """Worth it (some prompt repeats) and possible (a KV cache: HF drops it under gradient checkpointing)."""
+    name = "is_activation_checkpointing" if hasattr(model, "is_activation_checkpointing") else "is_gradient_checkpointing"  # renamed in transformers 5
+    checkpointing = getattr(model, name, False)
+    return all(prompt_ids) and len({tuple(p) for p in prompt_ids}) < len(prompt_ids) and not (checkpointing and model.training)
+
+
+def cache_argument(model) -> str:
+    """The name `forward` takes a KV cache by: `cache` in recent transformers, `past_key_values` before."""
+    from transformers import PreTrainedModel
+
+    inner = model
+    while not isinstance(inner, PreTrainedModel) and hasattr(inner, "model"):  # through LoRA/reference wrappers
+        inner = getattr(inner, "base_model", None) or inner.model
+    return "cache" if "cache" in inspect.signature(type(inner).forward).parameters else "past_key_values"
+
+
+def shared_prompt_logits(model, prompt_ids: list[list[int]], completion_ids: torch.Tensor, device) -> list[torch.Tensor]:
+    """Each distinct prompt once, then every row's completion against its prompt's cached keys/values.
+
+    Returns [(B, 1, V) logits predicting completion token 0, (B, T-1, V) predicting tokens 1..T-1]."""
+    distinct: dict[tuple, int] = {}
+    row_prompt = torch.tensor([distinct.setdefault(tuple(p), len(distinct)) for p in prompt_ids], device=device)  # (B,) → prompt index
+    prompts = [list(p) for p in distinct]
+    ids, attention, positions = assemble(prompts, torch.zeros((len(prompts), 0), dtype=torch.long), pad_id=0)  # (U, P); pads are masked
+    out = model(input_ids=ids.to(device), attention_mask=attention.to(device), position_ids=positions.to(device), logits_to_keep=1, use_cache=True)
+    first = out.logits[:, -1:][row_prompt]  # (B, 1, V)
+    T = completion_ids.shape[1]
+    if T == 1:
+        return [first]
+    cache = out["cache"] if "cache" in out else out.past_key_values  # renamed in transformers 5
+    cache.reorder_cache(row_prompt)  # (U, …) → (B, …) keys/values per layer, gradient-tracked
+    B = len(prompt_ids)
+    prompt_lengths = torch.tensor([len(p) for p in prompts], device=device)[row_prompt]  # (B,)
+    mask = torch.cat([attention.to(device)[row_prompt], torch.ones((B, T - 1), dtype=torch.long, device=device)], dim=1)  # (B, P + T-1)
+    rest = model(
+        input_ids=completion_ids[:, :-1].to(device), attention_mask=mask, **{cache_argument(model): cache},
+        position_ids=prompt_lengths[:, None] + torch.arange(T - 1, device=device)[None, :], use_cache=True,
+    )
+    return [first, rest.logits]  # (B, T-1, V): column t predicts completion token t + 1
 
 
 @torch.no_grad()

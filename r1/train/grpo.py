@@ -22,10 +22,11 @@ global count; each rank samples its contiguous share of the same global prompt d
 stay whole. Batch-wide quantities — advantages (gathered rewards, so `advantage_scale=batch` is
 exact), loss normalizers, dynamic-sampling counts, reward-error counts and metrics — are global,
 and gradients are summed over ranks before the step: the update is the one-process update.
-With LoRA (r1/train/lora.py) π_ref is the policy with its adapter off.
+With LoRA (r1/train/lora.py) π_ref is the policy with its adapter off; with FSDP (r1/train/fsdp.py)
+policy and π_ref are sharded and the rollout samples from the gathered weights.
 
-Deliberately left out here: evaluation during training (its own module), and faster rollout
-engines (same `generate` contract).
+Deliberately left out here: evaluation (r1/eval) and the rollout engines (r1/rollout: fast, hf,
+vllm — one `generate` contract).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from r1.train import distributed as dist
 from r1.train import fsdp, lora
 from r1.train.forward import batched_logprobs, completion_logprobs
 from r1.train.optim import build_optimizer, optimizer_step
-from r1.train.run import IndexSampler, RunLogger, console, for_rollout, load_prompt_dataset, load_trainable, start_run, truncate_log_on_resume
+from r1.train.run import IndexSampler, RunLogger, console, for_rollout, load_prompt_dataset, load_trainable, peak_memory_mib, start_run, truncate_log_on_resume
 
 
 class TrainingError(RuntimeError):
@@ -296,6 +297,7 @@ def grpo_step(policy, reference, tokenizer, examples: list[dict], optimizer, sch
         "lr": scheduler.get_last_lr()[0], "time/generate": gen_time, "time/score": score_time,
         "time/train": time.perf_counter() - t1, "time/step": time.perf_counter() - t0,
         "tokens_per_s": float(everyone.lengths.sum()) / max(gen_time, 1e-9), "nonfinite_steps": counters["nonfinite_steps"],
+        "memory/peak_mib": peak_memory_mib(next(policy.parameters()).device),
         **{k: v for k, v in counters.items() if k.startswith("rewards/")},
     })
     return metrics, everyone

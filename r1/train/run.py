@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import resource
 import time
 from pathlib import Path
 
@@ -24,7 +25,7 @@ import numpy as np
 import torch
 from rich.console import Console
 
-from r1.config import Config, ConfigError, DataConfig, save_config
+from r1.config import Config, DataConfig, save_config
 from r1.data import load_examples, prepare_prompts
 from r1.models import load_model
 from r1.train import distributed as dist
@@ -45,9 +46,8 @@ def prepare_run_dir(cfg: Config, command: str) -> Path:
 
 
 def start_run(cfg: Config, command: str) -> Path:
+    dist.require_single_process(command)
     dist.init()
-    if dist.world() > 1 and command not in ("grpo", "sft"):
-        raise ConfigError(f"r1 {command} runs as one process; only grpo and sft run data-parallel under torchrun/accelerate")
     console.quiet = not dist.is_main()
     seed = cfg.run.seed + dist.rank()
     random.seed(seed)
@@ -79,6 +79,15 @@ def for_rollout(policy):
     merged copy of a LoRA policy, or the gathered weights of an FSDP-sharded one (a collective:
     every rank calls it at the same point)."""
     return fsdp.gathered(policy) if fsdp.is_sharded(policy) else lora.for_rollout(policy)
+
+
+def peak_memory_mib(device: torch.device) -> float:
+    """Peak memory so far, the largest over ranks: CUDA memory allocated on a GPU, else the process's peak RSS."""
+    if device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated(device) / 2**20
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    return max(dist.gather_objects(peak))
 
 
 def load_prompt_dataset(d: DataConfig, tokenizer) -> list[dict]:

@@ -31,7 +31,7 @@ from r1.train import checkpoint as ckpt
 from r1.train import distributed as dist
 from r1.train.forward import completion_logprobs
 from r1.train.optim import build_optimizer, optimizer_step
-from r1.train.run import IndexSampler, RunLogger, console, load_trainable, start_run, truncate_log_on_resume
+from r1.train.run import IndexSampler, RunLogger, console, load_trainable, peak_memory_mib, start_run, truncate_log_on_resume
 
 
 def encode_row(row: dict, tokenizer, *, template: str, form: str, prefill_think: bool) -> tuple[list[int], list[int]] | None:
@@ -132,7 +132,8 @@ def train_sft(cfg: Config) -> Path:
         m = sft_step(model, optimizer, scheduler, batch, pad_id=tokenizer.pad_token_id, micro_batch_size=cfg.train.micro_batch_size, grad_clip=cfg.optim.grad_clip, bf16=cfg.train.bf16)
         counters["nonfinite_steps"] = counters.get("nonfinite_steps", 0) + m.pop("skipped")
         elapsed = time.perf_counter() - t0
-        m.update({"lr": scheduler.get_last_lr()[0], "epoch": sampler.epoch, "time/step": elapsed, "tokens_per_s": m["tokens"] / elapsed, "nonfinite_steps": counters["nonfinite_steps"]})
+        m.update({"lr": scheduler.get_last_lr()[0], "epoch": sampler.epoch, "time/step": elapsed, "tokens_per_s": m["tokens"] / elapsed,
+                  "nonfinite_steps": counters["nonfinite_steps"], "memory/peak_mib": peak_memory_mib(next(model.parameters()).device)})
         logger.log(step, m, show=step % cfg.train.log_every == 0 or step == total_steps)
         if step % cfg.train.save_every == 0 and step < total_steps:
             ckpt.save_training(ckpt.step_dir(run_dir, step), model, tokenizer, **loop_state, counters=counters, step=step)
