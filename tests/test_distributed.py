@@ -213,6 +213,15 @@ def test_only_grpo_and_sft_start_under_a_multi_process_launcher(monkeypatch, cap
     dist.require_single_process("grpo")  # allowed
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine without CUDA")
+def test_device_placement_is_validated_and_auto_means_cpu_without_cuda():
+    assert dist.device("auto") == torch.device("cpu") and dist.device("cpu") == torch.device("cpu")
+    with pytest.raises(ConfigError, match="run.device=cuda:1 but CUDA is not available here"):
+        dist.device("cuda:1")
+    with pytest.raises(ConfigError, match="run.device"):
+        load_config(None, ["run.device=gpu"])
+
+
 @pytest.mark.parametrize("other", ["model.lora.enabled=true", "grpo.dynamic_sampling=true", "grpo.ref_reset_steps=10"])
 def test_fsdp_refuses_what_it_cannot_do(other):
     with pytest.raises(ConfigError, match="train.fsdp"):
