@@ -55,7 +55,7 @@ class Decoder:
     hidden states; `logits` applies the LM head in float32 output.
     """
 
-    def __init__(self, model, dtype: torch.dtype = torch.float32):
+    def __init__(self, model, dtype: torch.dtype = torch.float32, batch: int = 64):
         c = model.config
         inner = model.model
         self.n_heads, self.n_kv = c.num_attention_heads, c.num_key_value_heads
@@ -63,23 +63,22 @@ class Decoder:
         self.eps = c.rms_norm_eps
         self.dtype = dtype
         cast = lambda t: None if t is None else t.detach().to(dtype)  # noqa: E731
+        linear = lambda w, b: Linear(cast(w), cast(b), batch)  # noqa: E731
         self.layers = []
         for layer in inner.layers:
             a, m = layer.self_attn, layer.mlp
             self.layers.append({
                 "ln1": cast(layer.input_layernorm.weight),
-                "qkv": cast(torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight])),
-                "qkv_b": cast(_cat_bias(a.q_proj, a.k_proj, a.v_proj)),
-                "o": cast(a.o_proj.weight), "o_b": cast(a.o_proj.bias),
+                "qkv": linear(torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight]), _cat_bias(a.q_proj, a.k_proj, a.v_proj)),
+                "o": linear(a.o_proj.weight, a.o_proj.bias),
                 "ln2": cast(layer.post_attention_layernorm.weight),
-                "gate_up": cast(torch.cat([m.gate_proj.weight, m.up_proj.weight])),
-                "gate_up_b": cast(_cat_bias(m.gate_proj, m.up_proj)),
-                "down": cast(m.down_proj.weight), "down_b": cast(m.down_proj.bias),
+                "gate_up": linear(torch.cat([m.gate_proj.weight, m.up_proj.weight]), _cat_bias(m.gate_proj, m.up_proj)),
+                "down": linear(m.down_proj.weight, m.down_proj.bias),
             })
         self.embed = cast(inner.embed_tokens.weight)  # (V, H)
         self.norm = cast(inner.norm.weight)
         head = model.get_output_embeddings()
-        self.head, self.head_b = cast(head.weight), cast(head.bias)
+        self.head = linear(head.weight, head.bias)
         self.inv_freq = inner.rotary_emb.inv_freq.float()  # (head_dim/2,) handles rope_theta and scaling
         self.rope_scale = getattr(inner.rotary_emb, "attention_scaling", 1.0)
 
@@ -111,15 +110,15 @@ class Decoder:
         x = F.embedding(ids, self.embed)  # (B, T, H)
         for i, w in enumerate(self.layers):
             x = x + self._attention(i, w, _rms_norm(x, w["ln1"], self.eps), cos, sin, cache, start, mask)
-            gate, up = F.linear(_rms_norm(x, w["ln2"], self.eps), w["gate_up"], w["gate_up_b"]).chunk(2, dim=-1)
-            x = x + F.linear(F.silu(gate) * up, w["down"], w["down_b"])
+            gate, up = w["gate_up"](_rms_norm(x, w["ln2"], self.eps)).chunk(2, dim=-1)
+            x = x + w["down"](F.silu(gate) * up)
         return _rms_norm(x, self.norm, self.eps)
 
     def _attention(self, i, w, h, cos, sin, cache, start, mask):
         B, T, _ = h.shape
         nh, nkv, hd = self.n_heads, self.n_kv, self.head_dim
         rep = nh // nkv
-        q, k, v = F.linear(h, w["qkv"], w["qkv_b"]).split([nh * hd, nkv * hd, nkv * hd], dim=-1)
+        q, k, v = w["qkv"](h).split([nh * hd, nkv * hd, nkv * hd], dim=-1)
         q = _rope(q.view(B, T, nh, hd), cos, sin)
         k = _rope(k.view(B, T, nkv, hd), cos, sin)
         keys, values = cache[0][i], cache[1][i]  # (B, kv, S, hd)
@@ -129,11 +128,30 @@ class Decoder:
         q = q.view(B, T, nkv, rep, hd).permute(0, 2, 3, 1, 4).reshape(B, nkv, rep * T, hd)
         out = F.scaled_dot_product_attention(q, keys[:, :, : start + T], values[:, :, : start + T], attn_mask=mask)
         out = out.view(B, nkv, rep, T, hd).permute(0, 3, 1, 2, 4).reshape(B, T, nh * hd)
-        return F.linear(out, w["o"], w["o_b"])
+        return w["o"](out)
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """(..., H) → (..., V) float32."""
-        return F.linear(hidden, self.head, self.head_b).float()
+        return self.head(hidden).float()
+
+
+PACKED = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+
+
+class Linear:
+    """y = x Wᵀ + b with W reordered once into oneDNN's blocked layout (`batch` rows is the size
+    hint). `F.linear` re-lays the weight out at every call; at decode shapes (64 × 576 by 576 ×
+    1728) the packed call measured 1.6–2.0× faster in bf16 and 2.4–3.6× in fp32 here."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, batch: int):
+        self.out_features, self.bias = weight.shape[0], bias
+        self.weight = torch.ops.mkldnn._reorder_linear_weight(weight, batch) if PACKED else weight
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if not PACKED:
+            return F.linear(x, self.weight, self.bias)
+        y = torch.ops.mkldnn._linear_pointwise(x.reshape(-1, x.shape[-1]), self.weight, self.bias, "none", [], "")
+        return y.view(*x.shape[:-1], self.out_features)
 
 
 def _cat_bias(*linears):
@@ -209,7 +227,7 @@ def generate(
     pad = tokenizer.pad_token_id
     stops = torch.tensor([] if ignore_eos else stop_token_ids(model, tokenizer), dtype=torch.long)
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
-    dec = Decoder(model, DTYPES[dtype])
+    dec = Decoder(model, DTYPES[dtype], batch=len(rows))
 
     width = max(len(ids) for ids in prompt_ids)
     total = width + max_new_tokens
