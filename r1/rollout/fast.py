@@ -13,6 +13,8 @@ Where the time goes, and what this loop does about it:
 * Grouped-query attention without copying K/V: the n_rep query heads that share a KV head are fed
   to `scaled_dot_product_attention` as n_rep query rows of that head.
 * q/k/v and gate/up are fused into one matmul each; RoPE cos/sin are computed once per call.
+* Every weight matrix is reordered once per call into oneDNN's blocked layout (`Linear`), where
+  `F.linear` would re-lay it out at every decode step: 336 → 580 tok/s fp32, 683 → 812 bf16.
 * Sampling draws by inverse CDF (cumsum + searchsorted): `torch.multinomial` on a 64 × 49k batch
   cost as much as the whole bf16 model step.
 * Finished rows are dropped from the batch once enough of them pile up (their cache rows are
