@@ -58,6 +58,16 @@ def completion_lengths(completion_ids: torch.Tensor, stop_ids: list[int]) -> tup
     return lengths, ~any_stop
 
 
+def to_rollout(rows: list[list[int]], completion: torch.Tensor, stops: list[int], tokenizer, logprobs: torch.Tensor | None = None) -> Rollout:
+    """Sampled token ids (B, T), right-padded → a Rollout: lengths and truncation from the stop
+    tokens, texts decoded up to each length; `logprobs` (an engine's own) are zeroed past it."""
+    lengths, truncated = completion_lengths(completion, stops)
+    if logprobs is not None:
+        logprobs = logprobs.masked_fill(torch.arange(completion.shape[1])[None, :] >= lengths[:, None], 0.0)
+    texts = [tokenizer.decode(row[: int(length)], skip_special_tokens=True) for row, length in zip(completion, lengths)]
+    return Rollout(prompt_ids=rows, completion_ids=completion, lengths=lengths, truncated=truncated, texts=texts, logprobs=logprobs)
+
+
 @torch.no_grad()
 def generate(
     model,
@@ -103,6 +113,4 @@ def generate(
     completion = out[:, width:].cpu()  # (B, T)
     if completion.shape[1] == 0:
         completion = torch.full((len(rows), 1), pad)
-    lengths, truncated = completion_lengths(completion, stops)
-    texts = [tokenizer.decode(row[: int(length)], skip_special_tokens=True) for row, length in zip(completion, lengths)]
-    return Rollout(prompt_ids=rows, completion_ids=completion, lengths=lengths, truncated=truncated, texts=texts)
+    return to_rollout(rows, completion, stops, tokenizer)

@@ -37,11 +37,12 @@ import torch
 import torch.distributed as tdist
 
 from r1.config import ConfigError, VllmConfig
-from r1.rollout.hf import Rollout, completion_lengths, stop_token_ids
+from r1.rollout.hf import Rollout, stop_token_ids, to_rollout
 
 
 OPTIONS = VllmConfig()  # what engines are built with; `configure` sets it from `rollout.vllm`
 _engines: dict[tuple[str, str], "Engine"] = {}
+_saved: dict[int, str] = {}  # id(model) → the temporary folder an in-memory model was saved to, once
 
 
 def configure(options: VllmConfig) -> None:
@@ -86,14 +87,16 @@ class Engine:
 def engine_for(model, tokenizer, dtype: str, seed: int = 0) -> Engine:
     """The process's engine for this model's weights folder and dtype, built on first use."""
     folder = getattr(model.config, "_name_or_path", "") or ""
-    if not (Path(folder) / "config.json").is_file():
-        folder = tempfile.mkdtemp(prefix="r1-vllm-")  # an in-memory model: give vLLM a folder to start from
-        model.save_pretrained(folder)
-        tokenizer.save_pretrained(folder)
+    if not (Path(folder) / "config.json").is_file():  # an in-memory model: give vLLM a folder to start from
+        if id(model) not in _saved:
+            _saved[id(model)] = tempfile.mkdtemp(prefix="r1-vllm-")
+            model.save_pretrained(_saved[id(model)])
+            tokenizer.save_pretrained(_saved[id(model)])
+        folder = _saved[id(model)]
     key = (str(Path(folder).resolve()), dtype)
-    if key not in _engines and tdist.is_initialized() and tdist.get_world_size() > 1:
-        raise ConfigError("rollout.engine=vllm runs in one process for now; under torchrun use rollout.engine=fast or hf (docs/scale.md)")
     if key not in _engines:
+        if tdist.is_initialized() and tdist.get_world_size() > 1:
+            raise ConfigError("rollout.engine=vllm runs in one process for now; under torchrun use rollout.engine=fast or hf (docs/scale.md)")
         _engines[key] = Engine(folder, dtype, seed)
     return _engines[key]
 
@@ -130,8 +133,5 @@ def generate(
     for i, c in enumerate(samples):
         ids[i, : len(c.token_ids)] = torch.tensor(c.token_ids, dtype=torch.long)
         logprobs[i, : len(c.token_ids)] = torch.tensor([step[t].logprob for step, t in zip(c.logprobs, c.token_ids)])
-    lengths, truncated = completion_lengths(ids, [] if ignore_eos else stops)
-    logprobs.masked_fill_(torch.arange(T)[None, :] >= lengths[:, None], 0.0)
-    texts = [tokenizer.decode(row[: int(length)], skip_special_tokens=True) for row, length in zip(ids, lengths)]
-    rows = [ids_ for ids_ in prompt_ids for _ in range(n)]
-    return Rollout(prompt_ids=rows, completion_ids=ids, lengths=lengths, truncated=truncated, texts=texts, logprobs=logprobs)
+    rows = [p for p in prompt_ids for _ in range(n)]
+    return to_rollout(rows, ids, [] if ignore_eos else stops, tokenizer, logprobs=logprobs)

@@ -18,8 +18,8 @@ runs once, its keys/values are copied to its rows (an autograd-tracked `index_se
 gradient still flows into the prompt's computation), and only the completions run per row. The
 log-prob of completion token 0 comes from the prompt pass's last logit. Same numbers as the plain
 layout (tests/test_train_infra.py), with the prompt computed once per group instead of per row:
-on the standard GRPO work (150-token prompts, 128-token completions, 8 rows per prompt) about
-45% fewer tokens through the model.
+on the standard GRPO work (~104-token prompts, 128-token completions, 8 rows per prompt) about
+40% fewer tokens through the model.
 
 Deliberately left out: sequence packing and length bucketing.
 """
