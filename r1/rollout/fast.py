@@ -203,6 +203,25 @@ def _draw(weights: torch.Tensor, generator=None) -> torch.Tensor:
     return torch.searchsorted(cdf, u, right=True).clamp(max=weights.shape[-1] - 1)[:, 0]
 
 
+def prefill(dec: Decoder, prompt_ids: list[list[int]], n: int, pad: int, total: int, rope) -> tuple:
+    """Run each prompt once, then give its n rows a copy of its keys/values.
+
+    Returns (logits (B, V) of each row's first token, the cache sized for `total` positions, key_valid (B, total))."""
+    width = max(len(p) for p in prompt_ids)
+    ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompt_ids])  # (U, P) left-padded
+    real = torch.tensor([[False] * (width - len(p)) + [True] * len(p) for p in prompt_ids])  # (U, P)
+    positions = (real.long().cumsum(dim=1) - 1).clamp(min=0)  # (U, P)
+    small = dec.new_cache(len(prompt_ids), width)
+    hidden = dec.forward(ids, positions, rope, small, 0, real)  # (U, P, H)
+    logits = dec.logits(hidden[:, -1]).repeat_interleave(n, dim=0)  # (B, V)
+    cache = dec.new_cache(len(prompt_ids) * n, total)
+    for full, part in zip(cache, small):
+        full[:, :, :, :width] = part.repeat_interleave(n, dim=1)
+    key_valid = torch.ones(len(prompt_ids) * n, total, dtype=torch.bool)  # (B, S)
+    key_valid[:, :width] = real.repeat_interleave(n, dim=0)
+    return logits, cache, key_valid
+
+
 @torch.no_grad()  # not inference_mode: the trainer feeds these tensors to autograd
 def generate(
     model,
@@ -234,18 +253,7 @@ def generate(
     width = max(len(ids) for ids in prompt_ids)
     total = width + max_new_tokens
     rope = dec.rope_table(total)
-    # prefill each prompt once, then give its n rows a copy of its keys/values
-    ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompt_ids])  # (U, P) left-padded
-    real = torch.tensor([[False] * (width - len(p)) + [True] * len(p) for p in prompt_ids])  # (U, P)
-    positions = (real.long().cumsum(dim=1) - 1).clamp(min=0)  # (U, P)
-    small = dec.new_cache(len(prompt_ids), width)
-    hidden = dec.forward(ids, positions, rope, small, 0, real)  # (U, P, H)
-    logits = dec.logits(hidden[:, -1]).repeat_interleave(n, dim=0)  # (B, V)
-    cache = dec.new_cache(len(rows), total)
-    for full, part in zip(cache, small):
-        full[:, :, :, :width] = part.repeat_interleave(n, dim=1)
-    key_valid = torch.ones(len(rows), total, dtype=torch.bool)  # (B, S)
-    key_valid[:, :width] = real.repeat_interleave(n, dim=0)
+    logits, cache, key_valid = prefill(dec, prompt_ids, n, pad, total, rope)
     position = torch.tensor([len(p) for p in rows])  # (B,) the next token's position id
 
     out = torch.full((len(rows), max_new_tokens), pad, dtype=torch.long)  # (B, T)
