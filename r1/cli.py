@@ -56,10 +56,10 @@ def cmd_generate(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from r1.pipeline.demo import run_demo
+    from r1.pipeline.demo import COLDSTART_EXAMPLES, run_demo
 
     overrides = list(args.overrides) + ([f"run.output_dir={args.output_dir}"] if args.output_dir else [])
-    run_demo(overrides, coldstart_examples=args.coldstart_examples)
+    run_demo(overrides, coldstart_examples=args.coldstart_examples or COLDSTART_EXAMPLES)
     return 0
 
 
@@ -196,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="the R1 recipe in miniature: base eval → cold-start SFT → eval → GRPO → eval", description="Runs the R1 recipe on the bundled SmolLM2-135M-Instruct: held-out arithmetic eval of the base model, cold-start SFT on programmatic worked examples, eval, GRPO with accuracy + format rewards, eval; prints a before/after table and writes summary.json. Any demo setting can be overridden with key=value (see r1/pipeline/demo.py).")
     p.add_argument("--output-dir", help="run directory (default: runs/demo-<time>)")
-    p.add_argument("--coldstart-examples", type=int, default=256, help="worked examples for the cold start (default 256)")
+    p.add_argument("--coldstart-examples", type=int, help="worked examples for the cold start (default 192)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides, e.g. train.steps=40")
     p.set_defaults(func=cmd_demo)
 

@@ -68,6 +68,9 @@ def test_scripted_completions_give_exact_metrics(tiny):
     assert m["cons@4"]["mean"] == pytest.approx(1 / 3)
     assert m["format"]["mean"] == pytest.approx((0.75 + 1.0 + 0.0) / 3)
     assert m["no_answer"] == pytest.approx(4 / 12)
+    # in the format: problem 1's samples 0–2 (True, True, False; sample 3 is a bare \boxed), all 4 of
+    # problem 2's (F, T, F, T), none of problem 3's → 4 correct of 7
+    assert m["accuracy_formatted"] == pytest.approx(4 / 7)
     assert m["truncated"] == pytest.approx(4 / 12)
     assert m["mean_length"] == pytest.approx(sum(len(t) for q in SCRIPT.values() for t in q) / 12)
     assert m["by_subject"]["Algebra"]["mean"] == pytest.approx(0.625) and m["by_subject"]["Algebra"]["problems"] == 2

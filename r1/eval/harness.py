@@ -181,7 +181,8 @@ def _score(examples, k, rows, texts, lengths, truncated) -> tuple[list[dict], di
 def compute_metrics(records: list[dict], k: int) -> dict:
     """The metrics of a set of problem records (as in `samples.jsonl`). Intervals are 95%.
 
-    pass@1, cons@k, format and language carry {"mean", "low", "high"}; `pass@k` maps every
+    pass@1, cons@k, format and language carry {"mean", "low", "high"}; `accuracy_formatted` is
+    the share of correct samples among those in the format (None if there are none); `pass@k` maps every
     reported k' to its mean; `by_subject`/`by_level` give pass@1 per group when the records
     carry those fields.
     """
@@ -189,6 +190,7 @@ def compute_metrics(records: list[dict], k: int) -> dict:
     per_problem = [sum(c) / len(c) for c in correct]
     reward_mean = lambda r, name: _mean([s["rewards"].get(name) or 0.0 for s in r["samples"]])  # noqa: E731  failed → 0
     samples = [s for r in records for s in r["samples"]]
+    formatted = [s for s in samples if s["rewards"].get("format") == 1.0]  # tells format gains from answer gains
     metrics = {
         "problems": len(records),
         "samples_per_problem": k,
@@ -200,6 +202,7 @@ def compute_metrics(records: list[dict], k: int) -> dict:
         "mean_length": _mean([s["length"] for s in samples]),
         "truncated": _mean([float(s["truncated"]) for s in samples]),
         "no_answer": _mean([float(s["answer"] is None) for s in samples]),
+        "accuracy_formatted": _mean([float(s["correct"]) for s in formatted]) if formatted else None,
     }
     for name in BREAKDOWN_FIELDS:
         groups: dict[str, list[float]] = {}
