@@ -50,7 +50,7 @@ DEMO = [
 ]
 COLDSTART = ["optim.lr=2e-5", "optim.warmup_steps=0"]  # SFT takes a larger step than RL; user overrides still win
 # 192 examples (12 SFT steps) already give ~100% format; 256 leave GRPO less to add, 128 leave the
-# format half learned (docs/demo.md, runs 13–18)
+# format half learned (docs/demo.md, runs 17–19)
 COLDSTART_EXAMPLES = 192
 
 
