@@ -190,13 +190,20 @@ def cmd_pipeline(args) -> int:
     return 0
 
 
+def positive_int(text: str) -> int:
+    value = int(text) if text.lstrip("-").isdigit() else 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="r1", description="The DeepSeek-R1 training system: GRPO with verifiable rewards, the R1 pipeline, evaluation.", epilog=EPILOG)
     sub = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
 
     p = sub.add_parser("demo", help="the R1 recipe in miniature: base eval → cold-start SFT → eval → GRPO → eval", description="Runs the R1 recipe on the bundled SmolLM2-135M-Instruct: held-out arithmetic eval of the base model, cold-start SFT on programmatic worked examples, eval, GRPO with accuracy + format rewards, eval; prints a before/after table and writes summary.json. Any demo setting can be overridden with key=value (see r1/pipeline/demo.py).")
     p.add_argument("--output-dir", help="run directory (default: runs/demo-<time>)")
-    p.add_argument("--coldstart-examples", type=int, help="worked examples for the cold start (default 192)")
+    p.add_argument("--coldstart-examples", type=positive_int, help="worked examples for the cold start (default 192)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides, e.g. train.steps=40")
     p.set_defaults(func=cmd_demo)
 

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from transformers import AutoModelForCausalLM
 
 from r1.cli import main
@@ -32,3 +34,10 @@ def test_demo_runs_every_stage_and_writes_summary(tiny_model_dir, tmp_path, monk
     for stage in ("base", "coldstart", "final"):
         assert json.loads((out / "eval" / stage / "results.json").read_text())["settings"]["template"] == "r1-brief"
     assert len((out / "coldstart.jsonl").read_text().splitlines()) == 8
+
+
+def test_demo_refuses_a_cold_start_of_no_examples(capsys):
+    for bad in ("0", "-3", "many"):
+        with pytest.raises(SystemExit) as stop:
+            main(["demo", "--coldstart-examples", bad])
+        assert stop.value.code == 2 and "expected a whole number ≥ 1" in capsys.readouterr().err
