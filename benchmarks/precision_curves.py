@@ -32,12 +32,12 @@ def curve(run: Path, key: str = "reward/accuracy") -> list[float]:
 
 def logprob_gap(checkpoint: str, cfg) -> float:
     """max |log π_bf16 − log π_fp32| over 4 prompts × 4 completions sampled from `checkpoint`."""
-    from r1.rollout import ENGINES
+    from r1.rollout import ENGINES, Sampling
     from r1.train.run import load_prompt_dataset
 
     model, tokenizer = load_model(checkpoint)
     prompts = [e["prompt_ids"] for e in load_prompt_dataset(cfg.data, tokenizer)[:4]]
-    rollout = ENGINES["fast"](model, tokenizer, prompts, n=4, max_new_tokens=cfg.rollout.max_new_tokens, seed=0)
+    rollout = ENGINES["fast"](model, tokenizer, prompts, Sampling(n=4, max_new_tokens=cfg.rollout.max_new_tokens, seed=0, dtype="float32"))
     mask = torch.arange(rollout.completion_ids.shape[1])[None] < rollout.lengths[:, None]
     args = (model, rollout.prompt_ids, rollout.completion_ids)
     with torch.no_grad():

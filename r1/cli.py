@@ -112,7 +112,7 @@ def cmd_eval(args) -> int:
         outputs.append(run_eval(
             model, args.benchmark, k=args.k, limit=args.limit, seed=args.seed, output_dir=out, question_field=args.question_field,
             answer_field=args.answer_field, max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
-            batch_size=args.batch_size, template=args.template, form=args.form, engine=args.engine, dtype=args.dtype,
+            batch_size=args.batch_size, template=args.template, form=args.form, engine=args.engine, dtype=args.dtype, device=args.device,
         ))
     if len(outputs) > 1:
         compare(outputs, args.output_dir or "runs/compare")
@@ -245,8 +245,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64, help="rows (problems × samples) generated together")
     p.add_argument("--template", choices=list(TEMPLATES), default="r1-zero", help="instruction the prompts carry (default r1-zero; use the one the model was trained with)")
     p.add_argument("--form", choices=["auto", "chat", "plain"], default="auto", help="R1-Zero template form")
-    p.add_argument("--engine", choices=["fast", "hf"], default="fast", help="rollout engine (default fast; hf = transformers generate)")
-    p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32", help="precision of the sampling matmuls (default float32)")
+    p.add_argument("--engine", choices=["auto", "fast", "hf", "vllm"], default="auto",
+                   help="rollout engine (default auto: fast on a CPU, vllm on CUDA when installed, else hf = transformers generate)")
+    p.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], default="auto",
+                   help="precision of the sampling matmuls (default auto: bf16 where this machine measured it faster)")
+    p.add_argument("--device", default="auto", help="where the model runs: auto (cuda when available, else cpu), cpu, cuda, cuda:N")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("report", help="plots and a markdown summary of a training run", description="Turn RUN_DIR/metrics.jsonl and samples.jsonl into PNG plots (reward, accuracy, format, KL, completion length, reflection-word frequency over steps) and summary.md, written to RUN_DIR/report/.")
@@ -291,12 +294,13 @@ def _add_bench_parser(sub) -> None:
     p = sub.add_parser("bench", help="benchmarks: GRPO step time, rollout throughput, reward correctness and speed", description="Benchmarks; each prints its figures and ends with a machine-readable SUMMARY line (see docs/perf.md).")
     bench = p.add_subparsers(title="benchmarks", dest="what", metavar="WHAT", required=True)
     b = bench.add_parser("grpo-step", help="time GRPO steps on the standard work (SmolLM2-135M, 4 prompts × 8 samples × 128 tokens, β 0.04, μ 1)")
-    b.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16"], help="rollout and training precision (default bfloat16)")
+    b.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"],
+                   help="rollout and training precision (default auto: bf16 where this machine measured it faster)")
     b.add_argument("--steps", type=int, default=6, help="steps to run; the summary is the median of steps 2–6 (default 6)")
     b.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     b.add_argument("overrides", nargs="*", metavar="key=value", help="changes to the standard work, e.g. train.micro_batch_size=32")
     b = bench.add_parser("rollout", help="rollout throughput: 64 completions × 128 forced new tokens")
-    b.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16"])
+    b.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"])
     b.add_argument("--engine", default="fast", choices=["fast", "hf", "vllm"], help="vllm needs the optional vLLM package")
     b.add_argument("--rows", type=int, default=64)
     b.add_argument("--new-tokens", type=int, default=128)

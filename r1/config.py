@@ -99,8 +99,10 @@ class RolloutConfig:
     temperature: float = 1.0
     top_p: float = 1.0
     max_new_tokens: int = 256
-    engine: Literal["fast", "hf", "vllm"] = "fast"  # fast: r1's KV-cache decode loop (Llama/Qwen2; others fall back to hf); vllm: optional dependency
-    dtype: Literal["float32", "bfloat16"] = "float32"  # precision of the rollout's matmuls (logits and sampling stay fp32)
+    # auto: fast (r1's KV-cache decode loop) for Llama/Qwen2 models on a CPU, vllm on CUDA when installed, else hf
+    engine: Literal["auto", "fast", "hf", "vllm"] = "auto"
+    # precision of the rollout's matmuls (logits and sampling stay fp32); auto: bf16 where measured faster (r1/precision.py)
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
     ignore_eos: bool = False  # benchmarks only: every completion runs to max_new_tokens
     vllm: VllmConfig = field(default_factory=VllmConfig)
 
@@ -150,7 +152,8 @@ class OptimConfig:
 class TrainConfig:
     steps: int = 100
     micro_batch_size: int = 8  # sequences per forward/backward pass
-    bf16: bool = False  # bf16 autocast for the training forward/backward (fp32 weights, fp32 log-softmax)
+    # bf16 autocast for the training forward/backward (fp32 weights, fp32 log-softmax); auto: where measured faster
+    bf16: bool | Literal["auto"] = "auto"
     log_every: int = 1
     save_every: int = 50
     sample_every: int = 10  # write completions with their rewards to samples.jsonl
@@ -215,7 +218,7 @@ class SampleConfig:
     max_length: int | None = None  # None = no upper bound
     judge: str | None = None  # model judging answers rules cannot check (no reference); None = reject them
     judge_max_new_tokens: int = 16  # the verdict line only
-    judge_temperature: float = 0.0  # 0 = greedy (needs the fast engine: Llama/Qwen2 models)
+    judge_temperature: float = 0.0  # 0 = greedy
 
 
 StageKind = Literal["sft", "grpo", "sample", "rm"]  # r1/pipeline/stages.py RUNNERS
@@ -298,8 +301,10 @@ def load_config(path: str | Path | None = None, overrides: list[str] = (), cls: 
     return cfg
 
 
-def save_config(cfg: Any, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False), encoding="utf-8")
+def save_config(cfg: Any, path: str | Path, notes: list[str] = ()) -> None:
+    """Write the tree as YAML; `notes` become comment lines at the end (e.g. why `auto` chose a precision)."""
+    comments = "".join(f"# {line}\n" for line in notes)
+    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False) + comments, encoding="utf-8")
 
 
 # ---------------------------------------------------------------------------------------------

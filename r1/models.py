@@ -86,19 +86,25 @@ def convert_gguf(gguf: Path, target: Path) -> Path:
             return target
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        from r1.progress import Progress
+
         print(f"[r1] converting {gguf.name} into a plain safetensors model at {target} (once)…", flush=True)
+        bar = Progress(f"[r1] converting {gguf.name}", 3, unit="part", eta=False, min_interval_s=0)
         tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
         quantized = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+        bar.update(1, done="read and dequantized")
         config = quantized.config
         if hasattr(config, "quantization_config"):
             del config.quantization_config
         plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
         plain.load_state_dict(quantized.state_dict(), strict=True)
+        bar.update(2, done="copied into a plain model")
         tmp = target.with_name(target.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         plain.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         os.replace(tmp, target)
+        bar.update(3, done="saved")
     return target
 
 

@@ -7,12 +7,13 @@ import pytest
 from transformers import AutoModelForCausalLM
 
 from r1.cli import main
+from r1.progress import format_duration
 
 TINY = ["sft.batch_size=4", "sft.max_length=256", "train.steps=1", "rollout.prompts_per_step=2", "rollout.samples_per_prompt=2",
         "rollout.max_new_tokens=8", "eval.limit=3", "eval.k=1", "eval.max_new_tokens=8", "train.micro_batch_size=4", "run.threads=1"]
 
 
-def test_demo_runs_every_stage_and_writes_summary(tiny_model_dir, tmp_path, monkeypatch):
+def test_demo_runs_every_stage_and_writes_summary(tiny_model_dir, tmp_path, monkeypatch, capsys):
     import r1.eval.harness as harness
 
     templates, real = [], harness.evaluate
@@ -34,6 +35,9 @@ def test_demo_runs_every_stage_and_writes_summary(tiny_model_dir, tmp_path, monk
     for stage in ("base", "coldstart", "final"):
         assert json.loads((out / "eval" / stage / "results.json").read_text())["settings"]["template"] == "r1-brief"
     assert len((out / "coldstart.jsonl").read_text().splitlines()) == 8
+    stages = [line for line in capsys.readouterr().out.splitlines() if line.startswith("demo stage ")]
+    assert [line.split("  ")[0] for line in stages] == [f"demo stage {i}/5" for i in range(1, 6)]  # each stage's time
+    assert stages[-1].endswith(f"done eval_final in {format_duration(summary['timings_s']['eval_final'])}")
 
 
 def test_demo_refuses_a_cold_start_of_no_examples(capsys):

@@ -36,7 +36,7 @@ class Teacher:
     def __init__(self, right: bool = True, fail_on_call: int | None = None):
         self.right, self.fail_on_call, self.calls, self.taken = right, fail_on_call, 0, {q: 0 for q in QUESTIONS}
 
-    def __call__(self, model, tokenizer, prompt_ids, *, n, temperature, top_p, max_new_tokens, seed, **_):
+    def __call__(self, model, tokenizer, prompt_ids, s):  # s: r1.rollout.Sampling
         self.calls += 1
         if self.calls == self.fail_on_call:
             raise KeyboardInterrupt

@@ -33,7 +33,8 @@ class ScriptedGenerator:
         self.calls = []
         self.taken = {question: 0 for question in SCRIPT}
 
-    def __call__(self, model, tokenizer, prompt_ids, *, n, temperature, top_p, max_new_tokens, seed):
+    def __call__(self, model, tokenizer, prompt_ids, s):  # s: r1.rollout.Sampling
+        n, temperature, top_p, seed = s.n, s.temperature, s.top_p, s.seed
         self.calls.append({"rows": len(prompt_ids), "n": n, "seed": seed, "temperature": temperature, "top_p": top_p})
         texts = []
         for ids in prompt_ids:
@@ -90,7 +91,7 @@ def test_batch_larger_than_rows_is_one_chunk(tiny):
 
 
 def test_generator_returning_too_few_rows_is_an_error(tiny):
-    def short(model, tokenizer, prompt_ids, **kwargs):
+    def short(model, tokenizer, prompt_ids, sampling):
         return SimpleNamespace(texts=["x"], lengths=[1], truncated=[False])
 
     with pytest.raises(RuntimeError, match="1 completions for 12 prompts"):

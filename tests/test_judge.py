@@ -6,7 +6,6 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from r1.config import ConfigError
 from r1.models import load_model
 from r1.rewards.judge import PREFILL, Judge, judge_prompt, load_judge, parse_verdict
 
@@ -75,7 +74,8 @@ class Scripted:
     def __init__(self, outputs):
         self.outputs, self.calls, self.prompts = list(outputs), [], []
 
-    def __call__(self, model, tokenizer, prompt_ids, *, n, temperature, top_p, max_new_tokens, seed):
+    def __call__(self, model, tokenizer, prompt_ids, s):  # s: r1.rollout.Sampling
+        n, temperature, max_new_tokens, seed = s.n, s.temperature, s.max_new_tokens, s.seed
         self.calls.append({"rows": len(prompt_ids), "n": n, "temperature": temperature, "max_new_tokens": max_new_tokens, "seed": seed})
         self.prompts += [tokenizer.decode(ids) for ids in prompt_ids]
         texts = [self.outputs.pop(0) for _ in prompt_ids]
@@ -111,8 +111,10 @@ def test_tiny_random_judge_never_raises(tiny):
     assert judge.counts["judged"] == 5 and judge.counts["unparseable"] == sum(v is None for v in values)
 
 
-def test_greedy_judging_needs_the_fast_engine(tiny):
+def test_greedy_judging_gives_the_same_verdicts_on_every_engine(tiny):
+    """temperature 0 is greedy in the fast engine and in hf generate alike (it used to need the fast one)."""
     model, tokenizer = tiny
-    with pytest.raises(ConfigError, match="judge_temperature"):
-        load_judge("tiny", engine="hf", model=model, tokenizer=tokenizer)
-    assert load_judge("tiny", engine="hf", temperature=0.7, model=model, tokenizer=tokenizer).temperature == 0.7
+    items = [("What is 2+3?", f"<answer>{i}</answer>", "5") for i in range(3)]
+    outputs = [load_judge("tiny", engine=name, model=model, tokenizer=tokenizer, max_new_tokens=4, dtype="float32").raw(items)
+               for name in ("fast", "hf")]
+    assert outputs[0] == outputs[1]

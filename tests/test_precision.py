@@ -11,6 +11,7 @@ import torch
 
 from r1.data import load_examples, prepare_prompts
 from r1.models import load_model
+from r1.rollout import Sampling
 from r1.rollout.fast import generate
 from r1.train.forward import completion_logprobs
 
@@ -23,7 +24,7 @@ def test_bf16_logprobs_match_fp32_within_the_stated_tolerance(smollm2_dir):
     torch.manual_seed(0)
     model, tokenizer = load_model(str(smollm2_dir))
     examples = prepare_prompts(load_examples("arithmetic", size=4, seed=1, quiet=True), tokenizer, template="r1-brief")
-    rollout = generate(model, tokenizer, [e["prompt_ids"] for e in examples], n=2, temperature=1.0, max_new_tokens=48, seed=0)
+    rollout = generate(model, tokenizer, [e["prompt_ids"] for e in examples], Sampling(n=2, temperature=1.0, max_new_tokens=48, seed=0))
     with torch.no_grad():
         exact, _ = completion_logprobs(model, rollout.prompt_ids, rollout.completion_ids, pad_id=tokenizer.pad_token_id)
         fast, _ = completion_logprobs(model, rollout.prompt_ids, rollout.completion_ids, pad_id=tokenizer.pad_token_id, bf16=True)

@@ -7,7 +7,8 @@ import torch
 
 from r1.data import load_examples, prepare_prompts
 from r1.models import load_model
-from r1.rollout import Rollout, completion_lengths, generate, stop_token_ids
+from r1.rollout import Rollout, Sampling, completion_lengths, stop_token_ids
+from r1.rollout.hf import generate
 
 EOS = 9  # pad == EOS in these hand-built rows, as in SmolLM2 / Qwen / Llama-3
 
@@ -61,7 +62,7 @@ def test_stop_token_ids(tiny):
 def test_generate_shapes_and_grouping(tiny):
     model, tokenizer = tiny
     ids = prompts(tokenizer, "What is 3 + 4?", "Ava has 12 apples. Ava finds 3 more apples. How many apples does Ava have now?")
-    rollout = generate(model, tokenizer, ids, n=3, max_new_tokens=12, seed=0)
+    rollout = generate(model, tokenizer, ids, Sampling(n=3, max_new_tokens=12, seed=0))
     assert rollout.prompt_ids == [ids[0]] * 3 + [ids[1]] * 3  # rows i*n … i*n+n-1 belong to prompt i
     B, T = rollout.completion_ids.shape
     assert B == 6 and 1 <= T <= 12
@@ -81,7 +82,7 @@ def test_generate_restores_training_mode(tiny):
     model, tokenizer = tiny
     model.train()
     try:
-        generate(model, tokenizer, prompts(tokenizer, "What is 1 + 1?"), max_new_tokens=2, seed=0)
+        generate(model, tokenizer, prompts(tokenizer, "What is 1 + 1?"), Sampling(max_new_tokens=2, seed=0))
         assert model.training
     finally:
         model.eval()
@@ -90,9 +91,9 @@ def test_generate_restores_training_mode(tiny):
 def test_generate_is_reproducible_with_a_seed(tiny):
     model, tokenizer = tiny
     ids = prompts(tokenizer, "What is 3 + 4?", "What is 10 - 2?")
-    a = generate(model, tokenizer, ids, n=4, max_new_tokens=16, seed=7)
-    b = generate(model, tokenizer, ids, n=4, max_new_tokens=16, seed=7)
-    c = generate(model, tokenizer, ids, n=4, max_new_tokens=16, seed=8)
+    a = generate(model, tokenizer, ids, Sampling(n=4, max_new_tokens=16, seed=7))
+    b = generate(model, tokenizer, ids, Sampling(n=4, max_new_tokens=16, seed=7))
+    c = generate(model, tokenizer, ids, Sampling(n=4, max_new_tokens=16, seed=8))
     assert torch.equal(a.completion_ids, b.completion_ids) and a.texts == b.texts
     assert not torch.equal(a.completion_ids, c.completion_ids)
     assert len(set(a.texts)) > 1  # a random-init model at temperature 1 samples different completions
@@ -124,8 +125,8 @@ def test_left_padding_does_not_change_a_completion(tiny):
                 p.mul_(20)
     examples = [{"id": "0", "prompt": "What is 3 + 4?", "answer": "7"}, {"id": "1", "prompt": "What is " + " + ".join(["12"] * 20) + "?", "answer": "240"}]
     short, long = [e["prompt_ids"] for e in prepare_prompts(examples, tokenizer, template="none")]  # 22 and 58 tokens
-    alone = generate(sharp, tokenizer, [short], temperature=1e-4, max_new_tokens=8, seed=0)
-    batched = generate(sharp, tokenizer, [short, long], temperature=1e-4, max_new_tokens=8, seed=1)
+    alone = generate(sharp, tokenizer, [short], Sampling(temperature=1e-4, max_new_tokens=8, seed=0))
+    batched = generate(sharp, tokenizer, [short, long], Sampling(temperature=1e-4, max_new_tokens=8, seed=1))
     assert len(set(alone.completion_ids[0].tolist())) > 3  # a completion that actually varies
     assert int(batched.lengths[0]) == int(alone.lengths[0])
     assert batched.completion_ids[0, : int(alone.lengths[0])].tolist() == alone.completion_ids[0, : int(alone.lengths[0])].tolist()
@@ -141,7 +142,7 @@ def test_smollm2_answers_a_gsm8k_question_with_the_r1_zero_template(smollm2_dir)
     [example] = prepare_prompts(load_examples("gsm8k", limit=1), tokenizer, template="r1-zero")
     assert example["prompt_text"].startswith("<|im_start|>system\nThe user asks a question")
     assert example["prompt_text"].endswith("<|im_start|>assistant\n")
-    rollout = generate(model, tokenizer, [example["prompt_ids"]], n=1, max_new_tokens=16, seed=0, temperature=0.6, top_p=0.95)
+    rollout = generate(model, tokenizer, [example["prompt_ids"]], Sampling(n=1, max_new_tokens=16, seed=0, temperature=0.6, top_p=0.95))
     assert rollout.completion_ids.shape[0] == 1
     assert 1 <= int(rollout.lengths[0]) <= 16
     assert rollout.texts[0].strip() != ""

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from r1.models import load_model
-from r1.rollout import completion_lengths, fast, stop_token_ids
+from r1.rollout import Sampling, completion_lengths, fast, stop_token_ids
 
 PROMPTS = [[5, 6, 7, 8, 9, 10, 11, 12, 13], [20, 21, 22], [30, 31, 32, 33, 34, 35]]  # left-padded: 3 widths
 
@@ -77,7 +77,7 @@ def test_prefill_and_decode_logits_match_hf_forward(sharp):
 def test_greedy_tokens_equal_hf_greedy_generate(sharp):
     model, tokenizer = sharp
     out, lengths, truncated = hf_greedy(model, tokenizer, PROMPTS, 10)
-    rollout = fast.generate(model, tokenizer, PROMPTS, temperature=0, max_new_tokens=10)
+    rollout = fast.generate(model, tokenizer, PROMPTS, Sampling(temperature=0, max_new_tokens=10))
     assert len(set(out[0].tolist())) > 3  # a completion that actually varies
     assert torch.equal(rollout.lengths, lengths) and torch.equal(rollout.truncated, truncated)
     assert torch.equal(rollout.completion_ids * rollout.mask.long(), out * rollout.mask.long())
@@ -92,7 +92,7 @@ def test_rows_stopping_at_different_steps_are_dropped_and_the_batch_ends_early(s
     stops = {free[0, 2].item(), free[1, 5].item(), free[2, 8].item()}
     model.generation_config.eos_token_id = [tokenizer.eos_token_id, *sorted(stops)]
     out, lengths, truncated = hf_greedy(model, tokenizer, PROMPTS, 12)
-    rollout = fast.generate(model, tokenizer, PROMPTS * 2, temperature=0, max_new_tokens=12)
+    rollout = fast.generate(model, tokenizer, PROMPTS * 2, Sampling(temperature=0, max_new_tokens=12))
     assert len(set(lengths.tolist())) > 1 and not truncated.any()
     assert rollout.completion_ids.shape[1] == int(lengths.max()) < 12  # ended when the last row stopped
     assert torch.equal(rollout.lengths, lengths.repeat(2)) and not rollout.truncated.any()
@@ -103,7 +103,7 @@ def test_rows_stopping_at_different_steps_are_dropped_and_the_batch_ends_early(s
 
 def test_contract_grouping_lengths_masks_and_texts(tiny):
     model, tokenizer = tiny
-    rollout = fast.generate(model, tokenizer, PROMPTS[:2], n=3, max_new_tokens=12, seed=0)
+    rollout = fast.generate(model, tokenizer, PROMPTS[:2], Sampling(n=3, max_new_tokens=12, seed=0))
     assert rollout.prompt_ids == [PROMPTS[0]] * 3 + [PROMPTS[1]] * 3  # rows i*n … i*n+n-1 belong to prompt i
     B, T = rollout.completion_ids.shape
     assert B == 6 and 1 <= T <= 12 and rollout.completion_ids.dtype == torch.long
@@ -116,9 +116,9 @@ def test_contract_grouping_lengths_masks_and_texts(tiny):
 
 def test_seed_reproducibility(tiny):
     model, tokenizer = tiny
-    a = fast.generate(model, tokenizer, PROMPTS, n=4, max_new_tokens=16, seed=7)
-    b = fast.generate(model, tokenizer, PROMPTS, n=4, max_new_tokens=16, seed=7)
-    c = fast.generate(model, tokenizer, PROMPTS, n=4, max_new_tokens=16, seed=8)
+    a = fast.generate(model, tokenizer, PROMPTS, Sampling(n=4, max_new_tokens=16, seed=7))
+    b = fast.generate(model, tokenizer, PROMPTS, Sampling(n=4, max_new_tokens=16, seed=7))
+    c = fast.generate(model, tokenizer, PROMPTS, Sampling(n=4, max_new_tokens=16, seed=8))
     assert torch.equal(a.completion_ids, b.completion_ids) and a.texts == b.texts
     assert not torch.equal(a.completion_ids, c.completion_ids)
     assert len(set(a.texts)) > 1  # samples within a group differ
@@ -126,7 +126,7 @@ def test_seed_reproducibility(tiny):
 
 def test_max_new_tokens_one(tiny):
     model, tokenizer = tiny
-    rollout = fast.generate(model, tokenizer, PROMPTS, n=2, max_new_tokens=1, seed=0)
+    rollout = fast.generate(model, tokenizer, PROMPTS, Sampling(n=2, max_new_tokens=1, seed=0))
     assert rollout.completion_ids.shape == (6, 1)
     assert torch.equal(rollout.lengths, torch.ones(6, dtype=torch.long))
     assert torch.equal(rollout.truncated, rollout.completion_ids[:, 0] != tokenizer.eos_token_id)
@@ -136,9 +136,9 @@ def test_ignore_eos_always_runs_to_full_length(tiny):
     model, tokenizer = tiny
     model = copy.deepcopy(model)
     model.generation_config.eos_token_id = list(range(len(tokenizer)))  # every token would stop
-    rollout = fast.generate(model, tokenizer, PROMPTS, max_new_tokens=6, seed=0, ignore_eos=True)
+    rollout = fast.generate(model, tokenizer, PROMPTS, Sampling(max_new_tokens=6, seed=0, ignore_eos=True))
     assert rollout.completion_ids.shape == (3, 6) and (rollout.lengths == 6).all() and rollout.truncated.all()
-    stopped = fast.generate(model, tokenizer, PROMPTS, max_new_tokens=6, seed=0)
+    stopped = fast.generate(model, tokenizer, PROMPTS, Sampling(max_new_tokens=6, seed=0))
     assert stopped.completion_ids.shape == (3, 1) and (stopped.lengths == 1).all() and not stopped.truncated.any()
 
 
@@ -163,12 +163,17 @@ def test_bfloat16_rollout_stays_close_to_float32(sharp):
     assert (a.softmax(-1) - b.softmax(-1)).abs().max() < 0.05
 
 
-def test_unsupported_architecture_falls_back_to_hf_generate(tiny, capsys):
+def test_unsupported_architecture_falls_back_to_hf_generate(tiny, capsys, monkeypatch):
+    from r1.rollout import sampling
+
+    monkeypatch.setattr(sampling, "_said", set())
     model, tokenizer = tiny
     model = copy.deepcopy(model)
     model.config.hidden_act = "gelu"  # not a shape the fast loop implements
-    rollout = fast.generate(model, tokenizer, PROMPTS[:1], n=2, max_new_tokens=4, seed=0)
-    assert "using HF generate" in capsys.readouterr().out
+    rollout = fast.generate(model, tokenizer, PROMPTS[:1], Sampling(n=2, max_new_tokens=4, seed=0))
+    fast.generate(model, tokenizer, PROMPTS[:1], Sampling(n=2, max_new_tokens=4, seed=0))
+    out = capsys.readouterr().out
+    assert "(activation gelu): using hf" in out and out.count("[r1]") == 1  # said once, not at every call
     assert rollout.completion_ids.shape[0] == 2
 
 
@@ -216,3 +221,25 @@ def test_top_p_with_top_k_head_draws_exactly_what_the_full_sort_draws(scale, top
         got = sample(logits, 0.6, top_p, torch.Generator().manual_seed(seed))
         want = _full_sort_top_p(logits, 0.6, top_p, torch.Generator().manual_seed(seed))
         assert torch.equal(got, want)
+
+
+def test_a_batch_mixing_peaked_and_flat_rows_sorts_only_the_flat_ones(monkeypatch):
+    """Peaked rows are drawn from their top-k head, then the flat rows from their full sort, in that
+    order from one generator: the same tokens as the full-sort reference drawn the same way, and
+    the full sort sees only the flat rows."""
+    from r1.rollout.fast import sample
+
+    g = torch.Generator().manual_seed(1)
+    logits = torch.cat([torch.randn(5, 49152, generator=g) * 4.0, torch.randn(3, 49152, generator=g) * 0.05])[[0, 5, 1, 6, 2, 3, 7, 4]]
+    flat = torch.tensor([False, True, False, True, False, False, True, False])
+    sorted_rows = []
+    real_sort = torch.Tensor.sort
+    monkeypatch.setattr(torch.Tensor, "sort", lambda self, *a, **k: sorted_rows.append(self.shape[0]) or real_sort(self, *a, **k))
+    got = sample(logits, 0.6, 0.95, torch.Generator().manual_seed(3))
+    monkeypatch.setattr(torch.Tensor, "sort", real_sort)
+    assert sorted_rows == [3]
+    ref = torch.Generator().manual_seed(3)
+    want = torch.empty(8, dtype=torch.long)
+    want[~flat] = _full_sort_top_p(logits[~flat], 0.6, 0.95, ref)
+    want[flat] = _full_sort_top_p(logits[flat], 0.6, 0.95, ref)
+    assert torch.equal(got, want)

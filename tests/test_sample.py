@@ -52,7 +52,8 @@ class Scripted:
         self.calls, self.fail_on_call = [], fail_on_call
         self.taken = {q: 0 for q in SCRIPT}
 
-    def __call__(self, model, tokenizer, prompt_ids, *, n, temperature, top_p, max_new_tokens, seed):
+    def __call__(self, model, tokenizer, prompt_ids, s):  # s: r1.rollout.Sampling
+        seed = s.seed
         if self.fail_on_call == len(self.calls) + 1:
             raise KeyboardInterrupt
         texts = []

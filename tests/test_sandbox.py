@@ -9,6 +9,8 @@ their own. A wall this machine lacks (no netns, not root) skips its hook-less va
 import glob
 import os
 import socket
+import subprocess
+import sys
 import tempfile
 import textwrap
 import time
@@ -311,6 +313,30 @@ def test_huge_output_is_capped(hooks):
 def test_run_many_keeps_order_and_runs_in_parallel():
     jobs = [Job(f"def solve(x):\n    return x * {k}\n", SOLVE_TESTS, functions={"candidate": "solve"}) for k in (2, 3, 2, 0)]
     assert [r.passed for r in run_many(jobs, Limits(wall_s=5), workers=2)] == [3, 0, 3, 0]
+
+
+# another trainer process: one run of a correct program that takes 4 s
+SLOW_RUN = """
+from r1.rewards.sandbox import Job, Limits, Statement, run
+program = "import time\\ndef solve(x):\\n    time.sleep(4)\\n    return x * 2\\n"
+print(run(Job(program, (Statement("assert candidate(2) == 4"),), functions={"candidate": "solve"}), Limits(wall_s=10)))
+"""
+
+
+def test_two_trainer_processes_on_one_machine_never_share_a_slot_uid():
+    """The ranks of a torchrun launch on one machine score code in separate processes: a run that ends here
+    must not take the other process's running program with it (as the same uid, its cleanup would kill it)."""
+    need_uid_drop()
+    other = subprocess.Popen([sys.executable, "-c", SLOW_RUN], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + PROMPT_S
+        while not sandbox_processes() and time.monotonic() < deadline:  # until the other's program runs
+            time.sleep(0.05)
+        quick = run(Job(CORRECT, SOLVE_TESTS, functions={"candidate": "solve"}))  # not attack(): the other's program runs on
+        out, _ = other.communicate(timeout=PROMPT_S)
+    finally:
+        other.kill()
+    assert quick.passed == 3 and "passed=1, total=1, status='ok'" in out, out
 
 
 def test_runs_leak_no_descriptors_or_folders():

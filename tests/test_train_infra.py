@@ -85,6 +85,43 @@ def test_shared_prompt_forward_equals_the_plain_layout_in_value_and_gradient(tin
     assert max(float(g.abs().max()) for g in plain_grads.values()) > 1e-3  # the comparison is not between zeros
 
 
+@pytest.mark.parametrize("kind", ["full", "lora", "lora-off"])
+@pytest.mark.parametrize("share", [False, True])
+def test_head_path_equals_the_full_logits_path_in_value_and_gradient(tiny, kind, share, monkeypatch):
+    """Hidden states + the head chunk by chunk (no (B, T, V) logits) = the model's logits → log-softmax,
+    for the plain model, its LoRA-wrapped (peft) version and that version's adapter-off view (π_ref)."""
+    from r1.config import LoraConfig
+    from r1.train import forward, lora
+
+    model, tokenizer = tiny
+    if kind != "full":
+        model = lora.apply(copy.deepcopy(model), LoraConfig(enabled=True, r=4, alpha=8))
+        for name, p in model.named_parameters():  # lora_B starts at 0: move it, so the adapter matters
+            if "lora_B" in name:
+                torch.nn.init.normal_(p, std=0.1)
+        model = lora.AdapterOff(model) if kind == "lora-off" else model
+    assert forward.output_head(forward.unwrap(model)[0])[0] is not None  # the head path is taken
+    gen = torch.Generator().manual_seed(2)
+    prompts = [torch.randint(3, len(tokenizer), (n,), generator=gen).tolist() for n in (5, 8)]
+    rows = [prompts[0]] * 2 + [prompts[1]] * 2
+    completions = torch.randint(3, len(tokenizer), (4, 6), generator=gen)
+    a, b = torch.randn(4, 6, generator=gen), torch.randn(4, 6, generator=gen)
+    params = [p for p in model.parameters() if p.requires_grad]
+    results = []
+    for head_path in (True, False):
+        if not head_path:
+            monkeypatch.setattr(forward, "output_head", lambda m: (None, None))
+        logp, entropy = completion_logprobs(model, rows, completions, pad_id=tokenizer.pad_token_id, temperature=0.7, entropy=True, entropy_grad=True, share_prompts=share)
+        grads = torch.autograd.grad((a * logp + b * entropy).sum(), params) if params and kind != "lora-off" else ()
+        results.append((logp.detach(), entropy.detach(), grads))
+    (logp, entropy, grads), (ref_logp, ref_entropy, ref_grads) = results
+    torch.testing.assert_close(logp, ref_logp, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(entropy, ref_entropy, rtol=1e-6, atol=1e-6)
+    for grad, ref_grad in zip(grads, ref_grads):  # fp32 sums in another order: 1e-5 of the tensor's scale
+        torch.testing.assert_close(grad, ref_grad, rtol=1e-5, atol=1e-5 * float(ref_grad.abs().max()))
+    assert kind == "lora-off" or max(float(g.abs().max()) for g in ref_grads) > 1e-3
+
+
 # --- learning rate and the optimizer step --------------------------------------------------------
 
 

@@ -13,7 +13,7 @@ import torch
 pytest.importorskip("vllm")
 
 from r1.models import load_model  # noqa: E402
-from r1.rollout import vllm_engine  # noqa: E402
+from r1.rollout import Sampling, vllm_engine  # noqa: E402
 from r1.train.forward import completion_logprobs  # noqa: E402
 from tests.test_train_grpo import make_cfg  # noqa: E402
 
@@ -53,7 +53,7 @@ def trainer_gap(model, tokenizer, rollout, temperature: float = 1.0) -> float:
 def test_contract_and_logprobs_match_the_trainer(vllm_model_dir, engine_options):
     model, tokenizer = load_model(str(vllm_model_dir))
     prompts = [tokenizer("1 + 2 =")["input_ids"], tokenizer("What is 7 * 6? Think.")["input_ids"]]
-    out = vllm_engine.generate(model, tokenizer, prompts, n=3, temperature=0.7, max_new_tokens=24, seed=1)
+    out = vllm_engine.generate(model, tokenizer, prompts, Sampling(n=3, temperature=0.7, max_new_tokens=24, seed=1))
     assert out.completion_ids.shape[0] == 6 and out.prompt_ids == [prompts[0]] * 3 + [prompts[1]] * 3
     assert out.logprobs.shape == out.completion_ids.shape
     for row, length, truncated in zip(out.completion_ids, out.lengths, out.truncated):
@@ -69,16 +69,16 @@ def test_weights_are_pushed_after_an_update(vllm_model_dir, engine_options):
     model, tokenizer = load_model(str(vllm_model_dir))
     prompts = [tokenizer("2 + 2 =")["input_ids"]]
     engine = vllm_engine.engine_for(model, tokenizer, "float32")
-    before = vllm_engine.generate(model, tokenizer, prompts, n=4, max_new_tokens=16, seed=3)
+    before = vllm_engine.generate(model, tokenizer, prompts, Sampling(n=4, max_new_tokens=16, seed=3))
     pushes = engine.pushes
-    vllm_engine.generate(model, tokenizer, prompts, n=4, max_new_tokens=16, seed=3)
+    vllm_engine.generate(model, tokenizer, prompts, Sampling(n=4, max_new_tokens=16, seed=3))
     assert engine.pushes == pushes  # unchanged weights are not pushed again
     with torch.no_grad():  # an "optimizer step": in-place, as AdamW does
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.5 * p.std())
     # without the push the engine samples from the old weights: the check below can fail
     assert trainer_gap(model, tokenizer, before) > 10 * TOL
-    after = vllm_engine.generate(model, tokenizer, prompts, n=4, max_new_tokens=16, seed=3)
+    after = vllm_engine.generate(model, tokenizer, prompts, Sampling(n=4, max_new_tokens=16, seed=3))
     assert engine.pushes == pushes + 1
     assert trainer_gap(model, tokenizer, after) < TOL
 

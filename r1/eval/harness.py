@@ -26,7 +26,6 @@ out: multiple-choice scoring.
 
 from __future__ import annotations
 
-import functools
 import json
 import operator
 import time
@@ -90,13 +89,19 @@ def evaluate(
     max_prompt_tokens: int = 4096,
     progress: bool = True,
     generate_fn: Callable | None = None,
+    dtype: str = "auto",
 ) -> EvalResult:
     """Sample `k` completions per example, score them and compute the metrics (module doc).
+
+    `generate_fn` (default: `r1.rollout.generate`, the engine `auto` picks) is called as
+    `generate_fn(model, tokenizer, prompt_ids, sampling)` with an `r1.rollout.Sampling`; `dtype` is
+    the sampling precision (auto: r1/precision.py).
 
     `examples` come from `load_examples`; examples that already carry `prompt_ids` (from
     `prepare_prompts`) are used as they are.
     """
     from r1.data import prepare_prompts
+    from r1.rollout import Sampling
 
     if k < 1 or batch_size < 1:
         raise ValueError(f"k and batch_size must be ≥ 1, got k={k}, batch_size={batch_size}")
@@ -107,8 +112,8 @@ def evaluate(
     start = time.perf_counter()
     rows = [e for e in examples for _ in range(k)]  # problem-major: problem p is rows p*k … p*k+k-1
     texts, lengths, truncated = _sample(
-        model, tokenizer, [e["prompt_ids"] for e in rows], generate_fn, progress=progress, batch_size=batch_size, seed=seed,
-        temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
+        model, tokenizer, [e["prompt_ids"] for e in rows], generate_fn, progress=progress, batch_size=batch_size,
+        sampling=Sampling(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed, dtype=dtype),
     )
     generated = time.perf_counter()
     records, events = _score(examples, k, rows, texts, lengths, truncated)
@@ -124,28 +129,29 @@ def evaluate(
     return EvalResult(records=records, metrics=metrics, timings=timings)
 
 
-def _sample(model, tokenizer, prompt_ids, generate_fn, *, progress, batch_size, seed, **sampling):
-    """Generate one completion per row, in chunks of `batch_size` rows seeded `seed + chunk`."""
+def _sample(model, tokenizer, prompt_ids, generate_fn, *, progress, batch_size, sampling):
+    """Generate one completion per row, in chunks of `batch_size` rows seeded `sampling.seed + chunk`
+    (`sampling`: an r1.rollout.Sampling)."""
     import torch
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from r1.progress import Progress
 
     if generate_fn is None:
         from r1.rollout import generate as generate_fn
     device = getattr(model, "device", None)
     cuda = [device] if device is not None and getattr(device, "type", "cpu") == "cuda" else []
     texts, lengths, truncated = [], [], []
-    columns = [TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), TextColumn("samples"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
-    with Progress(*columns, disable=not progress) as bar, torch.random.fork_rng(devices=cuda):
-        task = bar.add_task("evaluating", total=len(prompt_ids))
+    bar = Progress("eval", len(prompt_ids), unit="sample", enabled=progress)  # a line per chunk, also in a pipe
+    with torch.random.fork_rng(devices=cuda):
         for chunk, begin in enumerate(range(0, len(prompt_ids), batch_size)):
             batch = prompt_ids[begin : begin + batch_size]
-            out = generate_fn(model, tokenizer, batch, n=1, seed=seed + chunk, **sampling)
+            out = generate_fn(model, tokenizer, batch, sampling.but(n=1, seed=sampling.seed + chunk))
             if len(out.texts) != len(batch):
                 raise RuntimeError(f"generate_fn returned {len(out.texts)} completions for {len(batch)} prompts")
             texts += list(out.texts)
             lengths += [int(x) for x in out.lengths]
             truncated += [bool(x) for x in out.truncated]
-            bar.advance(task, len(batch))
+            bar.update(len(texts), len=f"{sum(lengths) / len(lengths):.0f}")  # mean completion tokens so far
     return texts, lengths, truncated
 
 
@@ -247,10 +253,10 @@ def config_settings(cfg) -> dict:
 
 def evaluate_with_config(model, tokenizer, examples: list[dict], cfg, *, progress: bool = True) -> EvalResult:
     """`evaluate` with `config_settings(cfg)`: what the trainer and the demo evaluate with."""
-    from r1.rollout import ENGINES
+    from r1.rollout import engine
 
     settings = config_settings(cfg)
-    generate_fn = functools.partial(ENGINES[settings.pop("engine")], dtype=settings.pop("dtype"))
+    generate_fn = engine(settings.pop("engine"), model)
     return evaluate(model, tokenizer, examples, **settings, progress=progress, generate_fn=generate_fn)
 
 
@@ -272,12 +278,14 @@ def run_eval(
     form: str = "auto",
     progress: bool = True,
     generate_fn: Callable | None = None,
-    engine: str = "fast",
-    dtype: str = "float32",
+    engine: str = "auto",
+    dtype: str = "auto",
+    device: str = "auto",
 ) -> dict:
     """Evaluate `model_name` on `benchmark`; write results.json and samples.jsonl; return the results.
 
-    `engine`/`dtype` choose the rollout engine (r1.rollout.ENGINES) unless `generate_fn` is given.
+    `engine` chooses the rollout engine (r1.rollout.ENGINES; auto picks by model and device) unless
+    `generate_fn` is given; `dtype` its precision (auto: bf16 where measured faster, r1/precision.py).
 
     `model_name`: anything `load_model` takes (r1 checkpoint or HF folder, `.gguf`, hub id,
     `smollm2-135m`). `benchmark`: `gsm8k`, `math500`, `aime24`, `humaneval`, `arithmetic` (its held-out
@@ -285,29 +293,36 @@ def run_eval(
     `question_field`/`answer_field`) or a hub dataset id (its `test` split).
     `output_dir` defaults to runs/eval-<time>.
     """
+    from r1 import precision
     from r1.data import load_examples
     from r1.models import load_model
 
     start = time.perf_counter()
     out = Path(output_dir or f"runs/eval-{time.strftime('%Y%m%d-%H%M%S')}")
-    model, tokenizer = load_model(model_name)
+    import torch
+
+    model, tokenizer = load_model(model_name, device=("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
     examples = load_examples(
         benchmark, split="test", question_field=question_field, answer_field=answer_field, limit=limit,
         size=limit or 500, seed=seed,
     )
     loaded = time.perf_counter()
     if generate_fn is None:
-        from r1.rollout import ENGINES
+        from r1.rollout import engine as pick
 
-        generate_fn = functools.partial(ENGINES[engine], dtype=dtype)
+        generate_fn = pick(engine, model)
+    choice = precision.choose(dtype, "rollout", model.device)
+    if progress:
+        print(f"[r1] precision {choice.reason}", flush=True)
     result = evaluate(
         model, tokenizer, examples, k=k, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed,
-        batch_size=batch_size, template=template, form=form, progress=progress, generate_fn=generate_fn,
+        batch_size=batch_size, template=template, form=form, progress=progress, generate_fn=generate_fn, dtype=choice.dtype,
     )
     settings = {
         "k": k, "limit": limit, "seed": seed, "temperature": temperature, "top_p": top_p, "max_new_tokens": max_new_tokens,
         "batch_size": batch_size, "template": template, "form": form, "question_field": question_field,
-        "answer_field": answer_field, "rewards": reward_names(examples), "engine": engine, "dtype": dtype,
+        "answer_field": answer_field, "rewards": reward_names(examples), "engine": engine, "dtype": choice.dtype,
+        "precision": choice.reason,
     }
     timings = {"total_seconds": round(time.perf_counter() - start, 3), "load_seconds": round(loaded - start, 3)}
     results = result.save(out, model=model_name, benchmark=benchmark, settings=settings, versions=versions(), timings=timings)

@@ -10,7 +10,6 @@ evaluation harness (r1/eval/harness.py), which does the sampling and scoring.
 
 from __future__ import annotations
 
-import functools
 
 from rich.console import Console
 from rich.table import Table
@@ -19,18 +18,17 @@ from r1.config import Config
 from r1.data import load_examples
 from r1.eval.harness import evaluate
 from r1.models import load_model
-from r1.rollout import ENGINES
 from r1.train.run import prepare_run_dir
 
 console = Console()
 
 
 def sample(model_name: str, examples: list[dict], *, n: int, max_new_tokens: int, temperature: float, top_p: float, form: str = "auto", prefill_think: bool = False, seed: int = 0, progress: bool = True):
-    """Sample and score n completions per example with the fast engine → EvalResult."""
+    """Sample and score n completions per example with the engine and precision `auto` picks → EvalResult."""
     model, tokenizer = load_model(model_name)
     return evaluate(
         model, tokenizer, examples, k=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed,
-        form=form, prefill_think=prefill_think, progress=progress, generate_fn=functools.partial(ENGINES["fast"], dtype="float32"),
+        form=form, prefill_think=prefill_think, progress=progress,
     )
 
 

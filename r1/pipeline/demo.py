@@ -20,17 +20,21 @@ cold start takes the model from 0 to ~25% held-out accuracy and ~100% format; 30
 
 from __future__ import annotations
 
+import gc
 import json
 import time
 from pathlib import Path
 
 from rich.table import Table
 
+from r1 import precision
 from r1.config import Config, load_config
 from r1.data import load_examples
 from r1.data.coldstart import arithmetic_worked_examples, write_jsonl
 from r1.eval.harness import config_settings, evaluate_with_config
 from r1.models import load_model
+from r1.progress import Progress, format_duration
+from r1.train import distributed as dist
 from r1.train.grpo import train_grpo
 from r1.train.run import console, prepare_run_dir
 from r1.train.sft import train_sft
@@ -41,11 +45,11 @@ DEMO = [
     "data.source=arithmetic", "data.size=2000", "data.template=r1-brief",
     "data.arithmetic.min_digits=1", "data.arithmetic.max_digits=2", "data.arithmetic.max_steps=2",
     "rollout.prompts_per_step=12", "rollout.samples_per_prompt=8", "rollout.max_new_tokens=96", "rollout.temperature=1.0",
-    "rollout.engine=fast", "rollout.dtype=bfloat16", "train.bf16=true",
+    "rollout.engine=auto", "rollout.dtype=auto", "train.bf16=auto",  # bf16 only where this machine measured it faster
     "rewards.weights={accuracy: 1.0, format: 0.5}",
     "grpo.beta=0.0", "grpo.clip_high=0.28", "grpo.loss_aggregation=token-mean",
     "optim.lr=1e-5", "optim.warmup_steps=2",
-    "train.steps=30", "train.micro_batch_size=16", "train.save_every=1000", "train.sample_every=5",
+    "train.steps=30", "train.micro_batch_size=4", "train.save_every=1000", "train.sample_every=5",  # 4: under 3 GB (docs/perf.md)
     "sft.epochs=1", "sft.batch_size=16", "sft.max_length=512",
     "eval.limit=256", "eval.k=2", "eval.max_new_tokens=96",
 ]
@@ -62,7 +66,7 @@ def stage_config(overrides: list[str], output_dir: Path, stage_defaults: list[st
 
 
 def heldout_eval(model_path: str, examples: list[dict], cfg: Config, out: Path) -> dict:
-    model, tokenizer = load_model(model_path, dtype=cfg.model.dtype)
+    model, tokenizer = load_model(model_path, dtype=cfg.model.dtype, device=dist.device(cfg.run.device))
     result = evaluate_with_config(model, tokenizer, examples, cfg)
     result.save(out, model=model_path, benchmark=f"arithmetic-test-seed{HELDOUT_SEED}", settings=config_settings(cfg))
     m = result.metrics
@@ -78,11 +82,14 @@ def run_demo(overrides: list[str] = (), coldstart_examples: int = COLDSTART_EXAM
     a = cfg.data.arithmetic
     heldout = load_examples("arithmetic", split="test", size=cfg.eval.limit, seed=HELDOUT_SEED, arithmetic=vars(a))
     console.rule(f"[bold]r1 demo[/] — run directory {run_dir}")
+    stages = Progress("demo stage", 5, unit="stage", eta=False, min_interval_s=0)  # ETAs: the stages' own lines
 
     def timed(name, fn, *args):
         t0 = time.perf_counter()
         value = fn(*args)
+        gc.collect()  # the stage's model and optimizer, before the next stage allocates its own (one process: peak RSS)
         timings[name] = round(time.perf_counter() - t0, 1)
+        stages.update(len(timings), done=f"{name} in {format_duration(timings[name])}")
         return value
 
     console.print(f"1/5 held-out eval of the base model ({len(heldout)} problems × {cfg.eval.k} samples)")
@@ -112,6 +119,7 @@ def run_demo(overrides: list[str] = (), coldstart_examples: int = COLDSTART_EXAM
         "heldout_ci": {stage: r["accuracy_ci"] for stage, r in results.items()},
         "heldout_problems": len(heldout), "samples_per_problem": cfg.eval.k,
         "timings_s": {**timings, "total": round(time.perf_counter() - start, 1)},
+        "precision": {"rollout": cfg.rollout.dtype, "train_bf16": cfg.train.bf16, "cpu": precision.cpu_key()},  # auto, resolved
         "grpo_metrics": str(grpo_dir / "metrics.jsonl"),
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))

@@ -33,6 +33,8 @@ from pathlib import Path
 from r1.config import Config, ConfigError, StageConfig, to_dict
 from r1.pipeline import manifest as record
 from r1.pipeline.stages import MODEL_KINDS, RUNNERS, STAGE_REF, is_finished, output_of, stage_config, validate, write_stage_data
+from r1.progress import Progress, format_duration
+from r1.train import distributed as dist
 from r1.train import checkpoint as ckpt
 from r1.train.run import console, prepare_run_dir, truncate_log_on_resume
 
@@ -64,7 +66,9 @@ def run_pipeline(cfg: Config, *, start_from: str | None = None, only: str | None
     console.rule(f"[bold]r1 pipeline[/] — {len(names)} stages, run directory {out}")
 
     ensure_heldout(manifest, out, "base", cfg.model.name, cfg, evaluate_fn)
+    stages = Progress("pipeline stage", len(names), unit="stage", eta=False, min_interval_s=0)  # ETAs: in the stages' lines
     for index, stage in enumerate(cfg.pipeline.stages):
+        t0 = time.perf_counter()
         stage_dir, entry = out / stage.name, manifest["stages"][stage.name]
         scfg = configs[stage.name]
         fingerprint = stage_fingerprint(scfg, stage, manifest)
@@ -86,6 +90,7 @@ def run_pipeline(cfg: Config, *, start_from: str | None = None, only: str | None
             run_stage(out, manifest, stage, scfg, outputs, fingerprint)
         if stage.kind in MODEL_KINDS and stage.evaluate:
             ensure_heldout(manifest, out, stage.name, str(outputs[stage.name]), scfg, evaluate_fn)
+        stages.update(index + 1, done=f"{stage.name} in {format_duration(time.perf_counter() - t0)}")
     manifest["status"] = "finished"
     manifest["report"] = report_rows(manifest, cfg)
     record.write_atomic(out / "report.md", report_markdown(manifest["report"], out))
@@ -202,7 +207,7 @@ def heldout_metrics(model_path: str, cfg: Config) -> dict:
     p = cfg.pipeline
     examples = load_examples(p.heldout, split=p.heldout_split, limit=cfg.eval.limit, size=cfg.eval.limit or 2000, seed=p.heldout_seed,
                              arithmetic=vars(cfg.data.arithmetic), quiet=True)
-    model, tokenizer = load_model(model_path, dtype=cfg.model.dtype)
+    model, tokenizer = load_model(model_path, dtype=cfg.model.dtype, device=dist.device(cfg.run.device))
     start = time.perf_counter()
     result = evaluate_with_config(model, tokenizer, examples, cfg)
     samples = [s for record_ in result.records for s in record_["samples"]]

@@ -37,7 +37,6 @@ DeepSeek-V3 prompting, and sampling until m correct completions are found per pr
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import time
@@ -177,11 +176,16 @@ def append_line(path: Path, record: dict) -> None:
 
 
 def changed_settings(saved_path: Path, cfg: Config, ignore: tuple[str, ...] = UNCOMPARED) -> list[str]:
-    """The dotted keys whose value in `cfg` differs from the saved config.yaml (`run.<ignore>` aside)."""
+    """The dotted keys whose value in `cfg` differs from the saved config.yaml (`run.<ignore>` aside).
+
+    An `auto` precision matches what it was resolved to in the saved file (r1/precision.py)."""
     saved, current = yaml.safe_load(saved_path.read_text(encoding="utf-8")) or {}, yaml.safe_load(yaml.safe_dump(to_dict(cfg)))
     for settings in (saved, current):
         for key in ignore:
             settings.get("run", {}).pop(key, None)
+    for section, key in (("rollout", "dtype"), ("train", "bf16")):
+        if current[section][key] == "auto" and key in saved.get(section, {}):
+            current[section][key] = saved[section][key]
     return sorted(f"{section}.{key}" for section in current for key in current[section] if saved.get(section, {}).get(key) != current[section][key])
 
 
@@ -243,8 +247,10 @@ def run_sample(cfg: Config, *, generate_fn=None, judge=None, progress: bool = Tr
     the rollout engine and `judge` the configured judge (tests script both)."""
     from r1.eval.harness import evaluate
     from r1.models import load_model
+    from r1.progress import Progress
     from r1.rewards.judge import load_judge
-    from r1.rollout import ENGINES
+    from r1.rollout import engine
+    from r1.train import distributed as dist
     from r1.train.run import console, start_run
 
     start = time.perf_counter()
@@ -258,14 +264,14 @@ def run_sample(cfg: Config, *, generate_fn=None, judge=None, progress: bool = Tr
     check_same_config(out, cfg)
     start_run(cfg, "sample")
     s, r, d = cfg.sample, cfg.rollout, cfg.data
-    model, tokenizer = load_model(cfg.model.name, dtype=cfg.model.dtype)
+    model, tokenizer = load_model(cfg.model.name, dtype=cfg.model.dtype, device=dist.device(cfg.run.device))
     examples = prepare_prompts(load_prompts(d), tokenizer, template=d.template, form=d.template_form, prefill_think=d.prefill_think,
                                max_prompt_tokens=d.max_prompt_tokens, on_overlong=d.on_overlong_prompt)
-    generate_fn = generate_fn or functools.partial(ENGINES[r.engine], dtype=r.dtype)
+    generate_fn = generate_fn or engine(r.engine, model)
     if judge is None and s.judge:
         same = s.judge == cfg.model.name
         judge = load_judge(s.judge, engine=r.engine, dtype=r.dtype, max_new_tokens=s.judge_max_new_tokens, temperature=s.judge_temperature,
-                           seed=cfg.run.seed, model=model if same else None, tokenizer=tokenizer if same else None)
+                           seed=cfg.run.seed, model=model if same else None, tokenizer=tokenizer if same else None, device=model.device)
     count = (lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])) if s.length_unit == "tokens" else len
     filters = filters_from_settings(s, count)
     progress_path = out / "progress.jsonl"
@@ -273,6 +279,7 @@ def run_sample(cfg: Config, *, generate_fn=None, judge=None, progress: bool = Tr
     starts = range(0, len(examples), s.chunk_prompts)
     if len(chunks) > len(starts):
         raise DataError(f"{progress_path} has {len(chunks)} finished chunks but {d.source} gives only {len(starts)}; use another run.output_dir")
+    bar = Progress("sample chunk", len(starts), unit="chunk", begin=len(chunks))  # the ETA counts this run's chunks
     for index, begin in enumerate(starts):
         part = examples[begin:begin + s.chunk_prompts]
         ids = [str(e.get("id")) for e in part]
@@ -281,13 +288,14 @@ def run_sample(cfg: Config, *, generate_fn=None, judge=None, progress: bool = Tr
                 raise DataError(f"{progress_path}: chunk {index} was made from other prompts than {d.source} gives now; use another run.output_dir")
             continue
         result = evaluate(model, tokenizer, part, k=s.k, temperature=r.temperature, top_p=r.top_p, max_new_tokens=r.max_new_tokens,
-                          seed=cfg.run.seed + CHUNK_SEED_STRIDE * index, batch_size=s.batch_size, progress=progress, generate_fn=generate_fn)
+                          seed=cfg.run.seed + CHUNK_SEED_STRIDE * index, batch_size=s.batch_size, progress=progress, generate_fn=generate_fn,
+                          dtype=r.dtype)
         chosen = select(result.records, part, filters, judge, require_format=s.require_format)
         events = {k: v for k, v in result.metrics["reward_events"].items() if isinstance(v, int)}
         chunks.append({"chunk": index, "ids": ids, **chosen, "events": events})
         append_line(progress_path, chunks[-1])
-        console.print(f"chunk {index + 1}/{len(starts)}: {len(chosen['rows'])} of {len(part) * s.k} samples pass "
-                      f"(before dedup and the per-prompt cap); rejected {chosen['rejected']}")
+        passed = f"{len(chosen['rows'])}/{len(part) * s.k}"  # before dedup and the per-prompt cap
+        bar.update(index + 1, passed=passed, rejected=chosen["rejected"])
     report = finish(out, chunks, cfg, time.perf_counter() - start)
     console.print(f"kept {report['kept']} of {report['samples']} samples → {report['sft']}; report: {out / 'report.md'}")
     return report

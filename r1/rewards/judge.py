@@ -147,7 +147,7 @@ def judge_prompt(question: str, response: str, reference: str | None = None) -> 
 
 @dataclass
 class Judge:
-    """A causal LM as a judge. `generate_fn` has the `r1.rollout.ENGINES` signature.
+    """A causal LM as a judge. `generate_fn` has the `r1.rollout.ENGINES` signature; `dtype` is its precision.
 
     `counts` accumulates `judged` and `unparseable` over every call. `prompt_fn`, `prefill` and
     `parse` default to the verdict rubric; the reward-model judge (r1/rewards/models.py) swaps
@@ -160,6 +160,7 @@ class Judge:
     max_new_tokens: int = 16
     temperature: float = 0.0
     batch_size: int = 16
+    dtype: str = "auto"
     form: str = "auto"
     seed: int = 0
     counts: Counter = field(default_factory=Counter)
@@ -177,14 +178,14 @@ class Judge:
 
     def raw(self, items: list[tuple[str, str, str | None]]) -> list[str]:
         """The judge's outputs (after the pre-filled `VERDICT:`) for (question, response, reference) items."""
+        from r1.rollout import Sampling
+
         prompts = [self.render(*item) for item in items]
+        sampling = Sampling(n=1, temperature=self.temperature, top_p=1.0, max_new_tokens=self.max_new_tokens, dtype=self.dtype)
         outputs: list[str] = []
         for chunk, start in enumerate(range(0, len(prompts), self.batch_size)):
-            out = self.generate_fn(
-                self.model, self.tokenizer, prompts[start:start + self.batch_size], n=1, temperature=self.temperature,
-                top_p=1.0, max_new_tokens=self.max_new_tokens, seed=self.seed + chunk,
-            )
-            outputs += list(out.texts)
+            batch = prompts[start:start + self.batch_size]
+            outputs += list(self.generate_fn(self.model, self.tokenizer, batch, sampling.but(seed=self.seed + chunk)).texts)
         return outputs
 
     def scores(self, items: list[tuple[str, str, str | None]]) -> list[float | None]:
@@ -201,24 +202,17 @@ class Judge:
         return self.scores([(question, response, reference)])[0]
 
 
-def load_judge(name: str, *, engine: str = "fast", dtype: str = "float32", max_new_tokens: int = 16, temperature: float = 0.0,
-               batch_size: int = 16, seed: int = 0, model=None, tokenizer=None) -> Judge:
+def load_judge(name: str, *, engine: str = "auto", dtype: str = "auto", max_new_tokens: int = 16, temperature: float = 0.0,
+               batch_size: int = 16, seed: int = 0, model=None, tokenizer=None, device="cpu") -> Judge:
     """A `Judge` on model `name` (anything `load_model` takes); pass `model`/`tokenizer` to reuse loaded ones.
 
-    Greedy judging (temperature 0) needs the fast engine, which covers Llama/Qwen2 models; HF
-    `generate` samples, so for other models set a temperature > 0.
+    Temperature 0 judges greedily, with every engine.
     """
-    import functools
-
-    from r1.config import ConfigError
-    from r1.rollout import ENGINES, fast
+    from r1.rollout import engine as pick
 
     if model is None:
         from r1.models import load_model
 
-        model, tokenizer = load_model(name)
-    if temperature == 0 and (engine != "fast" or not fast.supports(model)):
-        raise ConfigError(f"judge '{name}': greedy judging (sample.judge_temperature=0) needs the fast engine and a Llama/Qwen2 model; "
-                          "set sample.judge_temperature > 0")
-    generate_fn = functools.partial(ENGINES[engine], dtype=dtype)
-    return Judge(model, tokenizer, generate_fn, max_new_tokens=max_new_tokens, temperature=temperature, batch_size=batch_size, seed=seed)
+        model, tokenizer = load_model(name, device=device)
+    return Judge(model, tokenizer, pick(engine, model), max_new_tokens=max_new_tokens, temperature=temperature, batch_size=batch_size,
+                 dtype=dtype, seed=seed)

@@ -35,6 +35,7 @@ import secrets
 import selectors
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -263,12 +264,32 @@ def run(job: Job, limits: Limits = Limits()) -> Result:
     """
     _validate(job, limits)
     iso = isolation()
-    uid = _free_uids.get() if iso.uids else None
+    uid, claim = _claim_uid() if iso.uids else (None, None)
     try:
         return _run(job, limits, iso, uid)
     finally:
         if uid is not None:
+            claim.close()
             _free_uids.put(uid)
+
+
+def _claim_uid() -> tuple[int, socket.socket]:
+    """A slot uid no other run on this machine holds, and the claim on it (close it to give the uid back).
+
+    This process's threads share ``_free_uids``; other trainer processes on the machine (the ranks of a
+    torchrun launch) have their own, so a uid is also claimed machine-wide by binding an abstract Unix
+    socket named after it, which the kernel frees when we close it or die. Without that, two processes
+    would run programs as the same uid, and the first to finish would kill the other's (``_kill_run``)."""
+    while True:
+        uid = _free_uids.get()
+        claim = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            claim.bind(f"\0r1-sandbox-slot-{uid}")
+            return uid, claim
+        except OSError:  # another process runs as this uid now: try the next one
+            claim.close()
+            _free_uids.put(uid)
+            time.sleep(0.001)
 
 
 def run_many(jobs: list[Job], limits: Limits = Limits(), workers: int | None = None) -> list[Result]:

@@ -1,7 +1,8 @@
 """GRPO math as pure tensor functions (depends on torch only).
 
 advantages.py  group-relative advantages, zero-variance groups, DAPO overlong penalty
-logprobs.py    float32 per-token log-probs / entropies from (possibly bf16) logits, chunked
+logprobs.py    float32 per-token log-probs / entropies from (possibly bf16) logits or from hidden
+               states and the output head, chunked
 losses.py      clipped surrogate, KL estimators, loss aggregations, the GRPO loss
 preference.py  the Bradley–Terry reward-model loss and pair accuracy
 
@@ -15,7 +16,7 @@ from r1.rl.advantages import (
     overlong_penalty,
     zero_variance_groups,
 )
-from r1.rl.logprobs import token_entropy, token_logprobs
+from r1.rl.logprobs import head_logprobs, token_entropy, token_logprobs
 from r1.rl.losses import (
     KL_ESTIMATORS,
     LOSS_AGGREGATIONS,
@@ -37,6 +38,7 @@ __all__ = [
     "clipped_surrogate",
     "combine_metrics",
     "group_advantages",
+    "head_logprobs",
     "grpo_loss",
     "kl_divergence",
     "kl_reward_penalty",

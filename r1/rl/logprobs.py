@@ -21,6 +21,12 @@ Shift contract (the caller shifts; these functions never do): for a sequence
     logp = token_logprobs(logits, tokens)      # (B, L-1)
     # logp[b, t] = log p(input_ids[b, t+1] | input_ids[b, :t+1])
 
+`head_logprobs` goes one step further for a model whose logits are a plain linear head over
+its final hidden states (z = W h): it takes the hidden states and the head's weight and forms the
+logits one chunk at a time inside the checkpointed function, so no (B·T, V) logits tensor exists
+at all — neither the model's (B, T, V) output, its float32 upcast, nor its gradient (issue 18:
+on the standard GRPO micro-batch of 16 × 128 tokens that is 400 MB per copy in fp32).
+
 Deliberately left out: masking (callers mask with lengths) and the shift itself.
 """
 
@@ -114,3 +120,52 @@ def token_entropy(logits: Tensor, *, temperature: float = 1.0, chunk_rows: int =
         return -(logp.exp() * logp).sum(-1)  # (n,)
 
     return _per_row(chunk, logits, chunk_rows=chunk_rows)
+
+
+def head_logprobs(
+    hidden: Tensor, weight: Tensor, tokens: Tensor, *,
+    temperature: float = 1.0, entropy: bool = False, chunk_rows: int = 512,
+) -> tuple[Tensor, Tensor | None]:
+    """log π(token) (and the entropy) under softmax(W h / τ), the logits formed chunk by chunk.
+
+        z_i = W h_i                                   (V,) in the matmul's dtype (bf16 under autocast)
+        logp_i = log_softmax(float(z_i) / τ)[y_i]
+        H_i = -Σ_v p_iv log p_iv,   p_i = softmax(float(z_i) / τ)
+
+    The same numbers as `token_logprobs(linear(hidden, W), tokens)`, with a peak of a few
+    chunk_rows × V float32 tensors instead of N × V: each chunk's matmul, softmax and gather run
+    inside activation checkpointing, which keeps only the chunk's hidden rows (and a reference to
+    W) for backward and recomputes the chunk's logits there (one extra n × H × V matmul per chunk).
+    Gradients flow into both `hidden` and `weight` (a tied embedding gets the head's share).
+
+    Args:
+        hidden: (N, H) final hidden states, already shifted: row i predicts tokens[i].
+        weight: (V, H) the output head (no bias).
+        tokens: (N,) long.
+        temperature: τ > 0, the sampling temperature.
+        entropy: also return H (N,), differentiable like logp (detach it for a metric).
+        chunk_rows: rows whose logits exist at once.
+    Returns:
+        (logp (N,) float32, entropy (N,) float32 or None).
+    Example: hidden [[1, 0]], W [[1, 0], [0, 0]] (z = [1, 0]), tokens [0]
+        → logp [1 − log(e + 1)] = [-0.3133], entropy [0.5822].
+    """
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
+    if hidden.dim() != 2 or tokens.shape != hidden.shape[:1] or weight.shape[1:] != hidden.shape[1:]:
+        shapes = f"hidden {tuple(hidden.shape)}, weight {tuple(weight.shape)}, tokens {tuple(tokens.shape)}"
+        raise ValueError(f"{shapes}: want (N, H), (V, H), (N,)")
+
+    def chunk(h: Tensor, w: Tensor, toks: Tensor) -> tuple[Tensor, Tensor]:
+        logp = F.log_softmax(_scaled(F.linear(h, w), temperature), dim=-1)  # (n, V) float32
+        picked = logp.gather(-1, toks[:, None]).squeeze(-1)  # (n,)
+        return picked, -(logp.exp() * logp).sum(-1) if entropy else picked.new_zeros(0)
+
+    grad = torch.is_grad_enabled() and (hidden.requires_grad or weight.requires_grad)
+    logps, ents = [hidden.new_zeros(0, dtype=torch.float32)], [hidden.new_zeros(0, dtype=torch.float32)]
+    for i in range(0, hidden.shape[0], chunk_rows):
+        args = (hidden[i : i + chunk_rows], weight, tokens[i : i + chunk_rows])
+        logp, ent = checkpoint(chunk, *args, use_reentrant=False) if grad else chunk(*args)
+        logps.append(logp)
+        ents.append(ent)
+    return torch.cat(logps), torch.cat(ents) if entropy else None

@@ -21,28 +21,31 @@ import time
 import torch
 
 
-def bench_rollout(dtype: str = "float32", n_rows: int = 64, new_tokens: int = 128, repeats: int = 3, engine: str = "fast",
+def bench_rollout(dtype: str = "auto", n_rows: int = 64, new_tokens: int = 128, repeats: int = 3, engine: str = "fast",
                   threads: int | None = None, model_name: str = "smollm2-135m") -> dict:
     """Median new tokens/s of `repeats` forced-length rollouts; `threads` sets torch's thread count."""
     from r1.data import make_problems, prepare_prompts
     from r1.models import load_model
-    from r1.rollout import ENGINES
+    from r1.rollout import ENGINES, Sampling
+
+    from r1.precision import choose
 
     if threads is not None:
         torch.set_num_threads(threads)
+    dtype = choose(dtype, "rollout").dtype
     model, tokenizer = load_model(model_name, dtype=dtype if engine == "hf" else "float32")
     n_prompts = 8 if n_rows % 8 == 0 else 1
     prompts = [p["prompt_ids"] for p in prepare_prompts(make_problems(n_prompts, seed=0), tokenizer)]
     n = n_rows // n_prompts
     if engine == "vllm":  # building the engine (~10 s) is a one-time cost, not throughput
-        ENGINES[engine](model, tokenizer, prompts[:1], max_new_tokens=1, dtype=dtype)
+        ENGINES[engine](model, tokenizer, prompts[:1], Sampling(max_new_tokens=1, dtype=dtype))
     rates = []
     for i in range(repeats):
         start = time.perf_counter()
         if engine == "hf":
             _hf_forced(model, tokenizer, prompts, n, new_tokens, seed=i)
         else:
-            rollout = ENGINES[engine](model, tokenizer, prompts, n=n, max_new_tokens=new_tokens, seed=i, dtype=dtype, ignore_eos=True)
+            rollout = ENGINES[engine](model, tokenizer, prompts, Sampling(n=n, max_new_tokens=new_tokens, seed=i, dtype=dtype, ignore_eos=True))
             assert rollout.completion_ids.shape == (n_rows, new_tokens)
         seconds = time.perf_counter() - start
         rates.append(n_rows * new_tokens / seconds)
@@ -69,7 +72,7 @@ if __name__ == "__main__":
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"])
     parser.add_argument("--engine", default="fast", choices=["fast", "hf", "vllm"])
     parser.add_argument("--rows", type=int, default=64)
     parser.add_argument("--new-tokens", type=int, default=128)

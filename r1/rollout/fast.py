@@ -19,12 +19,14 @@ Where the time goes, and what this loop does about it:
   cost as much as the whole bf16 model step.
 * Finished rows are dropped from the batch once enough of them pile up (their cache rows are
   compacted), and the loop stops when every row has stopped.
-* `dtype="bfloat16"` runs a bf16 copy of the weights (AMX matmuls) while the model itself stays
-  float32 for training; logits and sampling are always float32.
+* `dtype="bfloat16"` runs a bf16 copy of the weights while the model itself stays float32 for
+  training; logits and sampling are always float32. `auto` takes bf16 only where this CPU measured
+  it faster (r1/precision.py): on a CPU without AMX or avx512_bf16 it is 2-3x slower.
 
 Numerics follow HF's Llama: RMSNorm in float32, position ids counted from the first real token of
 a left-padded prompt, RoPE from the model's own `inv_freq`. Supported: `llama` and `qwen2`
-(q/k/v biases) with SiLU MLPs; any other model falls back to `hf.generate` with a notice.
+(q/k/v biases) with SiLU MLPs; any other model (or a model on a GPU) goes to `hf.generate` with the
+same `Sampling` object, and a notice printed once.
 
 Deliberately left out: continuous batching (new prompts joining a running batch), paged or shared
 prompt caches (each row holds a copy of its prompt's keys/values), top-k, repetition penalties,
@@ -38,16 +40,31 @@ import torch.nn.functional as F
 
 from r1.rollout import hf
 from r1.rollout.hf import Rollout, stop_token_ids
+from r1.rollout.sampling import Sampling, say_once
 
 SUPPORTED = ("llama", "qwen2")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
-def supports(model) -> bool:
+def unsupported(model) -> str | None:
+    """Why this loop cannot run `model` (None when it can): it takes Llama/Qwen2-shaped models on the CPU."""
     c = model.config
-    sliding = getattr(c, "use_sliding_window", False) and getattr(c, "sliding_window", None)
-    on_cpu = next(model.parameters()).device.type == "cpu"  # a CPU loop: on a GPU, HF generate (or vllm) is the engine
-    return on_cpu and c.model_type in SUPPORTED and c.hidden_act == "silu" and not sliding and not getattr(model, "hf_quantizer", None)
+    device = next(model.parameters()).device
+    if device.type != "cpu":  # a CPU loop: on a GPU, HF generate (or vllm) is the engine
+        return f"the model is on {device.type}"
+    if c.model_type not in SUPPORTED:
+        return f"model type {c.model_type}"
+    if c.hidden_act != "silu":
+        return f"activation {c.hidden_act}"
+    if getattr(c, "use_sliding_window", False) and getattr(c, "sliding_window", None):
+        return "sliding-window attention"
+    if getattr(model, "hf_quantizer", None):
+        return "a quantized model"
+    return None
+
+
+def supports(model) -> bool:
+    return unsupported(model) is None
 
 
 class Decoder:
@@ -183,13 +200,27 @@ def sample(logits: torch.Tensor, temperature: float, top_p: float, generator=Non
     if top_p >= 1.0:
         return _draw(probs, generator)
     # The nucleus is the head of the sorted distribution. When the 256 most likely tokens already
-    # hold top_p of the mass in every row (almost always), the nucleus lies inside them and a
-    # top-k replaces the full sort of the vocabulary (~240 ms a step for 64 × 49k) — same result.
+    # hold top_p of the mass (almost every row), the nucleus lies inside them and a top-k replaces
+    # the full sort of the vocabulary; only the rows where it does not are sorted whole (a full
+    # sort of 96 × 49k costs ~20× the top-k, so one flat row must not make the whole batch pay).
     head_p, order = probs.topk(min(256, probs.shape[-1]), dim=-1)  # (B, K) descending
-    if bool((head_p.sum(dim=-1) < top_p).any()):
-        head_p, order = probs.sort(dim=-1, descending=True)
-    head_p[(head_p.cumsum(dim=-1) - head_p) >= top_p] = 0  # mass before this token already enough
-    return order.gather(1, _draw(head_p, generator)[:, None])[:, 0]
+    wide = head_p.sum(dim=-1) < top_p  # (B,) rows whose nucleus is wider than K
+    if not bool(wide.any()):
+        return _nucleus_draw(head_p, order, top_p, generator)
+    tokens = torch.empty(probs.shape[0], dtype=torch.long)
+    tokens[~wide] = _nucleus_draw(head_p[~wide], order[~wide], top_p, generator)
+    tokens[wide] = _nucleus_draw(*probs[wide].sort(dim=-1, descending=True), top_p, generator)
+    return tokens
+
+
+def _nucleus_draw(sorted_p: torch.Tensor, order: torch.Tensor, top_p: float, generator=None) -> torch.Tensor:
+    """Draw from the nucleus of rows sorted by probability: sorted_p (b, K) descending, order (b, K)
+    their token ids → (b,) token ids. A token stays when the mass before it is below top_p."""
+    if sorted_p.shape[0] == 0:
+        return torch.empty(0, dtype=torch.long)
+    sorted_p = sorted_p.clone()
+    sorted_p[(sorted_p.cumsum(dim=-1) - sorted_p) >= top_p] = 0  # mass before this token already enough
+    return order.gather(1, _draw(sorted_p, generator)[:, None])[:, 0]
 
 
 def _draw(weights: torch.Tensor, generator=None) -> torch.Tensor:
@@ -223,32 +254,24 @@ def prefill(dec: Decoder, prompt_ids: list[list[int]], n: int, pad: int, total: 
 
 
 @torch.no_grad()  # not inference_mode: the trainer feeds these tensors to autograd
-def generate(
-    model,
-    tokenizer,
-    prompt_ids: list[list[int]],
-    *,
-    n: int = 1,
-    temperature: float = 1.0,
-    top_p: float = 1.0,
-    max_new_tokens: int = 256,
-    seed: int | None = None,
-    dtype: str = "float32",
-    ignore_eos: bool = False,
-) -> Rollout:
-    """Sample `n` completions per prompt; same contract as `r1.rollout.hf.generate`.
+def generate(model, tokenizer, prompt_ids: list[list[int]], sampling: Sampling = Sampling()) -> Rollout:
+    """Sample `sampling.n` completions per prompt; same contract as `r1.rollout.hf.generate`.
 
-    dtype: weights and KV cache for the rollout ("float32" or "bfloat16"; the model is not changed).
-    temperature 0 is greedy. ignore_eos (benchmarks only) always produces max_new_tokens tokens.
+    sampling.dtype: weights and KV cache for the rollout ("float32", "bfloat16" or "auto"; the model
+    is not changed). Temperature 0 is greedy. A model this loop cannot run goes to `hf.generate`
+    with the same settings (said once per process).
     """
-    if not supports(model):
-        print(f"[r1] the fast rollout takes Llama/Qwen2-shaped models on the CPU, not this {model.config.model_type} on {model.device}; using HF generate", flush=True)
-        return hf.generate(model, tokenizer, prompt_ids, n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed)
+    reason = unsupported(model)
+    if reason:
+        say_once(f"the fast rollout runs Llama/Qwen2-shaped models on the CPU, not this one ({reason}): "
+                 "using hf (transformers generate) with the same sampling settings")
+        return hf.generate(model, tokenizer, prompt_ids, sampling)
+    n, max_new_tokens, seed = sampling.n, sampling.max_new_tokens, sampling.seed
     rows = [ids for ids in prompt_ids for _ in range(n)]
     pad = tokenizer.pad_token_id
-    stops = torch.tensor([] if ignore_eos else stop_token_ids(model, tokenizer), dtype=torch.long)
+    stops = torch.tensor([] if sampling.ignore_eos else stop_token_ids(model, tokenizer), dtype=torch.long)
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
-    dec = Decoder(model, DTYPES[dtype], batch=len(rows))
+    dec = Decoder(model, DTYPES[sampling.resolved_dtype("cpu")], batch=len(rows))
 
     width = max(len(ids) for ids in prompt_ids)
     total = width + max_new_tokens
@@ -263,7 +286,7 @@ def generate(
     alive = torch.ones(len(rows), dtype=torch.bool)  # per batch row: not stopped yet
     steps = 0
     for t in range(max_new_tokens):
-        token = sample(logits, temperature, top_p, generator)  # (b,)
+        token = sample(logits, sampling.temperature, sampling.top_p, generator)  # (b,)
         out[active[alive], t] = token[alive]
         steps = t + 1
         stopped = alive & torch.isin(token, stops)

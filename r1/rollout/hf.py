@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import torch
 
+from r1.rollout.sampling import Sampling
+
 
 @dataclass
 class Rollout:
@@ -63,49 +65,42 @@ def to_rollout(rows: list[list[int]], completion: torch.Tensor, stops: list[int]
     tokens, texts decoded up to each length; `logprobs` (an engine's own) are zeroed past it."""
     lengths, truncated = completion_lengths(completion, stops)
     if logprobs is not None:
-        logprobs = logprobs.masked_fill(torch.arange(completion.shape[1])[None, :] >= lengths[:, None], 0.0)
+        logprobs = logprobs.masked_fill(torch.arange(completion.shape[1], device=logprobs.device)[None, :] >= lengths[:, None], 0.0)
     texts = [tokenizer.decode(row[: int(length)], skip_special_tokens=True) for row, length in zip(completion, lengths)]
     return Rollout(prompt_ids=rows, completion_ids=completion, lengths=lengths, truncated=truncated, texts=texts, logprobs=logprobs)
 
 
 @torch.no_grad()
-def generate(
-    model,
-    tokenizer,
-    prompt_ids: list[list[int]],
-    *,
-    n: int = 1,
-    temperature: float = 1.0,
-    top_p: float = 1.0,
-    max_new_tokens: int = 256,
-    seed: int | None = None,
-    dtype: str = "float32",
-    ignore_eos: bool = False,
-) -> Rollout:
-    """Sample `n` completions for each prompt (token ids, unpadded). Rows are grouped by prompt.
+def generate(model, tokenizer, prompt_ids: list[list[int]], sampling: Sampling = Sampling()) -> Rollout:
+    """Sample `sampling.n` completions for each prompt (token ids, unpadded). Rows are grouped by prompt.
 
-    dtype "bfloat16" runs the matmuls in bf16 autocast (the weights are not changed).
+    dtype "bfloat16" runs the matmuls in bf16 autocast (the weights are not changed); temperature 0
+    is greedy; ignore_eos forces max_new_tokens tokens (EOS suppressed until then).
     """
+    s = sampling
+    n = s.n
     rows = [ids for ids in prompt_ids for _ in range(n)]
     width = max(len(ids) for ids in rows)
     pad = tokenizer.pad_token_id
     input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in rows])  # (B, P) left-padded
     attention = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in rows])
-    if seed is not None:
-        torch.manual_seed(seed)
+    if s.seed is not None:
+        torch.manual_seed(s.seed)
     stops = stop_token_ids(model, tokenizer)
     was_training = model.training
     model.eval()
-    with torch.autocast(device_type=model.device.type, dtype=torch.bfloat16, enabled=dtype == "bfloat16"):
+    greedy = s.temperature == 0
+    bf16 = s.resolved_dtype(model.device) == "bfloat16"
+    with torch.autocast(device_type=model.device.type, dtype=torch.bfloat16, enabled=bf16):
         out = model.generate(
             input_ids=input_ids.to(model.device),
             attention_mask=attention.to(model.device),
-            do_sample=True,
-            temperature=temperature,
-            top_p=top_p,
+            do_sample=not greedy,
+            temperature=None if greedy else s.temperature,
+            top_p=None if greedy else s.top_p,
             top_k=0,  # sample from the full distribution (top-p aside), as the paper's settings mean
-            max_new_tokens=max_new_tokens,
-            min_new_tokens=max_new_tokens if ignore_eos else 0,
+            max_new_tokens=s.max_new_tokens,
+            min_new_tokens=s.max_new_tokens if s.ignore_eos else 0,
             eos_token_id=stops,
             pad_token_id=pad,
         )

@@ -38,6 +38,7 @@ import torch.distributed as tdist
 
 from r1.config import ConfigError, VllmConfig
 from r1.rollout.hf import Rollout, stop_token_ids, to_rollout
+from r1.rollout.sampling import Sampling
 
 
 OPTIONS = VllmConfig()  # what engines are built with; `configure` sets it from `rollout.vllm`
@@ -101,29 +102,19 @@ def engine_for(model, tokenizer, dtype: str, seed: int = 0) -> Engine:
     return _engines[key]
 
 
-def generate(
-    model,
-    tokenizer,
-    prompt_ids: list[list[int]],
-    *,
-    n: int = 1,
-    temperature: float = 1.0,
-    top_p: float = 1.0,
-    max_new_tokens: int = 256,
-    seed: int | None = None,
-    dtype: str = "float32",
-    ignore_eos: bool = False,
-) -> Rollout:
-    """Sample `n` completions per prompt with vLLM; same contract as `r1.rollout.hf.generate`,
+def generate(model, tokenizer, prompt_ids: list[list[int]], sampling: Sampling = Sampling()) -> Rollout:
+    """Sample `sampling.n` completions per prompt with vLLM; same contract as `r1.rollout.hf.generate`,
     plus `Rollout.logprobs` (B, T), the engine's log-prob of each sampled token (0 after its end)."""
     from vllm import SamplingParams
 
-    engine = engine_for(model, tokenizer, dtype, seed=seed if seed is not None else torch.initial_seed() % 2**31)
+    s = sampling
+    seed = s.seed if s.seed is not None else torch.initial_seed() % 2**31
+    engine = engine_for(model, tokenizer, s.resolved_dtype(model.device), seed=seed)
     engine.push(model)
     stops = stop_token_ids(model, tokenizer)
     params = SamplingParams(
-        n=n, temperature=temperature, top_p=top_p, top_k=0, max_tokens=max_new_tokens, min_tokens=max_new_tokens if ignore_eos else 0,
-        ignore_eos=ignore_eos, stop_token_ids=stops, logprobs=0, skip_special_tokens=True, detokenize=False,
+        n=s.n, temperature=s.temperature, top_p=s.top_p, top_k=0, max_tokens=s.max_new_tokens,
+        min_tokens=s.max_new_tokens if s.ignore_eos else 0, ignore_eos=s.ignore_eos, stop_token_ids=stops, logprobs=0, skip_special_tokens=True, detokenize=False,
     )
     outputs = engine.llm.generate([{"prompt_token_ids": ids} for ids in prompt_ids], params, use_tqdm=False)
     samples = [c for out in outputs for c in out.outputs]  # prompt-major: rows i*n … i*n+n-1
@@ -133,5 +124,5 @@ def generate(
     for i, c in enumerate(samples):
         ids[i, : len(c.token_ids)] = torch.tensor(c.token_ids, dtype=torch.long)
         logprobs[i, : len(c.token_ids)] = torch.tensor([step[t].logprob for step, t in zip(c.logprobs, c.token_ids)])
-    rows = [p for p in prompt_ids for _ in range(n)]
-    return to_rollout(rows, ids, [] if ignore_eos else stops, tokenizer, logprobs=logprobs)
+    rows = [p for p in prompt_ids for _ in range(s.n)]
+    return to_rollout(rows, ids, [] if s.ignore_eos else stops, tokenizer, logprobs=logprobs)

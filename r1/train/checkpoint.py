@@ -81,10 +81,18 @@ def step_dir(run_dir: Path, step: int) -> Path:
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
-    """The complete checkpoint (step-N or final) with the highest step; temporary folders are ignored."""
+    """The complete checkpoint (step-N or final) with the highest step; temporary folders are ignored.
+
+    Under data parallelism every rank calls it (it compares what the ranks found): a node that does not
+    see rank 0's run directory would otherwise start afresh while the others resume."""
     root = Path(run_dir) / "checkpoints"
     candidates = [p for p in root.glob("*") if (p / STEP_FILE).is_file() and not p.name.endswith((".tmp", ".old"))] if root.is_dir() else []
-    return max(candidates, key=lambda p: (checkpoint_step(p), p.name == "final"), default=None)
+    latest = max(candidates, key=lambda p: (checkpoint_step(p), p.name == "final"), default=None)
+    found = dist.gather_objects(str(latest) if latest else None)
+    if len(set(found)) > 1:
+        raise ConfigError(f"the ranks found different checkpoints to resume from in {run_dir} (by rank: {found}): "
+                          "run.output_dir must be on a file system every node shares")
+    return latest
 
 
 def checkpoint_step(path: Path) -> int:
@@ -101,7 +109,8 @@ def prune(run_dir: Path, keep: int) -> None:
 
 
 def load_state(checkpoint: Path) -> dict:
-    return torch.load(Path(checkpoint) / STATE_FILE, weights_only=False)
+    # on the CPU: a GPU-written state then loads anywhere, and load_state_dict moves it to the parameters' device
+    return torch.load(Path(checkpoint) / STATE_FILE, map_location="cpu", weights_only=False)
 
 
 def load_reference(checkpoint: Path, reference) -> bool:

@@ -33,9 +33,17 @@ import torch.distributed as tdist
 from r1.config import ConfigError
 
 
+def launched() -> bool:
+    """Started by torchrun/accelerate (they set RANK and MASTER_ADDR), even as a single process."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 or ("RANK" in os.environ and "MASTER_ADDR" in os.environ)
+
+
 def init() -> None:
-    """Join the process group the launcher described (idempotent; a no-op on one process)."""
-    if tdist.is_initialized() or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+    """Join the process group the launcher described (idempotent; a no-op without a launcher).
+
+    A launch of one process joins too, so `torchrun --nproc_per_node 1` sets the device and starts
+    NCCL exactly as N processes do (the helpers below still skip their collectives at world size 1)."""
+    if tdist.is_initialized() or not launched():
         return
     if torch.cuda.is_available():
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))

@@ -21,16 +21,30 @@ layout (tests/test_train_infra.py), with the prompt computed once per group inst
 on the standard GRPO work (~104-token prompts, 128-token completions, 8 rows per prompt) about
 40% fewer tokens through the model.
 
+**No (B, T, V) logits.** For a model whose logits are a plain linear head over its final hidden
+states (`output_head`: Llama-family HF models, LoRA-wrapped or not), the forward asks the model's
+body for hidden states and `r1.rl.head_logprobs` applies the head chunk by chunk under activation
+checkpointing, so neither the full-vocabulary logits nor their gradient ever exist at once — on
+the standard GRPO micro-batch (16 × 128 tokens, V = 49,152) ~400 MB per fp32 copy, several of
+which used to be alive in backward (issue 18). Other models (heads with a bias or logit scaling,
+FSDP-sharded ones whose root forward gathers the head) take the logits path: same numbers.
+
 Deliberately left out: sequence packing and length bucketing.
 """
 
 from __future__ import annotations
 
 import inspect
+from contextlib import nullcontext
 
 import torch
 
-from r1.rl import token_entropy, token_logprobs
+from r1.rl import head_logprobs, token_entropy, token_logprobs
+from r1.train import fsdp, lora
+
+# model types whose CausalLM forward is exactly `lm_head(model(...).last_hidden_state)`: no logit
+# scaling or soft-capping (Gemma 2, Cohere, Granite have them and take the logits path)
+PLAIN_HEAD_TYPES = {"llama", "mistral", "qwen2", "qwen3", "smollm3", "olmo2", "phi3"}
 
 
 def assemble(prompt_ids: list[list[int]], completion_ids: torch.Tensor, pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -76,11 +90,15 @@ def completion_logprobs(
     """
     device = next(model.parameters()).device
     targets = completion_ids.to(device).long()
-    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
+    model, adapter_context = unwrap(model)
+    body, weight = output_head(model)
+    with adapter_context, torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
         if share_prompts and can_share(model, prompt_ids):
-            parts = shared_prompt_logits(model, prompt_ids, completion_ids, device)
+            parts = shared_prompt_outputs(model, body, prompt_ids, completion_ids, device)
         else:
-            parts = [plain_logits(model, prompt_ids, completion_ids, pad_id, device)]
+            parts = [plain_outputs(model, body, prompt_ids, completion_ids, pad_id, device)]
+        if body is not None:  # parts are hidden states: the head runs chunk by chunk, in the same autocast
+            return hidden_logprobs(torch.cat(parts, dim=1), weight, targets, temperature, entropy, entropy_grad)
     columns, logps, ents = 0, [], []
     for logits in parts:  # consecutive column ranges of the (B, T) result
         width = logits.shape[1]
@@ -92,12 +110,59 @@ def completion_logprobs(
     return torch.cat(logps, dim=1), torch.cat(ents, dim=1) if entropy else None
 
 
-def plain_logits(model, prompt_ids: list[list[int]], completion_ids: torch.Tensor, pad_id: int, device) -> torch.Tensor:
-    """Every row's prompt + completion in one forward → (B, T, V): column t predicts completion token t."""
+def hidden_logprobs(hidden, weight, targets, temperature: float, entropy: bool, entropy_grad: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(B, T, H) final hidden states and the (V, H) head → logp (B, T), entropy (B, T) or None."""
+    B, T, H = hidden.shape
+    logp, ent = head_logprobs(hidden.reshape(B * T, H), weight, targets.reshape(B * T), temperature=temperature, entropy=entropy)
+    if ent is not None:
+        ent = (ent if entropy_grad else ent.detach()).view(B, T)
+    return logp.view(B, T), ent
+
+
+def unwrap(model):
+    """(the model to run, the context to run it in): π_ref of a LoRA policy is the policy with its adapter off."""
+    if isinstance(model, lora.AdapterOff):
+        return model.model, model.model.disable_adapter()
+    return model, nullcontext()
+
+
+def output_head(model) -> tuple[torch.nn.Module | None, torch.Tensor | None]:
+    """(body, head weight (V, H)) when the logits are exactly `head(body(...).last_hidden_state)`, else (None, None).
+
+    Sees through a peft wrapper (LoRA layers live inside the body, so calling it runs them). Not under
+    FSDP: the root module's forward is what gathers the sharded head weight."""
+    from transformers import PreTrainedModel
+
+    if fsdp.is_sharded(model):
+        return None, None
+    causal = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft → the transformers model
+    if not isinstance(causal, PreTrainedModel) or getattr(causal.config, "model_type", None) not in PLAIN_HEAD_TYPES:
+        return None, None
+    head, body = causal.get_output_embeddings(), causal.base_model
+    if type(head) is not torch.nn.Linear or head.bias is not None or body is causal:
+        return None, None
+    return body, head.weight
+
+
+def last_columns(model, body, keep: int, **inputs):
+    """Run the model → ((B, keep, D) its last `keep` output columns (0: all), the output object).
+
+    D = V (logits) without a `body`; with one, the body alone runs and D = H (final hidden states)."""
+    if body is None:
+        out = model(**inputs, logits_to_keep=keep)
+        return out.logits, out
+    out = body(**inputs)
+    hidden = out.last_hidden_state  # (B, L, H)
+    return (hidden[:, -keep:] if keep else hidden), out
+
+
+def plain_outputs(model, body, prompt_ids: list[list[int]], completion_ids: torch.Tensor, pad_id: int, device) -> torch.Tensor:
+    """Every row's prompt + completion in one forward → (B, T, D): column t predicts completion token t
+    (D: logits, or hidden states given the `body`, as in `last_columns`)."""
     input_ids, attention, positions = assemble(prompt_ids, completion_ids, pad_id)
     T = completion_ids.shape[1]
-    out = model(input_ids=input_ids.to(device), attention_mask=attention.to(device), position_ids=positions.to(device), logits_to_keep=T + 1, use_cache=False)
-    return out.logits[:, :-1]
+    out, _ = last_columns(model, body, T + 1, input_ids=input_ids.to(device), attention_mask=attention.to(device), position_ids=positions.to(device), use_cache=False)
+    return out[:, :-1]
 
 
 def can_share(model, prompt_ids: list[list[int]]) -> bool:
@@ -117,16 +182,17 @@ def cache_argument(model) -> str:
     return "cache" if "cache" in inspect.signature(type(inner).forward).parameters else "past_key_values"
 
 
-def shared_prompt_logits(model, prompt_ids: list[list[int]], completion_ids: torch.Tensor, device) -> list[torch.Tensor]:
+def shared_prompt_outputs(model, body, prompt_ids: list[list[int]], completion_ids: torch.Tensor, device) -> list[torch.Tensor]:
     """Each distinct prompt once, then every row's completion against its prompt's cached keys/values.
 
-    Returns [(B, 1, V) logits predicting completion token 0, (B, T-1, V) predicting tokens 1..T-1]."""
+    Returns [(B, 1, D) outputs predicting completion token 0, (B, T-1, D) predicting tokens 1..T-1]
+    (D: logits, or hidden states given the `body`, as in `last_columns`)."""
     distinct: dict[tuple, int] = {}
     row_prompt = torch.tensor([distinct.setdefault(tuple(p), len(distinct)) for p in prompt_ids], device=device)  # (B,) → prompt index
     prompts = [list(p) for p in distinct]
     ids, attention, positions = assemble(prompts, torch.zeros((len(prompts), 0), dtype=torch.long), pad_id=0)  # (U, P); pads are masked
-    out = model(input_ids=ids.to(device), attention_mask=attention.to(device), position_ids=positions.to(device), logits_to_keep=1, use_cache=True)
-    first = out.logits[:, -1:][row_prompt]  # (B, 1, V)
+    last, out = last_columns(model, body, 1, input_ids=ids.to(device), attention_mask=attention.to(device), position_ids=positions.to(device), use_cache=True)
+    first = last[row_prompt]  # (B, 1, D)
     T = completion_ids.shape[1]
     if T == 1:
         return [first]
@@ -135,11 +201,11 @@ def shared_prompt_logits(model, prompt_ids: list[list[int]], completion_ids: tor
     B = len(prompt_ids)
     prompt_lengths = torch.tensor([len(p) for p in prompts], device=device)[row_prompt]  # (B,)
     mask = torch.cat([attention.to(device)[row_prompt], torch.ones((B, T - 1), dtype=torch.long, device=device)], dim=1)  # (B, P + T-1)
-    rest = model(
-        input_ids=completion_ids[:, :-1].to(device), attention_mask=mask, **{cache_argument(model): cache},
+    rest, _ = last_columns(
+        model, body, 0, input_ids=completion_ids[:, :-1].to(device), attention_mask=mask, **{cache_argument(body or model): cache},
         position_ids=prompt_lengths[:, None] + torch.arange(T - 1, device=device)[None, :], use_cache=True,
     )
-    return [first, rest.logits]  # (B, T-1, V): column t predicts completion token t + 1
+    return [first, rest]  # (B, T-1, D): column t predicts completion token t + 1
 
 
 @torch.no_grad()

