@@ -125,7 +125,7 @@ def test_the_judge_reuses_the_verdict_judges_generation_with_a_scoring_rubric(ti
     tokenizer = load_tokenizer(str(tiny_model_dir))
     prompts_seen, outputs = [], [" 8", " lol no", " 10/10"]
 
-    def scripted(model, tok, prompts, *, n, temperature, top_p, max_new_tokens, seed):
+    def scripted(model, tok, prompts, sampling):
         prompts_seen.extend(prompts)
         texts = [outputs.pop(0) for _ in prompts]
         return SimpleNamespace(texts=texts)

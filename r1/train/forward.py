@@ -39,6 +39,7 @@ from contextlib import nullcontext
 
 import torch
 
+from r1 import precision
 from r1.rl import head_logprobs, token_entropy, token_logprobs
 from r1.train import fsdp, lora
 
@@ -72,7 +73,7 @@ def completion_logprobs(
     temperature: float = 1.0,
     entropy: bool = False,
     entropy_grad: bool = False,
-    bf16: bool = False,
+    bf16: bool | str = False,
     share_prompts: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """log π(c_t | prompt, c_<t) for every completion column, and optionally the entropy.
@@ -83,12 +84,14 @@ def completion_logprobs(
         temperature: the sampling temperature the completions were drawn at, so that these are
             the log-probs of the distribution that actually produced them.
         bf16: run the model's matmuls in bf16 autocast (weights stay fp32; the log-softmax is
-            always fp32, in r1.rl.token_logprobs).
+            always fp32, in r1.rl.token_logprobs); "auto": where measured faster (r1/precision.py).
         share_prompts: run each distinct prompt once when rows repeat prompts (see above).
     Returns:
         logp (B, T) float32 (differentiable when grad is enabled), entropy (B, T) or None.
     """
     device = next(model.parameters()).device
+    if bf16 == "auto":  # a caller that did not resolve train.bf16 (a run resolves it at its start)
+        bf16 = precision.choose("auto", "train", device).dtype == "bfloat16"
     targets = completion_ids.to(device).long()
     model, adapter_context = unwrap(model)
     body, weight = output_head(model)
