@@ -88,7 +88,7 @@ def _decode_fn(dtype: torch.dtype):
     CPU cache as a model's weights do (one matrix alone stays cached and hides bf16's halved traffic)."""
     rows, inp, out = DECODE_SHAPE
     x = torch.randn(rows, inp).to(dtype)
-    weights = [torch.full((out, inp), 0.01, dtype=dtype) for _ in range(DECODE_LAYERS)]  # values do not change the speed
+    weights = [torch.full((out, inp), 0.01, dtype=dtype) for _ in range(DECODE_LAYERS)]  # values: no effect on speed
     if torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise"):
         packed = [torch.ops.mkldnn._reorder_linear_weight(w, rows) for w in weights]
         return lambda: [torch.ops.mkldnn._linear_pointwise(x, w, None, "none", [], "") for w in packed]
@@ -169,20 +169,21 @@ def choose(setting: str, use: str, device: torch.device | str = "cpu") -> Choice
         return Choice(pinned, f"{use}: auto → {pinned} (pinned by R1_PRECISION)")
     device = torch.device(device)
     if device.type == "cuda":
-        ok = torch.cuda.is_bf16_supported()
-        return Choice("bfloat16" if ok else "float32", f"{use}: auto → {'bfloat16' if ok else 'float32'} ({torch.cuda.get_device_name(device)}"
-                      f"{'' if ok else ' has no bf16'})")
+        dtype = "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
+        name = torch.cuda.get_device_name(device)
+        return Choice(dtype, f"{use}: auto → {dtype} ({name}{'' if dtype == 'bfloat16' else ' has no bf16'})")
     if device.type != "cpu":
         return Choice("float32", f"{use}: auto → float32 (no bf16 measurement for {device.type})")
     probe = cpu_probe()
     ratio = probe.speedup(use)
     dtype = "bfloat16" if ratio >= MARGIN else "float32"
     shape = "decode" if use == "rollout" else "training"
-    return Choice(dtype, f"{use}: auto → {dtype} (bf16 {ratio:.2f}× the speed of fp32 at the {shape} shape on this CPU; "
-                         f"bf16 needs ≥ {MARGIN}×)")
+    return Choice(dtype, f"{use}: auto → {dtype} (bf16 {ratio:.2f}× the speed of fp32 at the {shape} shape "
+                         f"on this CPU; bf16 needs ≥ {MARGIN}×)")
 
 
-def resolve(rollout_dtype: str, train_bf16: bool | str, device: torch.device | str = "cpu") -> tuple[str, bool, list[str]]:
+def resolve(rollout_dtype: str, train_bf16: bool | str, device: torch.device | str = "cpu"
+            ) -> tuple[str, bool, list[str]]:
     """Concrete (rollout dtype, training bf16) for a run's settings, and a reason line for each.
 
     The reasons of an `auto` choice are printed, once per process."""

@@ -46,11 +46,13 @@ def test_a_cache_written_for_another_machine_is_not_trusted(unpinned, monkeypatc
     key = precision.cpu_key()
     path = precision.cache_path(key)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"key": "another cpu", "decode_fp32": 1, "decode_bf16": 1, "train_fp32": 1, "train_bf16": 1}))
+    other = {"key": "another cpu", "decode_fp32": 1, "decode_bf16": 1, "train_fp32": 1, "train_bf16": 1}
+    path.write_text(json.dumps(other))
     fresh = precision.Probe(key=key, decode_fp32=2.0, decode_bf16=1.0, train_fp32=1.0, train_bf16=2.0)
     monkeypatch.setattr(precision, "measure", lambda: fresh)
     assert precision.cpu_probe() == fresh
-    assert (precision.choose("auto", "rollout").dtype, precision.choose("auto", "train").dtype) == ("bfloat16", "float32")
+    chosen = precision.choose("auto", "rollout").dtype, precision.choose("auto", "train").dtype
+    assert chosen == ("bfloat16", "float32")
 
 
 def test_explicit_settings_and_the_pin_win_over_the_probe(monkeypatch):

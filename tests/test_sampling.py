@@ -24,7 +24,8 @@ def tiny(tiny_model_dir):
 def test_every_field_differs_from_its_default():
     """The fixture below would miss a field left at its default: every one is set to something else."""
     defaults = Sampling()
-    assert all(getattr(EVERY_FIELD, f.name) != getattr(defaults, f.name) for f in dataclasses.fields(Sampling))
+    fields = dataclasses.fields(Sampling)
+    assert all(getattr(EVERY_FIELD, f.name) != getattr(defaults, f.name) for f in fields)
 
 
 @pytest.mark.parametrize("name", ["fast", "hf"])
@@ -32,7 +33,7 @@ def test_each_engine_honours_n_length_ignore_eos_and_seed(tiny, name):
     model, tokenizer = tiny
     s = EVERY_FIELD.but(dtype="float32")
     a, b = ENGINES[name](model, tokenizer, PROMPTS, s), ENGINES[name](model, tokenizer, PROMPTS, s)
-    assert a.completion_ids.shape == (len(PROMPTS) * s.n, s.max_new_tokens)  # n rows per prompt, every row forced to full length
+    assert a.completion_ids.shape == (len(PROMPTS) * s.n, s.max_new_tokens)  # n rows a prompt, each full length
     assert a.lengths.tolist() == [s.max_new_tokens] * 6
     assert torch.equal(a.completion_ids, b.completion_ids)  # the seed is used
     c = ENGINES[name](model, tokenizer, PROMPTS, s.but(seed=12))
@@ -44,7 +45,8 @@ def test_greedy_and_a_tiny_nucleus_agree_across_engines(tiny):
     model, tokenizer = tiny
     greedy = Sampling(temperature=0, max_new_tokens=6, ignore_eos=True, dtype="float32")
     nucleus = Sampling(temperature=1.0, top_p=1e-6, max_new_tokens=6, ignore_eos=True, seed=3, dtype="float32")
-    results = [ENGINES[name](model, tokenizer, PROMPTS, s).completion_ids for name in ("fast", "hf") for s in (greedy, nucleus)]
+    results = [ENGINES[name](model, tokenizer, PROMPTS, s).completion_ids
+               for name in ("fast", "hf") for s in (greedy, nucleus)]
     assert all(torch.equal(results[0], r) for r in results[1:])
 
 

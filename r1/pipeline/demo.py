@@ -14,8 +14,9 @@ paper's remedy is a cold start (SPEC §5, stage 1), so the demo runs:
 All settings are the dotted overrides in DEMO below (on top of the defaults), so a user can see
 and change every one of them (`r1 demo grpo.beta=0.001`). Measured (README, docs/demo.md): the
 cold start takes the model from 0 to ~25% held-out accuracy and ~100% format; 30 GRPO steps of
-96 samples then add +10.9 points on the default seed (+8.6 on average over seeds 0–3), in about
-11 minutes for the whole demo on 2 cores.
+96 samples then add +10.9 points on the default seed (+8.6 on average over seeds 0–3). The whole
+demo takes about 11 minutes on 2 AMX cores and 27 on 2 Zen 4 cores (avx512_bf16, no AMX); on CPUs
+with neither, `auto` runs it in fp32 and it takes longer still (README).
 """
 
 from __future__ import annotations
