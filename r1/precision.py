@@ -40,6 +40,7 @@ MARGIN = 1.15  # bf16 must be this much faster than fp32 to be chosen (a probe's
 DECODE_SHAPE = (64, 576, 1728)  # rows, in, out: SmolLM2-135M's gate/up matmul at a 64-row decode step
 DECODE_LAYERS = 24  # ~96 MB of fp32 weights, more than a CPU cache holds
 TRAIN_SHAPE = (512, 576, 1536)
+_announced: set[str] = set()  # reasons already printed in this process
 ROUNDS = 5  # interleaved fp32/bf16 timings per shape; the best of each is compared
 
 
@@ -196,5 +197,3 @@ def resolve(rollout_dtype: str, train_bf16: bool | str, device: torch.device | s
             print(f"[r1] precision {reason}", flush=True)
     return rollout.dtype, train.dtype == "bfloat16", [rollout.reason, train.reason]
 
-
-_announced: set[str] = set()

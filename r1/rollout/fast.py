@@ -40,7 +40,7 @@ import torch.nn.functional as F
 
 from r1.rollout import hf
 from r1.rollout.hf import Rollout, stop_token_ids
-from r1.rollout.sampling import Sampling, say_once
+from r1.rollout.sampling import FAST_FALLBACK, Sampling, say_once
 
 SUPPORTED = ("llama", "qwen2")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -263,8 +263,7 @@ def generate(model, tokenizer, prompt_ids: list[list[int]], sampling: Sampling =
     """
     reason = unsupported(model)
     if reason:
-        say_once(f"the fast rollout runs Llama/Qwen2-shaped models on the CPU, not this one ({reason}): "
-                 "using hf (transformers generate) with the same sampling settings")
+        say_once(FAST_FALLBACK.format(reason=reason))
         return hf.generate(model, tokenizer, prompt_ids, sampling)
     n, max_new_tokens, seed = sampling.n, sampling.max_new_tokens, sampling.seed
     rows = [ids for ids in prompt_ids for _ in range(n)]

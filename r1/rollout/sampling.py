@@ -21,6 +21,8 @@ from dataclasses import dataclass, replace
 from r1 import precision
 
 _said: set[str] = set()
+FAST_FALLBACK = ("the fast rollout runs Llama/Qwen2-shaped models on the CPU, not this one ({reason}): "
+                 "using hf (transformers generate) with the same sampling settings")
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,6 @@ def pick_engine(name: str, model, fast_unsupported) -> str:
             return "vllm"
         return "hf"
     if name == "fast" and reason:
-        say_once(f"the fast rollout runs Llama/Qwen2-shaped models on the CPU, not this one ({reason}): "
-                 "using hf (transformers generate) with the same sampling settings")
+        say_once(FAST_FALLBACK.format(reason=reason))
         return "hf"
     return name
