@@ -50,3 +50,12 @@ def tune() -> bool:
     except (OSError, AttributeError):  # musl and other libcs without mallopt
         return False
     return bool(mallopt(M_MMAP_THRESHOLD, MMAP_BYTES)) and bool(mallopt(M_TRIM_THRESHOLD, KEEP_BYTES))
+
+
+def release() -> bool:
+    """Hand the heap's free memory back to the system (`malloc_trim(0)`), e.g. between two stages of
+    one process, so the next stage does not start with the last one's peak resident. True when done."""
+    try:
+        return bool(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0))
+    except (OSError, AttributeError):
+        return False

@@ -243,3 +243,15 @@ def test_a_batch_mixing_peaked_and_flat_rows_sorts_only_the_flat_ones(monkeypatc
     want[~flat] = _full_sort_top_p(logits[~flat], 0.6, 0.95, ref)
     want[flat] = _full_sort_top_p(logits[flat], 0.6, 0.95, ref)
     assert torch.equal(got, want)
+
+
+def test_compact_moves_kept_rows_to_the_front_in_place():
+    keys = torch.arange(2 * 5 * 3, dtype=torch.float32).view(2, 5, 1, 3, 1)  # (L, B, kv, S, hd)
+    values = -keys.clone()
+    expected = keys[:, [1, 3, 4]].clone(), values[:, [1, 3, 4]].clone()
+    storage = keys.data_ptr()
+    out = fast.compact((keys, values), torch.tensor([1, 3, 4]))
+    assert out[0].data_ptr() == storage  # a view of the same cache, no second one
+    assert torch.equal(out[0], expected[0]) and torch.equal(out[1], expected[1])
+    again = fast.compact(out, torch.tensor([0, 2]))  # compacting a compacted cache
+    assert torch.equal(again[0], expected[0][:, [0, 2]])

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from rich.console import Console
 
-from r1 import precision
+from r1 import allocator, precision
 from r1.config import Config, DataConfig, save_config
 from r1.data import load_examples, prepare_prompts
 from r1.models import load_model
@@ -63,6 +63,7 @@ def start_run(cfg: Config, command: str) -> Path:
     torch.manual_seed(seed)
     if cfg.run.threads:
         torch.set_num_threads(cfg.run.threads)
+    reset_peak_memory(dist.device(cfg.run.device))
     return prepare_run_dir(cfg, command)
 
 
@@ -89,13 +90,39 @@ def for_rollout(policy):
     return fsdp.gathered(policy) if fsdp.is_sharded(policy) else lora.for_rollout(policy)
 
 
+def reset_peak_memory(device: torch.device) -> None:
+    """Start counting this stage's peak memory: a run (SFT, GRPO, …) reports its own peak, not an
+    earlier stage's of the same process (`r1 demo`, `r1 pipeline`). On a CPU the heap's free memory is
+    first handed back, then Linux's peak-RSS mark (VmHWM) is reset; where /proc refuses, the process's
+    lifetime peak is reported instead."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return
+    allocator.release()
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # 5: reset the peak RSS (proc(5))
+    except OSError:
+        pass
+
+
 def peak_memory_mib(device: torch.device) -> float:
-    """Peak memory so far, the largest over ranks: CUDA memory allocated on a GPU, else the process's peak RSS."""
+    """Peak memory since `reset_peak_memory`, the largest over ranks: CUDA memory allocated on a GPU,
+    else the process's peak resident set (VmHWM; ru_maxrss where /proc is missing)."""
     if device.type == "cuda":
         peak = torch.cuda.max_memory_allocated(device) / 2**20
     else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+        peak = _vm_hwm_mib() or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     return max(dist.gather_objects(peak))
+
+
+def _vm_hwm_mib() -> float | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    return None
 
 
 def load_prompt_dataset(d: DataConfig, tokenizer) -> list[dict]:
