@@ -128,7 +128,11 @@ def cmd_report(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    if args.what == "rewards":
+    if args.what == "rewards" and args.mode == "peer":
+        from r1.rewards.peer import EXAMPLE, peer_bench
+
+        peer_bench(args.file or EXAMPLE, with_peer=not args.no_peer)
+    elif args.what == "rewards":
         from r1.rewards import bench
 
         bench.main([args.mode, "--n", str(args.n)])
@@ -306,8 +310,10 @@ def _add_bench_parser(sub) -> None:
     b.add_argument("--new-tokens", type=int, default=128)
     b.add_argument("--repeats", type=int, default=3, help="runs; the summary is their median (default 3)")
     b.add_argument("--threads", type=int)
-    b = bench.add_parser("rewards", help="accuracy reward: reference check on GSM8K/MATH-500, or throughput")
-    b.add_argument("mode", choices=["reference", "throughput"])
+    b = bench.add_parser("rewards", help="accuracy reward: reference check on GSM8K/MATH-500, throughput, or agreement with labelled pairs")
+    b.add_argument("mode", choices=["reference", "throughput", "peer"])
+    b.add_argument("file", nargs="?", help="peer: JSONL of {reference, prediction, expected} (default: the shipped example)")
+    b.add_argument("--no-peer", action="store_true", help="peer: do not also ask math-verify directly")
     b.add_argument("--n", type=int, default=10000, help="completions for the throughput benchmark")
     p.set_defaults(func=cmd_bench)
 
@@ -367,9 +373,10 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from r1.data import DataError, TemplateError
     from r1.models import ModelLoadError
     from r1.pipeline.pipeline import StageFailed
+    from r1.rewards.peer import PeerFileError
     from r1.train.grpo import TrainingError
 
-    return ConfigError, DataError, TemplateError, ModelLoadError, TrainingError, StageFailed
+    return ConfigError, DataError, TemplateError, ModelLoadError, TrainingError, StageFailed, PeerFileError
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,7 +19,15 @@ T = "<think>reasoning</think>"
         (f"{T}<answer>\\boxed{{5}} and \\boxed{{ 5 }}</answer>", "5"),  # same value twice is one answer
         (f"{T}<answer>\\boxed{{5}} and \\boxed{{6}}</answer>", None),  # two different values
         (f"{T}<answer>\\boxed{{5}} or 6</answer>", None),  # a number outside the box
-        (f"{T}<answer>x_1 = \\boxed{{5}}</answer>", None),  # (a digit in a subscript too: documented)
+        (f"{T}<answer>x_1 = \\boxed{{5}}</answer>", "5"),  # working before the box is not a second value
+        (f"{T}<answer>2 + 3 = \\boxed{{5}}.</answer>", "5"),
+        (f"{T}<answer>She makes $18 every day.</answer>", "18"),  # a sentence naming one value
+        (f"{T}<answer>Therefore $x \\geq 5$ is the solution.</answer>", "x \\geq 5"),
+        (f"{T}<answer>It is not 5.</answer>", None),  # a negation, a hedge, two values: no answer
+        (f"{T}<answer>It is at least 5 apples.</answer>", None),
+        (f"{T}<answer>The answer is 5 or 6.</answer>", None),
+        (f"{T}<answer>Not 10, it is 1,000.99 euros.</answer>", None),
+        (f"{T}<answer>She has 3 apples and 4 pears.</answer>", None),
         ("The sum is \\boxed{12}.", "12"),  # no tags at all: the box
         ("first \\boxed{3}, finally \\fbox{4}", None),  # two different boxes → no single answer
         ("\\boxed{\\{1, 2\\}}", "\\{1, 2\\}"),  # escaped braces inside a box

@@ -19,19 +19,20 @@ the reference, so boxing two different values never pays. The reference (``examp
 Code answers (SPEC §3's sandboxed tests) are not handled here.
 """
 
-from .extract import answer_candidates
+from .extract import answer_candidates, find_boxed
 from .normalize import hedge, normalize, plausible
+from .parts import as_set, values
 from .pool import get_pool
 from .registry import excerpt, note, register
 
 
-def _decide_locally(reference: str, prediction: str) -> bool | None:
+def _decide_locally(reference: str, prediction: str, parts: int = 1) -> bool | None:
     """True/False if the answer is settled without math-verify, None if it must go to it."""
     if not plausible(prediction):
         return False
     if prediction == reference:
         return True
-    if hedge(prediction, reference):
+    if hedge(prediction, reference, parts):
         return False
     return None
 
@@ -43,16 +44,64 @@ def _outcome_score(outcome: str, prediction: str) -> float:
     return 1.0 if outcome == "equal" else 0.0
 
 
+def _equal(reference: str, prediction: str, parts: int = 1) -> bool:
+    local = _decide_locally(reference, prediction, parts)
+    if local is not None:
+        return local
+    return _outcome_score(get_pool().check(reference, prediction), prediction) == 1.0
+
+
+def reference_answer(answer: str) -> str:
+    """The normalized reference; of a reference written as a solution, its box (its boxes, as one
+    collection, when it boxes several values: ``\\boxed{1} and \\boxed{-2}`` → ``1, -2``)."""
+    reference = normalize(answer)
+    boxed = list(dict.fromkeys(normalize(b) for b in find_boxed(reference)))
+    return ", ".join(boxed) if boxed else reference
+
+
+def _same_collection(reference: str, candidates: list[str]) -> bool | None:
+    """For a reference of several values: True/False when the prediction's values settle it, None
+    when it names fewer values than the reference (then it is compared whole: ``1 \\pm \\sqrt{2}``)."""
+    ref_values, ref_names = values(reference, reference=True)
+    found: list[str] = []
+    pred_names: dict[str, str] = {}
+    for candidate in candidates:
+        vals, names = values(candidate)
+        found += vals
+        pred_names.update(names or {})
+    found = list(dict.fromkeys("".join(v.split()) for v in found))  # the same value twice is one
+    if len(found) > len(ref_values):
+        return False  # names more values than the reference: a hedge however it is spelt
+    if len(found) < len(ref_values):
+        return None
+    if any(hedge(v, reference, len(ref_values)) for v in found):
+        return False
+    if ref_names and len(pred_names) == len(ref_names):  # every part named on both sides: match by name
+        if set(pred_names) != set(ref_names):
+            return False
+        return all(_equal(normalize(ref_names[k]), normalize(pred_names[k])) for k in ref_names)
+    return _equal(as_set(ref_values), as_set(found), len(ref_values))
+
+
+def matches(reference: str, candidates: list[str]) -> bool:
+    """Whether normalized candidates answer a normalized reference (the module's rules)."""
+    if not candidates or not all(plausible(c) for c in candidates):
+        return False
+    if "".join(reference.split()) in {"".join(c.split()) for c in candidates} and len(candidates) == 1:
+        return True
+    collection = _same_collection(reference, candidates) if len(values(reference, reference=True)[0]) > 1 else None
+    if collection is not None:
+        return collection
+    return all(_equal(reference, c) for c in candidates)
+
+
 def answers_equivalent(a: str, b: str) -> bool:
     """Whether two extracted answers are the same mathematical value (``a`` as reference).
 
     Used to group samples for majority voting; a timeout counts as "not equivalent".
     """
-    ref, pred = normalize(a), normalize(b)
-    local = _decide_locally(ref, pred) if plausible(ref) else False
-    if local is not None:
-        return local
-    return get_pool().check(ref, pred) == "equal"
+    reference = normalize(a)
+    return plausible(reference) and matches(reference, [normalize(b)])
 
 
 @register("accuracy", concurrent=True)
@@ -62,19 +111,7 @@ def accuracy(completion: str, example: dict) -> float:
     >>> accuracy("<think>6*3</think><answer>$18.00</answer>", {"answer": "18"})
     1.0
     """
-    reference = normalize(str(example["answer"]))
     raw = answer_candidates(completion, example)
     if not raw or not all(plausible(c) for c in raw):
         return 0.0
-    candidates = [normalize(c) for c in raw]
-    pending = []
-    for prediction in candidates:
-        local = _decide_locally(reference, prediction)
-        if local is False:
-            return 0.0
-        if local is None:
-            pending.append(prediction)
-    for prediction in pending:
-        if _outcome_score(get_pool().check(reference, prediction), prediction) == 0.0:
-            return 0.0
-    return 1.0
+    return 1.0 if matches(reference_answer(str(example["answer"])), [normalize(c) for c in raw]) else 0.0

@@ -11,8 +11,10 @@ the rules live here, once:
 * After the think block, exactly one ``<answer>…</answer>`` block: its content is the
   answer. Two blocks, an unclosed block or a stray ``</answer>`` → no answer.
   If the block contains ``\\boxed{…}`` (or ``\\fbox{…}``), the boxed content is the
-  answer and the words around it are ignored (``<answer>x = \\boxed{5}</answer>`` → ``5``);
-  a digit outside the box makes the block ambiguous (``\\boxed{5} or 6`` → no answer).
+  answer and the working before it is ignored (``<answer>x = \\boxed{5}</answer>`` → ``5``);
+  a digit after the last box makes the block ambiguous (``\\boxed{5} or 6`` → no answer).
+  A block written as a sentence gives the one value it names ("She makes $18 every day." →
+  ``18``) and no answer when it names several, hedges or negates (``parts.sentence_value``).
 * A completion with no ``<answer>`` tag at all (plain CoT, or R1-distill style
   ``<think>…</think> … \\boxed{5}``) is answered by its ``\\boxed{…}`` values outside the
   think block. Several boxes with different text are all returned as candidates: the
@@ -22,9 +24,11 @@ the rules live here, once:
 
 Everything is a linear scan (no backtracking regex), so 100,000-character completions or
 20,000 repeated tags cost microseconds to milliseconds. Deliberately left out: "The answer
-is 42" sentences, GSM8K's ``#### 42`` and last-number heuristics — a model trained with
+is 42" sentences outside an answer block, GSM8K's ``#### 42`` and last-number heuristics — a model trained with
 these rewards must use the tags or a box, and lenient extraction is a reward hack surface.
 """
+
+from .parts import sentence_value
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
@@ -103,11 +107,13 @@ def answer_candidates(completion: str, example: dict | None = None) -> list[str]
     content = region[start:end]
     boxed = find_boxed(content)
     if boxed:
-        # "\boxed{5} or 6": a number outside the box makes the block ambiguous
-        outside = content
-        for value in boxed:
-            outside = outside.replace(value, "", 1)
-        return [] if any(ch.isdigit() for ch in outside) else _distinct(boxed)
+        # words before the box are working ("so x = \boxed{5}"); a number after the last box is a
+        # second value ("\boxed{5} or 6") and makes the block ambiguous
+        tail = content[content.rfind(boxed[-1]) + len(boxed[-1]):]
+        return [] if any(ch.isdigit() for ch in tail) else _distinct(boxed)
+    value = sentence_value(content)
+    if value is not None:  # "She makes $18 every day." → 18; "It is not 5." → no answer
+        return [value] if value else []
     return [content.strip()] if content.strip() else []
 
 

@@ -6,10 +6,13 @@ matrices, ``x = 5``). What it does not handle is the GSM8K style of writing an a
 (``18*d*o*l*l*a*r*s``). ``normalize`` strips those, identically for reference and
 prediction, so the rule is symmetric.
 
-``hedge`` rejects answers that try to cover several values at once ("2 or 3", "between 3
-and 7", "any number from 0 to 100", "x ≥ 4"): math-verify would otherwise pick one number
-out of them. A hedge word only counts when the reference itself does not use it (so a
-reference ``1 \\pm \\sqrt{19}`` or ``(0,9) \\cup (9,36)`` is still matched).
+``normalize`` also spells every relation one way (``\\le``, ``<=``, ``≤`` → ``\\leq``), so two
+answers differing only in spelling compare equal. ``hedge`` rejects answers that try to cover
+several values at once ("2 or 3", "between 3 and 7", "any number from 0 to 100", "x ≥ 4"):
+math-verify would otherwise pick one number out of them. What counts as a hedge depends on what
+the reference is: one that uses a word itself (``1 \\pm \\sqrt{19}``), is a relation (then every
+relation is allowed and compared by meaning), an interval or union (∪/∩ allowed), or several
+values ("and" allowed) — docs/rewards.md.
 
 All functions are pure, linear-time regexes on short strings; the caller has already
 rejected absurdly long answers (``MAX_ANSWER_CHARS``).
@@ -21,11 +24,21 @@ import re
 # longest MATH-500 reference is 80 chars). Gold answers are never subject to it.
 MAX_ANSWER_CHARS = 1000
 
-_NEGSPACE = re.compile(r"(?<!\\)\\!")  # 10,\!080: removing it (not spacing it) keeps the number whole
+_NEGSPACE = re.compile(r"(?<!\\)\\!\s*")  # 10,\!080: removing it (not spacing it) keeps the number whole
 _SPACING = re.compile(r"(?<!\\)\\[,;: ]|\\q?quad\b|~")
 _DELIMS = re.compile(r"\\left\b|\\right\b|\\displaystyle\b")
 _WRAPPERS = (("$", "$"), ("\\(", "\\)"), ("\\[", "\\]"))
-_THOUSANDS = re.compile(r"^(-?)(\d{1,3}(?:, ?\d{3})+)(\.\d+)?$")
+# 1,000 and 1 000 are one number; "32, 349" (a comma and a space) is a list of two
+_THOUSANDS = re.compile(r"^(-?)(\d{1,3}(?:,\d{3})+|\d{1,3}(?: \d{3})+)(\.\d+)?$")
+# every spelling of a relation → one symbol, so `\le`, `\leq`, `<=`, `≤` compare equal
+_RELATIONS = (
+    (re.compile(r"\\(?:leqslant|leq|le)(?![A-Za-z])|<=|≤|⩽"), "\\leq "),
+    (re.compile(r"\\(?:geqslant|geq|ge)(?![A-Za-z])|>=|≥|⩾"), "\\geq "),
+    (re.compile(r"\\(?:neq|ne)(?![A-Za-z])|!=|≠"), "\\neq "),
+    (re.compile(r"\\lt(?![A-Za-z])"), "<"),
+    (re.compile(r"\\gt(?![A-Za-z])"), ">"),
+)
+_TEXT_WORD = re.compile(r"\\text\s*\{\s*(and|or)\s*\}")  # \text{ and } between parts is the word
 _TEXT_UNIT = re.compile(r"\s*\\(?:text|mbox|textrm|mathrm)\s*\{\s*[A-Za-z][A-Za-z .]*\}(?:\^\{?[23]\}?)?\s*$")
 _WORD_UNIT = re.compile(r"^(.*?[\d}])\s+(?:[A-Za-z]+\.?)(?:\s+[A-Za-z]+\.?)*(?:\^[23])?\s*$")
 _CURRENCY = re.compile(r"\\\$|\$|(?<![A-Za-z])USD\b|€|£")
@@ -33,10 +46,13 @@ _CURRENCY = re.compile(r"\\\$|\$|(?<![A-Za-z])USD\b|€|£")
 _HEDGE_WORDS = re.compile(
     r"\b(or|either|between|any|from|to|and|maybe|perhaps|possibly|probably|approximately|"
     r"about|around|roughly|nearly|least|most|more|less|than|all|every|some|range)\b|"
-    r"\\(?:approx|pm|mp|le|leq|ge|geq|lt|gt|neq|ne|lor|vee|cup|cap|sim)\b|"
-    r"[<>≤≥≈±∪]",
+    r"\\(?:approx|pm|mp|neq|leq|geq|lor|vee|cup|cap|sim)\b|"
+    r"[<>≈±∪]",
     re.IGNORECASE,
 )
+RELATIONS = {"<", ">", "\\leq", "\\geq", "\\neq"}  # canonical spellings (normalize)
+SET_JOINS = {"\\cup", "\\cap"}
+_INTERVAL = re.compile(r"[\[(][^\[\]()]*,[^\[\]()]*[\])]")
 
 
 def normalize(answer: str) -> str:
@@ -53,6 +69,10 @@ def normalize(answer: str) -> str:
     s = _strip_wrappers(s)
     s = _SPACING.sub(" ", _NEGSPACE.sub("", s))
     s = _DELIMS.sub("", s)
+    s = _TEXT_WORD.sub(r" \1 ", s)
+    for pattern, symbol in _RELATIONS:
+        s = pattern.sub(lambda _, symbol=symbol: symbol, s)
+    s = " ".join(s.split())
     s = _CURRENCY.sub("", s).strip()
     s = _strip_units(s)
     s = s.rstrip(".").strip()
@@ -80,9 +100,22 @@ def _strip_units(s: str) -> str:
     return s
 
 
-def hedge(prediction: str, reference: str) -> bool:
-    """True if ``prediction`` uses a hedge word or relation that ``reference`` does not."""
+def hedge(prediction: str, reference: str, parts: int = 1) -> bool:
+    """True if ``prediction`` uses a hedge word or relation that ``reference`` does not allow.
+
+    Both are normalized. A reference that is itself a relation (``x \\leq 5``) allows every
+    relation, so ``5 \\geq x`` reaches math-verify and is compared by meaning; one that is a
+    relation, an interval or a union allows ∪/∩ (``1 \\leq |z| \\leq 2`` as a union of two
+    intervals); a reference of several ``parts`` allows "and" between them. Anything else — "or",
+    "between", "at least", a relation for a plain value — is a hedge.
+    """
     allowed = {m.group(0).lower() for m in _HEDGE_WORDS.finditer(reference)}
+    if allowed & RELATIONS:
+        allowed |= RELATIONS
+    if allowed & (RELATIONS | SET_JOINS) or _INTERVAL.search(reference):
+        allowed |= SET_JOINS
+    if parts > 1:
+        allowed.add("and")
     return any(m.group(0).lower() not in allowed for m in _HEDGE_WORDS.finditer(prediction))
 
 
