@@ -369,3 +369,36 @@ def test_isolation_is_reported():
     iso = isolation()
     assert iso.network == "netns" or iso.network.startswith("none: ")
     assert iso.user
+
+
+def test_deep_directories_cannot_make_the_cleanup_raise():
+    # 2,000 nested folders made shutil.rmtree raise RecursionError out of the sandbox: the reward
+    # call failed instead of scoring 0, and the work dir stayed on disk (issue 20)
+    folders = lambda: set(glob.glob(os.path.join(tempfile.gettempdir(), "r1-sandbox-*")))  # noqa: E731
+    before = folders()
+    result = attack("""
+        import os
+        for _ in range(2000):
+            os.mkdir("d")
+            os.chdir("d")
+        def solve(x):
+            return x * 2
+    """, wall=10.0)
+    assert result.passed == 3 and folders() == before
+
+
+def test_ctypes_under_a_dotted_alias_is_blocked():
+    # `import pkg._ctypes` of a copied _ctypes extension: the import check saw only "pkg"
+    program = """
+        import glob, os, sys
+        os.mkdir("pkg")
+        open("pkg/__init__.py", "w").close()
+        so = [f for d in sys.path for f in glob.glob(os.path.join(d, "_ctypes.*.so"))][0]
+        with open(so, "rb") as src, open(os.path.join("pkg", os.path.basename(so)), "wb") as dst:
+            dst.write(src.read())  # a copy inside the work dir (symlinks are refused)
+        def solve(x):
+            import pkg._ctypes
+            return x * 2
+    """
+    result = attack(program)
+    assert result.passed == 0 and "not allowed" in result.stdout + result.stderr + result.error

@@ -44,6 +44,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
+from .cleanup import remove_tree
+
 SLOT_UID_BASE, SLOTS = 61000, 64  # as root, each concurrent run borrows one of these uids (unused by accounts)
 GRACE_S = 1.0  # past wall_s the parent waits this long for the checker's verdict, then kills
 DRAIN_S = 0.25  # after the verdict, how long a grandchild may keep stdout open before we stop reading
@@ -331,7 +333,7 @@ def _run(job: Job, limits: Limits, iso: Isolation, uid: int | None) -> Result:
             proc.stdout.close()
             proc.stderr.close()
         _close([result_r])
-        shutil.rmtree(workdir, ignore_errors=True)
+        remove_tree(workdir)  # never raises, however deep the program's folders (cleanup.py)
     result = _verdict(verdict, nonce, total, finished)
     result.stdout, result.stderr = out.decode(errors="replace"), err.decode(errors="replace")
     result.seconds = time.monotonic() - start

@@ -202,7 +202,7 @@ def _install_guards(workdir: str) -> None:
     def hook(event: str, args: tuple) -> None:
         if event in denied:
             raise PermissionError(f"sandbox: {event} is not allowed")
-        if event == "import" and args[0].partition(".")[0] in blocked:
+        if event == "import" and not blocked.isdisjoint(args[0].split(".")):  # pkg._ctypes too
             raise ImportError(f"sandbox: module {args[0]} is not allowed")
         if event == "open":
             path, mode, flags = args
