@@ -19,6 +19,7 @@ T = "<think>reasoning</think>"
         (f"{T}<answer>\\boxed{{5}} and \\boxed{{ 5 }}</answer>", "5"),  # same value twice is one answer
         (f"{T}<answer>\\boxed{{5}} and \\boxed{{6}}</answer>", None),  # two different values
         (f"{T}<answer>\\boxed{{5}} or 6</answer>", None),  # a number outside the box
+        (f"{T}<answer>\\boxed{{5}} or 15</answer>", None),  # after the box, even where the box's text reappears
         (f"{T}<answer>x_1 = \\boxed{{5}}</answer>", "5"),  # working before the box is not a second value
         (f"{T}<answer>2 + 3 = \\boxed{{5}}.</answer>", "5"),
         (f"{T}<answer>She makes $18 every day.</answer>", "18"),  # a sentence naming one value

@@ -54,6 +54,11 @@ def after_think(text: str) -> str | None:
 
 def find_boxed(text: str) -> list[str]:
     """Contents of every complete ``\\boxed{…}`` / ``\\fbox{…}`` in order (balanced braces)."""
+    return [content for content, _ in _boxes(text)]
+
+
+def _boxes(text: str) -> list[tuple[str, int]]:
+    """(content, index just past the closing brace) of every complete box, in order."""
     found, i = [], 0
     while True:
         starts = [(text.find(cmd, i), cmd) for cmd in _BOX_COMMANDS]
@@ -69,7 +74,7 @@ def find_boxed(text: str) -> list[str]:
             end = _matching_brace(text, j)
             if end < 0:  # truncated box: nothing after it can close it either
                 return found
-            found.append(text[j + 1:end])
+            found.append((text[j + 1:end], end + 1))
             i = end + 1
 
 
@@ -105,12 +110,12 @@ def answer_candidates(completion: str, example: dict | None = None) -> list[str]
     if end < start:
         return []
     content = region[start:end]
-    boxed = find_boxed(content)
-    if boxed:
+    boxes = _boxes(content)
+    if boxes:
         # words before the box are working ("so x = \boxed{5}"); a number after the last box is a
         # second value ("\boxed{5} or 6") and makes the block ambiguous
-        tail = content[content.rfind(boxed[-1]) + len(boxed[-1]):]
-        return [] if any(ch.isdigit() for ch in tail) else _distinct(boxed)
+        tail = content[boxes[-1][1]:]
+        return [] if any(ch.isdigit() for ch in tail) else _distinct([value for value, _ in boxes])
     value = sentence_value(content)
     if value is not None:  # "She makes $18 every day." → 18; "It is not 5." → no answer
         return [value] if value else []
