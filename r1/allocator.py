@@ -44,10 +44,8 @@ def tune() -> bool:
     """Apply the settings above; True when they took effect (Linux with glibc, not opted out)."""
     if os.environ.get("R1_MALLOC_TUNING", "1") == "0" or not sys.platform.startswith("linux"):
         return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # musl and other libcs without mallopt
+    mallopt = _libc_function("mallopt")
+    if mallopt is None:  # musl and other libcs without mallopt
         return False
     return bool(mallopt(M_MMAP_THRESHOLD, MMAP_BYTES)) and bool(mallopt(M_TRIM_THRESHOLD, KEEP_BYTES))
 
@@ -55,7 +53,13 @@ def tune() -> bool:
 def release() -> bool:
     """Hand the heap's free memory back to the system (`malloc_trim(0)`), e.g. between two stages of
     one process, so the next stage does not start with the last one's peak resident. True when done."""
+    malloc_trim = _libc_function("malloc_trim")
+    return malloc_trim is not None and bool(malloc_trim(0))
+
+
+def _libc_function(name: str):
+    """A function of the C library by name, or None where there is no such library or function."""
     try:
-        return bool(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0))
+        return getattr(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6"), name)
     except (OSError, AttributeError):
-        return False
+        return None

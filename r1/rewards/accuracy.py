@@ -59,10 +59,11 @@ def reference_answer(answer: str) -> str:
     return ", ".join(boxed) if boxed else reference
 
 
-def _same_collection(reference: str, candidates: list[str]) -> bool | None:
-    """For a reference of several values: True/False when the prediction's values settle it, None
-    when it names fewer values than the reference (then it is compared whole: ``1 \\pm \\sqrt{2}``)."""
-    ref_values, ref_names = values(reference, reference=True)
+def _same_collection(reference: str, ref_values: list[str], ref_names: dict[str, str] | None,
+                     candidates: list[str]) -> bool | None:
+    """For a reference of several values (`parts.values` of it): True/False when the prediction's
+    values settle it, None when it names fewer values than the reference (then it is compared whole:
+    ``1 \\pm \\sqrt{2}``)."""
     found: list[str] = []
     pred_names: dict[str, str] = {}
     for candidate in candidates:
@@ -89,7 +90,8 @@ def matches(reference: str, candidates: list[str]) -> bool:
         return False
     if "".join(reference.split()) in {"".join(c.split()) for c in candidates} and len(candidates) == 1:
         return True
-    collection = _same_collection(reference, candidates) if len(values(reference, reference=True)[0]) > 1 else None
+    ref_values, ref_names = values(reference, reference=True)
+    collection = _same_collection(reference, ref_values, ref_names, candidates) if len(ref_values) > 1 else None
     if collection is not None:
         return collection
     return all(_equal(reference, c) for c in candidates)

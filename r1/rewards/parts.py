@@ -66,9 +66,11 @@ def parts(answer: str, joins: tuple[str, ...] = (" and ",)) -> list[str]:
             depth += 1
         elif ch in _CLOSE:
             depth -= 1
-        elif depth == 0 and (ch in ",;" or any(text.startswith(j, i) for j in joins)):
-            pieces.append(text[start:i])
-            start = i + (next(len(j) for j in joins if text.startswith(j, i)) if ch == " " else 1)
+        elif depth == 0:
+            join = 1 if ch in ",;" else next((len(j) for j in joins if text.startswith(j, i)), 0)
+            if join:  # the length of the separator
+                pieces.append(text[start:i])
+                start = i + join
         i += 1
     pieces.append(text[start:])
     return [p.strip() for p in pieces if p.strip()]

@@ -27,8 +27,6 @@ from pathlib import Path
 from . import REWARDS
 
 EXAMPLE = Path(__file__).resolve().parent / "peer_cases.jsonl"
-
-
 SHORT = 120  # characters: a prediction up to this long is an answer, longer ones are mostly whole solutions
 
 
