@@ -32,7 +32,8 @@ def main() -> None:
     parser.add_argument("--trivial", type=int, default=100, help="trivial programs per measurement (default 100)")
     args = parser.parse_args()
     iso = sandbox.isolation()
-    print(f"isolation: network={iso.network}; user={iso.user}; python={iso.python}")
+    print(f"isolation: network={iso.network}; pid={iso.pid}; landlock={iso.landlock}; seccomp={iso.seccomp}; "
+          f"user={iso.user}; python={iso.python}")
     trivial = [sandbox.Job("def f(x):\n    return x\n", (sandbox.Statement("assert f(1) == 1"),), functions={"f": "f"})] * args.trivial
     humaneval = [build_job(e["answer"], e) for e in load_examples("humaneval")]
     summary = {}

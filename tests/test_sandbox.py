@@ -27,17 +27,23 @@ CORRECT = "def solve(x):\n    return x * 2\n"
 
 
 def sandbox_processes() -> list[psutil.Process]:
-    """Live processes of any sandbox run: a slot uid, or the run marker in the environment."""
+    """Processes of any sandbox run: a slot uid, or the run marker in the environment. A zombie counts
+    while other threads of it run (its main thread exited, issue 20); a dead one waits to be reaped."""
     found = []
     for proc in psutil.process_iter(["uids", "status"]):
         try:
-            if proc.info["status"] == psutil.STATUS_ZOMBIE:
+            if proc.info["status"] == psutil.STATUS_ZOMBIE and live_threads(proc.pid) <= 1:
                 continue
             if SLOT_UID_BASE <= proc.info["uids"].real < SLOT_UID_BASE + SLOTS or "R1_SANDBOX" in proc.environ():
                 found.append(proc)
         except (psutil.Error, OSError):
             continue
     return found
+
+
+def live_threads(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as handle:
+        return int(next(line.split()[1] for line in handle if line.startswith("Threads:")))
 
 
 def attack(program: str, *, tests=SOLVE_TESTS, hooks: bool = True, wall: float = WALL, **limits):

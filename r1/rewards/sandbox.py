@@ -13,44 +13,41 @@ so a slot uid that cannot read this package still runs it). There a *checker* pr
 the tests and writes ``<nonce> {"passed": [...]}`` to a pipe only it holds (sandbox_child.py says
 how). The parent reads the verdict from that line only, never from the exit code or stdout.
 
-Walls around both processes: as root, each concurrent run gets its own unprivileged uid
-(``SLOT_UID_BASE`` + slot), so file permissions, RLIMIT_NPROC and signals work as for any
-user; a new network namespace via ``unshare`` when it works (``network_isolation()``); rlimits
-on address space, CPU, file size, open files, processes; a private working directory (deleted
-afterwards); a scrubbed environment; stdin closed; output capped. At ``wall_s`` the checker
-stops waiting (tests that passed still count); at ``wall_s + GRACE_S`` the parent SIGKILLs the
-process group; afterwards every process of the run is killed (group, slot uid, env marker).
+Walls around both processes (walls.py probes which this machine allows; docs/sandbox.md has
+the table of layers): as root, each concurrent run gets its own unprivileged uid (``SLOT_UID_BASE``
++ slot), swept empty before reuse; network, PID and mount namespaces via ``unshare``, so a run
+ends, all of it, when its checker does; Landlock and a seccomp filter that the run sets on itself
+(confine.py); rlimits on address space, CPU, file size, open files, processes; a private working
+directory (deleted afterwards, cleanup.py); a scrubbed environment; stdin closed; output capped.
+At ``wall_s`` the checker stops waiting (tests that passed still count); at ``wall_s + GRACE_S``
+the parent SIGKILLs the process group; afterwards every process of the run is killed (reaper.py).
 
-Deliberately left out: seccomp, Landlock, mount and PID namespaces, cgroups, stdin/stdout
-(Codeforces-style) tests, third-party packages inside the sandbox. docs/sandbox.md lists what
-is and is not protected, and the measured numbers.
+Deliberately left out: cgroups, stdin/stdout (Codeforces-style) tests, third-party packages
+inside the sandbox. docs/sandbox.md lists what is and is not protected, and the measured numbers.
 """
 
 import fcntl
 import functools
 import json
+import logging
 import os
 import queue
 import secrets
 import selectors
-import shutil
-import signal
 import socket
 import subprocess
-import sys
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 from .cleanup import remove_tree
+from .reaper import kill_run, processes, sweep
+from .walls import SAFE_PATH, SLOT_UID_BASE, SLOTS, Isolation, isolation  # noqa: F401 (SLOT_* and Isolation: API)
 
-SLOT_UID_BASE, SLOTS = 61000, 64  # as root, each concurrent run borrows one of these uids (unused by accounts)
 GRACE_S = 1.0  # past wall_s the parent waits this long for the checker's verdict, then kills
 DRAIN_S = 0.25  # after the verdict, how long a grandchild may keep stdout open before we stop reading
 MAX_JOB_BYTES = 1 << 20  # program (or tests) larger than this are rejected: they travel in one pipe buffer
-SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
 @dataclass(frozen=True)
@@ -97,131 +94,21 @@ class Result:
         return self.passed / self.total if self.total else 0.0
 
 
-@dataclass(frozen=True)
-class Isolation:
-    """What this machine allows, probed once: see ``isolation()``."""
-
-    python: str  # the interpreter runs use
-    prefix: tuple[str, ...]  # the unshare command before it, or () without network namespaces
-    uids: tuple[int, ...]  # one unprivileged uid per concurrent run (root only), else ()
-    network: str  # "netns" or "none: <reason>"
-    user: str  # how a run is separated from the trainer's uid
-
-
-_isolation: Isolation | None = None
-_lock = threading.Lock()
-_free_uids: queue.SimpleQueue = queue.SimpleQueue()
-
-
-def isolation() -> Isolation:
-    """Probe (once, with a few short subprocesses) which walls work here; thread-safe."""
-    global _isolation
-    with _lock:
-        if _isolation is None:
-            _isolation = _probe()
-            for uid in _isolation.uids:
-                _free_uids.put(uid)
-        return _isolation
-
-
 def network_isolation() -> str:
     """``"netns"`` when runs get their own network namespace, else ``"none: <reason>"``."""
     return isolation().network
 
 
-def _try(argv: list[str], uid: int | None) -> tuple[str | None, str]:
-    """(stdout, "") of a successful probe command run as ``uid``, else (None, reason)."""
-    try:
-        done = subprocess.run(argv, capture_output=True, timeout=60, stdin=subprocess.DEVNULL, cwd="/", env={"PATH": SAFE_PATH},
-                              user=uid, group=uid, extra_groups=None if uid is None else [])
-    except (OSError, subprocess.SubprocessError) as exc:
-        return None, str(exc)
-    lines = done.stderr.decode(errors="replace").strip().splitlines()
-    return (done.stdout.decode().strip(), "") if done.returncode == 0 else (None, lines[-1] if lines else f"exit {done.returncode}")
+_retired: set[int] = set()  # slot uids left out of use: a process of theirs would not die
 
 
-def _probe() -> Isolation:
-    python, uids, user = _probe_user()
-    network, prefix = _probe_network(python, uids[0] if uids else None)
-    return Isolation(python, prefix, uids, network, user)
-
-
-def _probe_user() -> tuple[str, tuple[int, ...], str]:
-    """As root: an interpreter that unprivileged slot uids can run, and those uids."""
-    if os.geteuid() != 0:
-        return sys.executable, (), f"same uid as the trainer ({os.geteuid()}): not root, no other uid to run as"
-    import pwd
-
-    uids = tuple(range(SLOT_UID_BASE, SLOT_UID_BASE + SLOTS))
-    taken = sorted(set(uids) & {entry.pw_uid for entry in pwd.getpwall()})
-    if taken:
-        return sys.executable, (), f"same uid as the trainer (root): slot uids {taken} belong to accounts"
-    # The trainer's interpreter may sit under a directory only root can read (e.g. /root/.pyenv).
-    names = [sys.executable, getattr(sys, "_base_executable", ""), os.path.realpath(sys.executable),
-             shutil.which(f"python{sys.version_info[0]}.{sys.version_info[1]}", path=SAFE_PATH), shutil.which("python3", path=SAFE_PATH)]
-    check = "import sys; print(sys.version_info >= (3, 9))"
-    python = next((p for p in dict.fromkeys(names) if p and _try([p, "-I", "-S", "-B", "-c", check], uids[0])[0] == "True"), None)
-    if python is None:
-        return sys.executable, (), "same uid as the trainer (root): no Python 3.9+ that another uid can run"
-    return python, uids, f"uids {uids[0]}-{uids[-1]}, one per concurrent run"
-
-
-def _probe_network(python: str, uid: int | None) -> tuple[str, tuple[str, ...]]:
-    """("netns", unshare prefix) when a run can get a network namespace of its own."""
-    unshare = shutil.which("unshare", path=SAFE_PATH)
-    if unshare is None:
-        return "none: no unshare command", ()
-    me, group = (uid, uid) if uid is not None else (os.geteuid(), os.getegid())
-    reason = ""
-    for flags in (["--map-current-user"], [f"--map-user={me}", f"--map-group={group}"]):  # the latter for util-linux < 2.38
-        prefix = (unshare, "--user", *flags, "--net")
-        out, reason = _try([*prefix, python, "-I", "-S", "-B", "-c", "import socket; print(len(socket.if_nameindex()))"], uid)
-        if out == "1":  # only the namespace's own loopback
-            return "netns", prefix
-    return f"none: unshare failed ({reason or 'host interfaces visible'})", ()
-
-
-def _processes():
-    """(pid, real uid, threads) of every live (non-zombie) process."""
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                with open(f"/proc/{name}/status", "rb") as handle:
-                    fields = dict(line.split(b":", 1) for line in handle.read().splitlines() if b":" in line)
-            except OSError:  # exited meanwhile
-                continue
-            if not fields.get(b"State", b"Z").strip().startswith(b"Z"):
-                yield int(name), int(fields[b"Uid"].split()[0]), int(fields.get(b"Threads", b"1"))
-
-
-def _has_marker(pid: int, marker: bytes) -> bool:
-    try:
-        with open(f"/proc/{pid}/environ", "rb") as handle:
-            return marker in handle.read().split(b"\0")
-    except OSError:
-        return False
-
-
-def _kill_run(pgid: int, uid: int | None, marker: bytes) -> None:
-    """Kill the run's process group, then anything of the run that left it: every process of the
-    slot uid, or (same-uid mode) every process still carrying the run's environment marker."""
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except OSError:
-        pass
-    for _ in range(100):  # a fork bomb may still be spawning; RLIMIT_NPROC keeps this short
-        if uid is not None:
-            pids = [pid for pid, owner, _ in _processes() if owner == uid]
-        else:
-            pids = [pid for pid, owner, _ in _processes() if owner == os.geteuid() and _has_marker(pid, marker)]
-        if not pids:
-            return
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-        time.sleep(0.01)
+@functools.cache
+def _slots() -> queue.SimpleQueue:
+    """The slot uids this process may claim (root only; ``_claim_uid``)."""
+    free = queue.SimpleQueue()
+    for uid in isolation().uids:
+        free.put(uid)
+    return free
 
 
 def _filled_pipe(data: bytes) -> int | None:
@@ -243,9 +130,14 @@ def _filled_pipe(data: bytes) -> int | None:
 
 @functools.cache
 def _child_source() -> str:
-    """The checker/candidate harness, passed with ``-c``: a slot uid need not be able to read it."""
-    with open(os.path.join(os.path.dirname(__file__), "sandbox_child.py"), encoding="utf-8") as handle:
-        return handle.read()
+    """The checker/candidate harness, passed with ``-c``: a slot uid need not be able to read it.
+    confine.py's source comes first: the child defines its walls from it (sandbox_child.py)."""
+    here = os.path.dirname(__file__)
+    sources = []
+    for name in ("confine.py", "sandbox_child.py"):
+        with open(os.path.join(here, name), encoding="utf-8") as handle:
+            sources.append(handle.read())
+    return "\n".join(sources)
 
 
 def _validate(job: Job, limits: Limits) -> None:
@@ -267,31 +159,44 @@ def run(job: Job, limits: Limits = Limits()) -> Result:
     _validate(job, limits)
     iso = isolation()
     uid, claim = _claim_uid() if iso.uids else (None, None)
+    if iso.uids and uid is None:
+        return Result(0, sum(t.counted for t in job.tests), "error", error="no sandbox slot uid could be emptied")
     try:
         return _run(job, limits, iso, uid)
     finally:
         if uid is not None:
             claim.close()
-            _free_uids.put(uid)
+            _slots().put(uid)
 
 
-def _claim_uid() -> tuple[int, socket.socket]:
+def _claim_uid() -> tuple[int, socket.socket] | tuple[None, None]:
     """A slot uid no other run on this machine holds, and the claim on it (close it to give the uid back).
 
-    This process's threads share ``_free_uids``; other trainer processes on the machine (the ranks of a
+    This process's threads share ``_slots()``; other trainer processes on the machine (the ranks of a
     torchrun launch) have their own, so a uid is also claimed machine-wide by binding an abstract Unix
     socket named after it, which the kernel frees when we close it or die. Without that, two processes
-    would run programs as the same uid, and the first to finish would kill the other's (``_kill_run``)."""
-    while True:
-        uid = _free_uids.get()
+    would run programs as the same uid, and the first to finish would kill the other's (``reaper.kill_run``).
+    A claimed uid is swept (``reaper.sweep``) before it runs anything; (None, None) once every slot
+    has been retired because a process of its uid would not die."""
+    while len(_retired) < len(isolation().uids):
+        try:
+            uid = _slots().get(timeout=1.0)
+        except queue.Empty:  # every slot is busy with another run (or retired): look again
+            continue
         claim = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             claim.bind(f"\0r1-sandbox-slot-{uid}")
-            return uid, claim
         except OSError:  # another process runs as this uid now: try the next one
             claim.close()
-            _free_uids.put(uid)
+            _slots().put(uid)
             time.sleep(0.001)
+            continue
+        if sweep(uid, isolation().python):  # nothing of an earlier run (or a crashed trainer) may meet this one
+            return uid, claim
+        claim.close()  # a process of this uid would not die (stuck in the kernel): the slot is retired
+        _retired.add(uid)
+        logging.getLogger(__name__).warning("sandbox slot uid %d keeps a process that will not die: retired", uid)
+    return None, None
 
 
 def run_many(jobs: list[Job], limits: Limits = Limits(), workers: int | None = None) -> list[Result]:
@@ -305,7 +210,8 @@ def _run(job: Job, limits: Limits, iso: Isolation, uid: int | None) -> Result:
     nonce, token = secrets.token_hex(16), secrets.token_hex(8)
     workdir = tempfile.mkdtemp(prefix="r1-sandbox-")
     secret = {"nonce": nonce, "setup": job.setup, "tests": [asdict(t) for t in job.tests], "functions": dict(job.functions)}
-    fds = [_filled_pipe(json.dumps(_job_data(job, limits, workdir, uid)).encode()), _filled_pipe(json.dumps(secret).encode())]
+    data = _job_data(job, limits, workdir, uid, iso)
+    fds = [_filled_pipe(json.dumps(data).encode()), _filled_pipe(json.dumps(secret).encode())]
     proc = result_r = None
     try:
         if None in fds:
@@ -328,7 +234,8 @@ def _run(job: Job, limits: Limits, iso: Isolation, uid: int | None) -> Result:
     finally:
         _close(fds)
         if proc is not None:
-            _kill_run(proc.pid, uid, f"R1_SANDBOX={token}".encode())
+            namespaced = not iso.pid.startswith("none")
+            kill_run(proc.pid, uid, f"R1_SANDBOX={token}".encode(), iso.python, namespaced=namespaced)
             proc.wait()
             proc.stdout.close()
             proc.stderr.close()
@@ -340,14 +247,16 @@ def _run(job: Job, limits: Limits, iso: Isolation, uid: int | None) -> Result:
     return result
 
 
-def _job_data(job: Job, limits: Limits, workdir: str, uid: int | None) -> dict:
+def _job_data(job: Job, limits: Limits, workdir: str, uid: int | None, iso: Isolation) -> dict:
     """What the checker reads before forking the candidate (nothing secret: the candidate has it too)."""
-    # RLIMIT_NPROC counts all tasks of the uid: a slot uid has none between runs (_kill_run), ours has many.
-    running = 0 if uid is not None else sum(n for _, owner, n in _processes() if owner == os.geteuid())
+    # RLIMIT_NPROC counts all tasks of the uid: a slot uid has none between runs (reaper.sweep), ours has
+    # many; `unshare --fork` adds one of the run's own, waiting outside the namespace for the checker.
+    running = 0 if uid is not None else sum(n for _, owner, n in processes() if owner == os.geteuid())
+    running += "--fork" in iso.prefix
     rlimits = {"RLIMIT_AS": limits.memory_mb << 20, "RLIMIT_CPU": limits.cpu_s or int(limits.wall_s + 0.999) + 1,
                "RLIMIT_FSIZE": limits.file_mb << 20, "RLIMIT_NOFILE": limits.open_files, "RLIMIT_CORE": 0}
     return {"program": job.program, "workdir": workdir, "hooks": limits.hooks, "wall_s": limits.wall_s,
-            "nproc": running + limits.processes, "rlimits": rlimits}
+            "nproc": running + limits.processes, "rlimits": rlimits, "require": iso.required()}
 
 
 def _close(fds: list) -> None:
@@ -390,6 +299,8 @@ def _verdict(raw: bytes, nonce: str, total: int, finished: bool) -> Result:
         data = None
     if not isinstance(data, dict):
         return Result(0, total, "crashed", error="the checker ended without a verdict")
+    if "sandbox_error" in data:
+        return Result(0, total, "error", error=f"a sandbox wall could not be set: {data['sandbox_error']}")
     if "setup_error" in data:
         return Result(0, total, "error", error=f"the tests' own setup failed: {data['setup_error']}")
     passed = data.get("passed")

@@ -18,8 +18,12 @@ file, which may sit under a directory only the trainer's uid can read. Two proce
 * when all tests ran, the checker writes ``<nonce> {"passed": [...]}`` to RESULT. The parent
   reads the verdict from that line only, never from the exit code or stdout.
 
-Inside the candidate, audit hooks block sockets, process creation, ctypes and writes outside
-the work dir — defence in depth only: in-process hooks can be undone by a determined program.
+Before forking, the checker sets the kernel walls of ``confine.py`` (Landlock, seccomp) on
+itself, so the candidate inherits them and cannot lift them; a wall the parent's probe found
+working but that fails here ends the run with ``{"sandbox_error": …}`` instead of a weaker run.
+Inside the candidate, audit hooks also block sockets, process creation, ctypes and writes
+outside the work dir — defence in depth only: in-process hooks can be undone by a determined
+program (docs/sandbox.md shows how), which is why the walls above exist.
 Deliberately left out: launching, uids, namespaces, killing and verdict parsing (all in
 ``sandbox.py``); anything beyond the standard library, which ``-I -S`` would not find anyway.
 """
@@ -31,6 +35,11 @@ import select
 import signal
 import sys
 import time
+
+try:
+    confine  # noqa: B018 (run by the parent: confine.py's source precedes this file's in the -c string)
+except NameError:  # imported as a module (tests, tools)
+    from .confine import confine
 
 MAX_DEPTH = 64  # nesting of values passed between checker and candidate
 MAX_REPLY_BYTES = 8 << 20
@@ -178,7 +187,7 @@ class _Remote:
 def _install_guards(workdir: str) -> None:
     """Audit hooks for the candidate: no sockets, processes, signals, ctypes, or writes outside
     ``workdir``. Defence in depth only; everything the hook needs is bound here, not looked up."""
-    getcwd, getpid, fspath = os.getcwd, os.getpid, os.fspath
+    getcwd, getpid, fspath, realpath = os.getcwd, os.getpid, os.fspath, os.path.realpath
     write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
     root, denied, blocked, path_events = workdir.rstrip("/"), DENIED_EVENTS, BLOCKED_MODULES, PATH_EVENTS
 
@@ -207,6 +216,8 @@ def _install_guards(workdir: str) -> None:
         if event == "open":
             path, mode, flags = args
             where = "" if isinstance(path, int) else absolute(path)
+            if ".." in str(path):  # /dev/fd/../../PID is /proc/PID to the kernel, not to a lexical check
+                where = realpath(path)
             parts = where.split("/")
             if len(parts) > 2 and parts[1] == "proc" and parts[2].isdigit() and int(parts[2]) != getpid():
                 raise PermissionError("sandbox: other processes' /proc entries are not readable")
@@ -277,6 +288,17 @@ def _make_undumpable() -> None:
         pass
 
 
+def _set_walls(job: dict) -> str:
+    """Set the kernel walls (confine.py); "" when every required one is up, else what failed.
+
+    ctypes, which setting them needed, is then dropped from ``sys.modules``: otherwise the
+    candidate's ``import ctypes`` would be served from that cache without an import event."""
+    walls = confine(job["workdir"])
+    for name in [name for name in sys.modules if name.split(".")[0] in ("ctypes", "_ctypes")]:
+        del sys.modules[name]
+    return "; ".join(f"{layer} {walls[layer]}" for layer in job["require"] if walls[layer].startswith("none"))
+
+
 def _child_main(job_fd: int, secret_fd: int, result_fd: int) -> int:
     start = time.monotonic()
     with os.fdopen(job_fd, "rb") as handle:
@@ -284,6 +306,12 @@ def _child_main(job_fd: int, secret_fd: int, result_fd: int) -> int:
     for name, value in job["rlimits"].items():
         limit = getattr(resource, name)
         resource.setrlimit(limit, (value, value + 1 if limit == resource.RLIMIT_CPU else value))
+    failed = _set_walls(job)
+    if failed:  # the candidate never starts: no program runs with fewer walls than the probe promised
+        with os.fdopen(secret_fd, "rb") as handle:
+            nonce = json.loads(handle.read())["nonce"]
+        os.write(result_fd, f"{nonce} {json.dumps({'sandbox_error': failed})}\n".encode())
+        return 0
     calls_r, calls_w = os.pipe()
     replies_r, replies_w = os.pipe()
     pid = os.fork()
