@@ -16,7 +16,6 @@ import queue
 import secrets
 import socket
 import subprocess
-import sys
 import tempfile
 import textwrap
 import time
@@ -335,8 +334,6 @@ def test_a_required_wall_that_fails_in_the_run_is_an_error_not_a_weaker_run(monk
 
     walls_set = {"landlock": "none: refused", "seccomp": "x86_64 filter"}
     monkeypatch.setattr(sandbox_child, "confine", lambda workdir: walls_set)
-    for name in [name for name in sys.modules if name.split(".")[0] in ("ctypes", "_ctypes")]:
-        monkeypatch.setitem(sys.modules, name, sys.modules[name])  # _set_walls drops them; put them back after
     assert sandbox_child._set_walls({"workdir": "/", "require": ["landlock", "seccomp"]}) == "landlock none: refused"
     assert sandbox_child._set_walls({"workdir": "/", "require": ["seccomp"]}) == ""
     result = sandbox._verdict(b'n0nce {"sandbox_error": "landlock none: refused"}\n', "n0nce", 3, True)

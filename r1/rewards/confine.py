@@ -25,7 +25,6 @@ there rather than guess numbers).
 
 import ctypes
 import os
-import platform
 import struct
 
 PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 38, 22, 2
@@ -133,8 +132,9 @@ class _Program(ctypes.Structure):
 
 def deny_syscalls() -> str:
     """seccomp: refuse the calls of DENIED_X86_64 (module doc). Returns what was set, or "none: …"."""
-    if platform.machine() != "x86_64":
-        return f"none: no syscall table for {platform.machine()} (x86_64 only)"
+    machine = os.uname().machine  # not platform.machine(): importing platform costs a run ~9 ms
+    if machine != "x86_64":
+        return f"none: no syscall table for {machine} (x86_64 only)"
     libc, code = _libc(), _filter_x86_64()
     program = _Program(len(code) // 8, code)
     if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:

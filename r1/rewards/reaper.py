@@ -29,8 +29,10 @@ from .walls import SAFE_PATH
 SWEEP_ROUNDS = 50  # each round: one kill(-1) and a short wait; RLIMIT_NPROC keeps a run's processes few
 
 
-def processes():
-    """(pid, real uid, threads) of every live process (module doc: zombies with live threads count)."""
+def processes(uid: int | None = None):
+    """(pid, real uid, threads) of every live process, or of those whose real uid is ``uid`` (module
+    doc: zombies with live threads count). Not filtered by the owner of ``/proc/PID``: a process
+    that makes itself non-dumpable shows as root's there."""
     for name in os.listdir("/proc"):
         if name.isdigit():
             try:
@@ -38,9 +40,10 @@ def processes():
                     fields = dict(line.split(b":", 1) for line in handle.read().splitlines() if b":" in line)
             except OSError:  # exited meanwhile
                 continue
-            threads = int(fields.get(b"Threads", b"1"))
-            if not fields.get(b"State", b"Z").strip().startswith(b"Z") or threads > 1:
-                yield int(name), int(fields[b"Uid"].split()[0]), threads
+            threads, owner = int(fields.get(b"Threads", b"1")), int(fields[b"Uid"].split()[0])
+            alive = not fields.get(b"State", b"Z").strip().startswith(b"Z") or threads > 1
+            if alive and (uid is None or owner == uid):
+                yield int(name), owner, threads
 
 
 def _has_marker(pid: int, marker: bytes) -> bool:
@@ -80,7 +83,7 @@ def sweep(uid: int, python: str, always: bool = False) -> bool:
     a run in a PID namespace leaves nothing behind); ``always`` sends ``kill(-1)`` regardless, for
     runs without a PID namespace, whose processes a scan could miss."""
     for _ in range(SWEEP_ROUNDS):
-        pids = [pid for pid, owner, _ in processes() if owner == uid]
+        pids = [pid for pid, _, _ in processes(uid)]
         if not pids and not always:
             return True
         for pid in pids:
@@ -91,20 +94,26 @@ def sweep(uid: int, python: str, always: bool = False) -> bool:
         _kill_as(uid, python)
         always = False
         time.sleep(0.005)
-    return not any(owner == uid for _, owner, _ in processes())
+    return not any(processes(uid))
 
 
-def kill_run(pgid: int, uid: int | None, marker: bytes, python: str, namespaced: bool) -> None:
-    """Kill the run's process group, then anything of the run that left it (module doc)."""
+def kill_run(proc: subprocess.Popen, uid: int | None, marker: bytes, python: str, namespaced: bool) -> None:
+    """Kill the run's process group, reap the process we started, then kill anything of the run
+    that left the group (module doc). With a PID namespace, reaping first means the sweep finds
+    nothing: ``unshare`` reports its child's end only after the namespace is empty."""
     try:
-        os.killpg(pgid, signal.SIGKILL)
+        os.killpg(proc.pid, signal.SIGKILL)
     except OSError:
+        pass
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:  # cannot happen short of a stuck kernel: sweep regardless
         pass
     if uid is not None:
         sweep(uid, python, always=not namespaced)
         return
     for _ in range(100):  # same-uid mode: by the run's environment marker
-        pids = [pid for pid, owner, _ in processes() if owner == os.geteuid() and _has_marker(pid, marker)]
+        pids = [pid for pid, _, _ in processes(os.geteuid()) if _has_marker(pid, marker)]
         if not pids:
             return
         for pid in pids:

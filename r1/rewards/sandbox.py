@@ -235,8 +235,7 @@ def _run(job: Job, limits: Limits, iso: Isolation, uid: int | None) -> Result:
         _close(fds)
         if proc is not None:
             namespaced = not iso.pid.startswith("none")
-            kill_run(proc.pid, uid, f"R1_SANDBOX={token}".encode(), iso.python, namespaced=namespaced)
-            proc.wait()
+            kill_run(proc, uid, f"R1_SANDBOX={token}".encode(), iso.python, namespaced=namespaced)
             proc.stdout.close()
             proc.stderr.close()
         _close([result_r])
@@ -251,7 +250,7 @@ def _job_data(job: Job, limits: Limits, workdir: str, uid: int | None, iso: Isol
     """What the checker reads before forking the candidate (nothing secret: the candidate has it too)."""
     # RLIMIT_NPROC counts all tasks of the uid: a slot uid has none between runs (reaper.sweep), ours has
     # many; `unshare --fork` adds one of the run's own, waiting outside the namespace for the checker.
-    running = 0 if uid is not None else sum(n for _, owner, n in processes() if owner == os.geteuid())
+    running = 0 if uid is not None else sum(n for _, _, n in processes(os.geteuid()))
     running += "--fork" in iso.prefix
     rlimits = {"RLIMIT_AS": limits.memory_mb << 20, "RLIMIT_CPU": limits.cpu_s or int(limits.wall_s + 0.999) + 1,
                "RLIMIT_FSIZE": limits.file_mb << 20, "RLIMIT_NOFILE": limits.open_files, "RLIMIT_CORE": 0}

@@ -233,7 +233,12 @@ def _install_guards(workdir: str) -> None:
 
 
 def _candidate(job: dict, reader, replies_fd: int) -> None:
-    """The forked candidate process: run the program, then answer calls until the checker stops."""
+    """The forked candidate process: run the program, then answer calls until the checker stops.
+
+    ctypes, which the checker needed for the walls, is dropped from ``sys.modules`` first: the
+    program's ``import ctypes`` would otherwise be served from that cache without an import event."""
+    for name in [name for name in sys.modules if name.split(".")[0] in ("ctypes", "_ctypes")]:
+        del sys.modules[name]
     resource.setrlimit(resource.RLIMIT_NPROC, (job["nproc"], job["nproc"]))
     if reader.readline() != b"go\n":  # the checker is non-dumpable now
         os._exit(0)
@@ -289,13 +294,8 @@ def _make_undumpable() -> None:
 
 
 def _set_walls(job: dict) -> str:
-    """Set the kernel walls (confine.py); "" when every required one is up, else what failed.
-
-    ctypes, which setting them needed, is then dropped from ``sys.modules``: otherwise the
-    candidate's ``import ctypes`` would be served from that cache without an import event."""
+    """Set the kernel walls (confine.py); "" when every required one is up, else what failed."""
     walls = confine(job["workdir"])
-    for name in [name for name in sys.modules if name.split(".")[0] in ("ctypes", "_ctypes")]:
-        del sys.modules[name]
     return "; ".join(f"{layer} {walls[layer]}" for layer in job["require"] if walls[layer].startswith("none"))
 
 
