@@ -333,7 +333,7 @@ def test_a_required_wall_that_fails_in_the_run_is_an_error_not_a_weaker_run(monk
     from r1.rewards import sandbox_child
 
     walls_set = {"landlock": "none: refused", "seccomp": "x86_64 filter"}
-    monkeypatch.setattr(sandbox_child, "confine", lambda workdir: walls_set)
+    monkeypatch.setattr(sandbox_child, "confine", lambda workdir, layers: {layer: walls_set[layer] for layer in layers})
     assert sandbox_child._set_walls({"workdir": "/", "require": ["landlock", "seccomp"]}) == "landlock none: refused"
     assert sandbox_child._set_walls({"workdir": "/", "require": ["seccomp"]}) == ""
     result = sandbox._verdict(b'n0nce {"sandbox_error": "landlock none: refused"}\n', "n0nce", 3, True)
@@ -346,3 +346,18 @@ def test_with_every_slot_retired_a_run_is_an_error_not_a_hang(monkeypatch):
     monkeypatch.setattr(sandbox, "_retired", set(isolation().uids))
     result = run(Job(CORRECT, SOLVE_TESTS, functions={"candidate": "solve"}), Limits(wall_s=WALL))
     assert (result.status, result.passed, result.total) == ("error", 0, 3) and "slot" in result.error
+
+
+def test_without_landlock_what_a_slot_uid_leaves_in_shared_folders_is_removed(monkeypatch):
+    """The fallback for kernels without Landlock: a file written to /dev/shm with the hooks off
+    stays only until the run's cleanup."""
+    if not isolation().uids:
+        pytest.skip(f"runs share the trainer's uid here ({isolation().user})")
+    monkeypatch.setattr(walls, "_isolation", dataclasses.replace(isolation(), landlock="none: test without Landlock"))
+    path = outside_path("left")
+    try:
+        assert attempt(f"open({path!r}, 'w').write('left')", hooks=False).passed == 0  # written: nothing stopped it
+        assert not os.path.lexists(path)
+    finally:
+        if os.path.lexists(path):
+            os.remove(path)

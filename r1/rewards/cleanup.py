@@ -1,11 +1,12 @@
-"""Delete a sandbox work dir whatever the program left in it, without ever raising.
+"""Delete what a sandboxed program left on disk, without ever raising.
 
 `shutil.rmtree` recurses once per directory level: 2,000 nested folders made it raise
 RecursionError out of the code reward (the sample lost its 0 and its folder stayed on disk, issue
 20). `remove_tree` walks with a stack of directory descriptors instead, so depth costs memory,
 not recursion, and no path is ever longer than one name (a path past PATH_MAX cannot stop it).
 Symbolic links are removed, never followed. What it cannot remove (a name the kernel refuses) is
-skipped, so it always ends; nothing here raises.
+skipped, so it always ends; nothing here raises. `remove_owned` clears what a slot uid left in
+the world-writable folders, for machines where Landlock does not keep it inside its work dir.
 """
 
 from __future__ import annotations
@@ -62,3 +63,35 @@ def _clear_files(fd: int, failed: set[str]) -> str | None:
     except OSError:
         pass
     return None
+
+
+SHARED_FOLDERS = ("/tmp", "/var/tmp", "/dev/shm")  # where any uid may create files
+
+
+def remove_owned(uid: int, folders: tuple[str, ...] = SHARED_FOLDERS, depth: int = 3) -> int:
+    """Remove what ``uid`` created in world-writable ``folders`` (and world-writable folders inside
+    them, ``depth`` levels down); how many entries went. For runs without Landlock, whose slot uid
+    may write there (docs/sandbox.md); never raises."""
+    removed = 0
+    for folder in folders:
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if info.st_uid == uid:
+                if entry.is_dir(follow_symlinks=False):
+                    remove_tree(entry.path)
+                else:
+                    try:
+                        os.unlink(entry.path)
+                    except OSError:
+                        continue
+                removed += 1
+            elif depth > 1 and entry.is_dir(follow_symlinks=False) and info.st_mode & 0o002:
+                removed += remove_owned(uid, (entry.path,), depth - 1)
+    return removed

@@ -144,6 +144,10 @@ def deny_syscalls() -> str:
     return f"x86_64 filter: {len(DENIED_X86_64)} calls refused, no new namespaces"
 
 
-def confine(workdir: str) -> dict[str, str]:
-    """Set both walls on this process (and so on everything it forks); ``{"landlock": …, "seccomp": …}``."""
-    return {"landlock": restrict_writes(workdir), "seccomp": deny_syscalls()}
+WALLS = {"landlock": restrict_writes, "seccomp": lambda workdir: deny_syscalls()}
+
+
+def confine(workdir: str, layers=tuple(WALLS)) -> dict[str, str]:
+    """Set the walls named in ``layers`` on this process (and so on everything it forks); what each
+    reports, ``{"landlock": …, "seccomp": …}``."""
+    return {layer: WALLS[layer](workdir) for layer in layers}

@@ -41,7 +41,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
-from .cleanup import remove_tree
+from .cleanup import remove_owned, remove_tree
 from .reaper import kill_run, processes, sweep
 from .walls import SAFE_PATH, SLOT_UID_BASE, SLOTS, Isolation, isolation  # noqa: F401 (SLOT_* and Isolation: API)
 
@@ -240,6 +240,8 @@ def _run(job: Job, limits: Limits, iso: Isolation, uid: int | None) -> Result:
             proc.stderr.close()
         _close([result_r])
         remove_tree(workdir)  # never raises, however deep the program's folders (cleanup.py)
+        if uid is not None and iso.landlock.startswith("none"):  # the slot uid could write outside its work dir
+            remove_owned(uid)
     result = _verdict(verdict, nonce, total, finished)
     result.stdout, result.stderr = out.decode(errors="replace"), err.decode(errors="replace")
     result.seconds = time.monotonic() - start

@@ -294,9 +294,9 @@ def _make_undumpable() -> None:
 
 
 def _set_walls(job: dict) -> str:
-    """Set the kernel walls (confine.py); "" when every required one is up, else what failed."""
-    walls = confine(job["workdir"])
-    return "; ".join(f"{layer} {walls[layer]}" for layer in job["require"] if walls[layer].startswith("none"))
+    """Set the kernel walls the parent's probe found (confine.py); "" when all are up, else what failed."""
+    walls = confine(job["workdir"], job["require"])
+    return "; ".join(f"{layer} {state}" for layer, state in walls.items() if state.startswith("none"))
 
 
 def _child_main(job_fd: int, secret_fd: int, result_fd: int) -> int:
