@@ -12,6 +12,7 @@ import argparse
 import sys
 
 from r1 import allocator
+from r1.train.errors import Preempted
 from r1.data.templates import TEMPLATES
 
 EPILOG = "Run `r1 COMMAND --help` for a command's options. Docs: README.md and docs/."
@@ -218,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, default=128)
     p.set_defaults(func=cmd_check)
 
-    p = sub.add_parser("grpo", help="GRPO training (R1-Zero style RL with verifiable rewards)", description="Train a policy with GRPO: sample groups of completions, score them with rule-based rewards, update with the clipped group-relative objective. Writes checkpoints, metrics.jsonl, samples.jsonl and TensorBoard logs into the run directory; run.resume=true continues the latest checkpoint. Data-parallel on N processes: torchrun --nproc_per_node N -m r1 grpo … (docs/scale.md).")
+    p = sub.add_parser("grpo", help="GRPO training (R1-Zero style RL with verifiable rewards)", description="Train a policy with GRPO: sample groups of completions, score them with rule-based rewards, update with the clipped group-relative objective. Writes checkpoints, metrics.jsonl, samples.jsonl and TensorBoard logs into the run directory; run.resume=true continues the latest checkpoint (auto: or starts afresh); SIGTERM/SIGINT save a checkpoint and exit 75 (docs/reliability.md). Data-parallel on N processes: torchrun --nproc_per_node N -m r1 grpo … (docs/scale.md).")
     _add_config_args(p)
     p.set_defaults(func=cmd_grpo)
 
@@ -374,9 +375,10 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from r1.models import ModelLoadError
     from r1.pipeline.pipeline import StageFailed
     from r1.rewards.peer import PeerFileError
+    from r1.train.errors import RunError
     from r1.train.grpo import TrainingError
 
-    return ConfigError, DataError, TemplateError, ModelLoadError, TrainingError, StageFailed, PeerFileError
+    return ConfigError, DataError, TemplateError, ModelLoadError, TrainingError, StageFailed, PeerFileError, RunError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -394,6 +396,29 @@ def main(argv: list[str] | None = None) -> int:
     except _user_errors() as err:
         print(f"r1: error: {err}", file=sys.stderr)
         return 2
+    except Preempted as stop:  # SIGTERM/SIGINT during training: a checkpoint was saved (docs/reliability.md)
+        print(f"r1: {stop}", file=sys.stderr)
+        return stop.exit_code
     except KeyboardInterrupt:
         print("r1: interrupted", file=sys.stderr)
         return 130
+    except _system_errors() as err:  # the OS or a file format refused: the message names what and where
+        print(f"r1: error: {_describe_system_error(err)}", file=sys.stderr)
+        return 2
+
+
+def _system_errors() -> tuple[type[Exception], ...]:
+    from safetensors import SafetensorError
+
+    return OSError, SafetensorError
+
+
+def _describe_system_error(err: Exception) -> str:
+    from r1.train.durable import disk_full
+
+    where = getattr(err, "filename", None)
+    if isinstance(err, OSError) and err.strerror and where:
+        text = f"{err.strerror}: {where}"
+    else:
+        text = f"{type(err).__name__}: {err}"
+    return text + (" (the disk is full: free some space and rerun with run.resume=true)" if disk_full(err) else "")

@@ -249,7 +249,8 @@ class RunConfig:
     output_dir: str | None = None  # default: runs/<command>-<timestamp>
     seed: int = 0
     threads: int | None = None  # torch threads (None = all cores)
-    resume: bool = False
+    resume: bool | Literal["auto"] = False  # true: continue the latest checkpoint (an error without one); auto: or start afresh
+    allow_config_change: bool = False  # on resume, apply changed settings that alter the run (docs/reliability.md)
     device: str = "auto"  # where grpo/sft train: auto (cuda:LOCAL_RANK when CUDA is available, else cpu), cpu, cuda, cuda:N
 
 

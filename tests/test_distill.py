@@ -23,6 +23,7 @@ from r1.data import DataError
 from r1.models import ModelLoadError
 from r1.pipeline.distill import run_distill
 from r1.rollout import ENGINES
+from r1.train.run import RunLogger
 
 QUESTIONS = {"What is 2 + 3?": 5, "What is 10 - 4?": 6, "What is 3 * 3?": 9, "What is 7 + 1?": 8}
 SETTINGS = ["data.template=r1-brief", "run.threads=1", "sample.k=2", "sample.chunk_prompts=2", "rollout.max_new_tokens=32",
@@ -130,14 +131,14 @@ def test_resume_within_and_between_parts(tiny_model_dir, prompts, tmp_path, monk
     assert not (out / "sft").exists()
 
     # 2. the rerun samples only the second chunk, then is killed in SFT step 3 (after the step-2 checkpoint)
-    real_log = sft.RunLogger.log
+    real_log = RunLogger.log
 
     def log_then_die(self, step, metrics, **kw):
         real_log(self, step, metrics, **kw)
         if step == 3:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(sft.RunLogger, "log", log_then_die)
+    monkeypatch.setattr(RunLogger, "log", log_then_die)
     teacher = Teacher()
     with pytest.raises(KeyboardInterrupt):
         run_distill(config(prompts, out), teacher=scratch_teacher, student=tiny, generate_fn=teacher, progress=False)

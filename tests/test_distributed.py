@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import zlib
@@ -28,6 +29,7 @@ from r1.rewards import register
 from r1.rollout import ENGINES, Rollout, Sampling, fast
 from r1.train import checkpoint as ckpt
 from r1.train import distributed as dist
+from r1.train.errors import Preempted
 from r1.train.grpo import train_grpo
 from r1.train.run import IndexSampler
 from r1.train.sft import train_sft
@@ -89,8 +91,32 @@ def overrides(model_dir, out, extra) -> list[str]:
 
 
 def run_job(job: dict) -> None:
+    """One training run; with "sigterm": [rank, step], that rank alone gets SIGTERM in that step and every
+    rank records the Preempted it raised in "record"."""
     cfg = load_config(None, job["overrides"])
-    (train_grpo if job["cmd"] == "grpo" else train_sft)(cfg)
+    if "sigterm" not in job:
+        (train_grpo if job["cmd"] == "grpo" else train_sft)(cfg)
+        return
+    import r1.train.sft as sft
+
+    real, calls, (rank, step) = sft.sft_step, [], job["sigterm"]
+
+    def step_then_signal(*args, **kwargs):
+        out = real(*args, **kwargs)
+        calls.append(1)
+        if dist.rank() == rank and len(calls) == step:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return out
+
+    sft.sft_step = step_then_signal
+    try:
+        train_sft(cfg)
+        stopped = None
+    except Preempted as stop:
+        stopped = {"step": stop.step, "checkpoint": str(stop.checkpoint), "signal": stop.signal_name}
+    finally:
+        sft.sft_step = real
+    Path(job["record"].format(rank=dist.rank())).write_text(json.dumps(stopped))
 
 
 def main(jobs_file: str) -> None:
@@ -130,7 +156,11 @@ def runs(tiny_model_dir, tmp_path_factory):
     two = [{"cmd": cmd, "overrides": overrides(tiny_model_dir, root / "2" / name, extra)} for name, (cmd, extra) in (jobs | sharded).items()]
     for name, extra in {"resumed": GRPO["kl"], "resumed_fsdp": sharded["fsdp"][1]}.items():  # 1 step, then resumed to 2
         resume = overrides(tiny_model_dir, root / "2" / name, extra)
-        two += [{"cmd": "grpo", "overrides": [*resume, "train.steps=1"]}, {"cmd": "grpo", "overrides": [*resume, "run.resume=true"]}]
+        two += [{"cmd": "grpo", "overrides": [*resume, "train.steps=1"]},
+                {"cmd": "grpo", "overrides": [*resume, "run.resume=true", "run.allow_config_change=true"]}]
+    preempted = overrides(tiny_model_dir, root / "2" / "preempted", [*SFT, f"sft.data={data}"])  # SIGTERM to rank 1 only
+    two += [{"cmd": "sft", "overrides": preempted, "sigterm": [1, 1], "record": str(root / "preempted-{rank}.json")},
+            {"cmd": "sft", "overrides": [*preempted, "run.resume=true"]}]
     (root / "jobs.json").write_text(json.dumps(two))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     launch = subprocess.Popen([str(TORCHRUN), "--standalone", "--nproc_per_node", "2", __file__, str(root / "jobs.json")], env=env,
@@ -203,8 +233,21 @@ def test_a_resumed_two_process_run_equals_the_straight_one(runs, straight, resum
     assert_close_params(final_params(resumed), final_params(straight), atol=1e-6)
 
 
+def test_a_sigterm_to_one_rank_stops_every_rank_at_the_same_step_with_one_checkpoint(runs):
+    """torchrun forwards a preemption notice to every rank, but a rank may see it a step later than another:
+    the ranks agree at the step boundary, all save together and all stop; the resume equals the straight run."""
+    stops = [json.loads((runs / f"preempted-{rank}.json").read_text()) for rank in (0, 1)]
+    assert stops[0]["step"] == stops[1]["step"] == 1 and stops[0]["checkpoint"] == stops[1]["checkpoint"]
+    assert stops[1]["signal"] == "SIGTERM" and stops[0]["signal"] == "SIGTERM"  # rank 0 learns which signal rank 1 got
+    a, b = metrics(runs / "2" / "sft"), metrics(runs / "2" / "preempted")
+    assert [m["step"] for m in b] == [m["step"] for m in a] == [1, 2]
+    assert [m["loss"] for m in b] == pytest.approx([m["loss"] for m in a], abs=1e-6)
+    assert_close_params(final_params(runs / "2" / "preempted"), final_params(runs / "2" / "sft"), atol=1e-6)
+
+
 def test_resuming_with_another_number_of_processes_is_refused(runs, tiny_model_dir):
-    cfg = load_config(None, [*overrides(tiny_model_dir, runs / "2" / "resumed", GRPO["kl"]), "run.resume=true", "train.steps=3"])
+    cfg = load_config(None, [*overrides(tiny_model_dir, runs / "2" / "resumed", GRPO["kl"]), "run.resume=true", "train.steps=3",
+                             "run.allow_config_change=true"])
     with pytest.raises(ConfigError, match=r"written by a run of 2 process\(es\) and this run has 1: resume it with the same number \(torchrun --nproc_per_node 2\)"):
         train_grpo(cfg)
 

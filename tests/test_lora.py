@@ -76,7 +76,7 @@ def test_lora_grpo_trains_the_adapter_against_the_base_model(tiny_model_dir, tmp
 def test_resumed_lora_run_equals_the_straight_one(tiny_model_dir, tmp_path):
     straight = train_grpo(grpo_cfg(tiny_model_dir, tmp_path / "straight"))
     train_grpo(grpo_cfg(tiny_model_dir, tmp_path / "resumed", "train.steps=1"))
-    resumed = train_grpo(grpo_cfg(tiny_model_dir, tmp_path / "resumed", "run.resume=true"))
+    resumed = train_grpo(grpo_cfg(tiny_model_dir, tmp_path / "resumed", "run.resume=true", "run.allow_config_change=true"))
     for a, b in zip(metrics(straight), metrics(resumed), strict=True):
         for key in ("loss", "reward/mean", "kl", "grad_norm"):
             assert b[key] == pytest.approx(a[key], abs=1e-6), (a["step"], key)

@@ -171,7 +171,7 @@ def test_a_resumed_rm_run_equals_an_uninterrupted_one(tiny_model_dir, tmp_path, 
 
     def cfg(out):
         return load_config(None, [f"model.name={tiny_model_dir}", f"rm.data={data}", f"run.output_dir={out}", "run.threads=1", "rm.batch_size=4",
-                                  "rm.epochs=2", "optim.lr=3e-3", "train.micro_batch_size=4", "train.save_every=2", "run.resume=true"])
+                                  "rm.epochs=2", "optim.lr=3e-3", "train.micro_batch_size=4", "train.save_every=2", "run.resume=auto"])
 
     rm_module.train_rm(cfg(tmp_path / "straight"))
     real_step, calls = rm_module.rm_step, []

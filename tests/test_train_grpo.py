@@ -25,6 +25,7 @@ from r1.rollout import completion_lengths
 from r1.train.grpo import Batch, TrainingError, check_error_rate, collect, policy_update, prepare_update, train_grpo, weighted_total
 from r1.train.checkpoint import load_reference
 from r1.train.run import IndexSampler
+from r1.train.run import RunLogger
 
 SCRIPT: list = []  # values t_script returns, consumed front to back
 SCORED: list[str] = []  # completions t_script saw, in order
@@ -191,19 +192,20 @@ def test_resumed_grpo_run_equals_uninterrupted_run(tiny_model_dir, tmp_path, mon
     if how == "extend":
         train_grpo(make_cfg(tiny_model_dir, out, "train.steps=2", *common))
     else:
-        real_log = grpo.RunLogger.log
+        real_log = RunLogger.log
 
         def log_then_die(self, step, metrics, **kw):
             real_log(self, step, metrics, **kw)
             if step == 3:
                 raise Killed
 
-        monkeypatch.setattr(grpo.RunLogger, "log", log_then_die)
+        monkeypatch.setattr(RunLogger, "log", log_then_die)
         with pytest.raises(Killed):
             train_grpo(make_cfg(tiny_model_dir, out, "train.steps=4", *common))
         monkeypatch.undo()
         assert len(read_metrics(out)) == 3
-    train_grpo(make_cfg(tiny_model_dir, out, "train.steps=4", "run.resume=true", *common))
+    extend = ["run.allow_config_change=true"] if how == "extend" else []  # more steps: a change of the run
+    train_grpo(make_cfg(tiny_model_dir, out, "train.steps=4", "run.resume=true", *extend, *common))
 
     a, b = read_metrics(straight), read_metrics(out)
     assert [m["step"] for m in b] == [1, 2, 3, 4]

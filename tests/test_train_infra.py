@@ -262,12 +262,14 @@ def test_latest_checkpoint_takes_the_highest_complete_step(tmp_path):
     fake_checkpoint(tmp_path, "step-000002", 2)
     fake_checkpoint(tmp_path, "step-000004", 4)
     final = fake_checkpoint(tmp_path, "final", 4)
-    fake_checkpoint(tmp_path, "step-000008.tmp", 8)  # an interrupted save
-    fake_checkpoint(tmp_path, "final.old", 9)
+    (tmp_path / "checkpoints" / "step-000008.tmp").mkdir()  # an interrupted save: no checkpoint.json yet
+    fake_checkpoint(tmp_path, "final.old", 9)  # the copy a replace of final keeps until the new one is in place
     (tmp_path / "checkpoints" / "step-000009").mkdir()  # no checkpoint.json: incomplete
-    assert ckpt.latest_checkpoint(tmp_path) == final  # final wins the tie with step-4
+    assert ckpt.latest_checkpoint(tmp_path) == final  # final wins the tie with step-4; its .old never beats it
     later = fake_checkpoint(tmp_path, "step-000006", 6)  # e.g. a longer run resumed from final
     assert ckpt.latest_checkpoint(tmp_path) == later
+    renamed = fake_checkpoint(tmp_path, "step-000007.tmp", 7)  # complete, killed before its rename
+    assert ckpt.latest_checkpoint(tmp_path) == renamed
 
 
 def test_prune_keeps_the_newest_step_checkpoints_and_final(tmp_path):

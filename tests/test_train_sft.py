@@ -17,6 +17,7 @@ from r1.config import load_config
 from r1.data import DataError, make_problems, render_prompt
 from r1.models import load_model
 from r1.train.sft import encode_row, load_sft_data, sft_step, train_sft
+from r1.train.run import RunLogger
 
 
 class Killed(Exception):
@@ -222,18 +223,19 @@ def test_resumed_sft_run_equals_uninterrupted_run(tiny_model_dir, tmp_path, monk
     if how == "extend":
         train_sft(make_cfg(tiny_model_dir, out, "sft.epochs=1", *common))
     else:
-        real_log = sft.RunLogger.log
+        real_log = RunLogger.log
 
         def log_then_die(self, step, metrics, **kw):
             real_log(self, step, metrics, **kw)
             if step == 5:
                 raise Killed
 
-        monkeypatch.setattr(sft.RunLogger, "log", log_then_die)
+        monkeypatch.setattr(RunLogger, "log", log_then_die)
         with pytest.raises(Killed):
             train_sft(make_cfg(tiny_model_dir, out, "sft.epochs=2", *common))
         monkeypatch.undo()
-    train_sft(make_cfg(tiny_model_dir, out, "sft.epochs=2", "run.resume=true", *common))
+    extend = ["run.allow_config_change=true"] if how == "extend" else []  # another epoch: a change of the run
+    train_sft(make_cfg(tiny_model_dir, out, "sft.epochs=2", "run.resume=true", *extend, *common))
 
     a, b = read_metrics(straight), read_metrics(out)
     assert [m["step"] for m in b] == [1, 2, 3, 4, 5, 6]

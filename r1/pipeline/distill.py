@@ -118,7 +118,7 @@ def part_config(cfg: Config, out: Path, model: str, data: Path | None = None) ->
     part = copy.deepcopy(cfg)
     part.model.name, part.run.output_dir = model, str(out)
     if data is not None:
-        part.sft.data, part.run.resume = str(data), True
+        part.sft.data, part.run.resume = str(data), "auto"
     return part
 
 

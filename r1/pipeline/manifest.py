@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Callable, TypeVar
 
+from r1.train.errors import Preempted
+
 T = TypeVar("T")
 
 
@@ -40,7 +42,7 @@ def run_recorded(path: Path, manifest: dict, entry: dict, work: Callable[[], T])
         entry["status"] = "finished"
         entry.pop("error", None)
     except BaseException as err:  # a kill (KeyboardInterrupt) too: the manifest says where it stopped
-        entry["status"] = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
+        entry["status"] = "interrupted" if isinstance(err, (KeyboardInterrupt, Preempted)) else "failed"
         entry["error"] = f"{type(err).__name__}: {err}"
         manifest["status"] = entry["status"]
         raise

@@ -36,6 +36,7 @@ from r1.pipeline.stages import MODEL_KINDS, RUNNERS, STAGE_REF, is_finished, out
 from r1.progress import Progress, format_duration
 from r1.train import distributed as dist
 from r1.train import checkpoint as ckpt
+from r1.train.errors import Preempted
 from r1.train.run import console, prepare_run_dir, truncate_log_on_resume
 
 MANIFEST = "manifest.json"
@@ -116,7 +117,7 @@ def run_stage(out: Path, manifest: dict, stage: StageConfig, scfg: Config, outpu
     entry["fingerprint"] = fingerprint
     try:
         record.run_recorded(out / MANIFEST, manifest, entry, lambda: RUNNERS[stage.kind](scfg))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Preempted):  # stopped on request: the stage resumes from its checkpoint
         raise
     except Exception as err:
         raise StageFailed(f"stage '{stage.name}' ({stage.kind}) failed: {type(err).__name__}: {err}. Earlier stages are intact; "

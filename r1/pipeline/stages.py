@@ -95,7 +95,7 @@ def stage_config(cfg: Config, stage: StageConfig, stage_dir: Path, outputs: dict
             set_dotted(data, str(key), copy.deepcopy(value), Config)
         except ConfigError as err:
             raise ConfigError(f"pipeline stage '{stage.name}', set: {err}") from None
-    data["run"].update(output_dir=str(stage_dir), resume=True)  # an interrupted stage resumes its own checkpoints
+    data["run"].update(output_dir=str(stage_dir), resume="auto")  # an interrupted stage resumes its own checkpoints
     if stage.model != "base":
         data["model"]["name"] = str(outputs.get(stage.model, stage.model))
     try:

@@ -13,9 +13,10 @@ Rewards are pure functions ``(completion, example) -> float`` in ``REWARDS``:
   whole response (R1 stage 4, general prompts; ``models.py``, configured by
   ``configure_reward_models``).
 
-The trainer calls ``score_completions`` (optionally routing rewards by example kind);
-evaluation and majority voting reuse ``extract_answer`` and ``answers_equivalent``.
-``configure`` sizes the worker pool.
+The trainer calls ``score_completions`` (optionally routing rewards by example kind; every reward
+call has a wall-clock deadline, ``deadline.py``) after checking its reward names with
+``check_reward_names``; evaluation and majority voting reuse ``extract_answer`` and
+``answers_equivalent``. ``configure`` sizes the worker pool and sets the per-call limit.
 See docs/rewards.md for the exact rules and measured numbers.
 """
 
@@ -28,7 +29,7 @@ from .accuracy import answers_equivalent
 from .extract import extract_answer
 from .models import configure_reward_models
 from .pool import configure, shutdown
-from .registry import REWARDS, RewardFn, register
+from .registry import REWARDS, RewardFn, check_reward_names, register
 from .scoring import NOT_APPLICABLE, Scores, applies, check_kinds, score_completions
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "answers_equivalent",
     "applies",
     "check_kinds",
+    "check_reward_names",
     "configure",
     "configure_reward_models",
     "extract_answer",

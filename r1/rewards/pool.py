@@ -216,6 +216,24 @@ def configured_workers() -> int:
     return _config.workers
 
 
+def configured_timeout_s() -> float:
+    """The per-call wall-clock limit as configured (``rewards.timeout_s``), without starting the pool.
+
+    ``score_completions`` gives every in-process reward call the same limit.
+    """
+    return _config.timeout_s
+
+
+def max_check_s() -> float:
+    """The longest one ``check`` takes with healthy workers: two attempts (a dead worker is retried
+    once), each of which may wait for a fresh worker to start before its call limit runs.
+
+    A backstop for threads waiting on calls that have their own limits (``concurrent`` rewards):
+    waiting any shorter would give up verifications that the pool would still have answered.
+    """
+    return 2 * (STARTUP_TIMEOUT_S + _config.timeout_s)
+
+
 def get_pool() -> VerifierPool:
     """The process-wide pool, started on first use."""
     global _pool

@@ -15,12 +15,16 @@ is called one sample at a time in-process.
 ``note(event)`` lets a reward report something that is not its score — e.g. accuracy
 saying "this sample timed out" (it still scores 0). ``score_completions`` collects these
 into ``counts`` as ``rewards/<name>_<event>``; outside a scoring call they are dropped.
+
+``check_reward_names`` lets a caller reject a misspelt reward name from a config before any
+model loads, with a suggestion.
 """
 
 import contextvars
+import difflib
 import threading
 from collections import Counter
-from typing import Callable
+from typing import Callable, Iterable
 
 RewardFn = Callable[[str, dict], float]
 
@@ -45,6 +49,30 @@ def register(name: str, *, replace: bool = False, concurrent: bool = False, batc
     return add
 
 
+def check_reward_names(names: Iterable[str], where: str = "rewards.weights") -> None:
+    """Raise ValueError when a name in ``names`` is not in ``REWARDS``; ``where`` is the config key they come from.
+
+    One line naming each unknown reward with the closest registered name, then every registered
+    name. ``names`` is any iterable of names: the keys of ``rewards.weights`` (a dict iterates its
+    keys), or the names routed by ``rewards.routes`` (``[n for ns in routes.values() for n in ns]``,
+    ``where="rewards.routes"``).
+
+    >>> check_reward_names({"acuracy": 1.0})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ValueError: unknown reward 'acuracy' (did you mean 'accuracy'?) in rewards.weights; registered rewards: ...
+    """
+    unknown = list(dict.fromkeys(name for name in names if name not in REWARDS))  # in order, once each
+    if not unknown:
+        return
+    described = []
+    for name in unknown:
+        close = difflib.get_close_matches(str(name), list(REWARDS), n=1)
+        described.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    noun = "reward" if len(unknown) == 1 else "rewards"
+    known = ", ".join(sorted(REWARDS))
+    raise ValueError(f"unknown {noun} {', '.join(described)} in {where}; registered rewards: {known}")
+
+
 class EventLog:
     """Thread-safe event counts plus the first message per event."""
 
@@ -58,6 +86,11 @@ class EventLog:
             self.counts[event] += 1
             if message:
                 self.first_message.setdefault(event, message)
+
+    def snapshot(self) -> tuple[dict[str, int], dict[str, str]]:
+        """Copies of ``counts`` and ``first_message``, safe while an abandoned call may still ``add``."""
+        with self._lock:
+            return dict(self.counts), dict(self.first_message)
 
 
 _current_log: contextvars.ContextVar[EventLog | None] = contextvars.ContextVar("reward_log", default=None)

@@ -42,6 +42,7 @@ from r1.config import Config
 from r1.models import load_model
 from r1.rewards import applies, check_kinds, configure_reward_models, score_completions
 from r1.rewards import configure as configure_rewards
+from r1.rewards.registry import check_reward_names
 from r1.rl import combine_metrics, group_advantages, grpo_loss, kl_reward_penalty, overlong_penalty, zero_variance_groups
 from r1.rollout import Sampling, engine, vllm_engine
 from r1.train import checkpoint as ckpt
@@ -49,7 +50,8 @@ from r1.train import distributed as dist
 from r1.train import fsdp, lora
 from r1.train.forward import batched_logprobs, completion_logprobs
 from r1.train.optim import build_optimizer, optimizer_step
-from r1.train.run import IndexSampler, RunLogger, console, for_rollout, load_prompt_dataset, load_trainable, peak_memory_mib, start_run, truncate_log_on_resume
+from r1.train.loop import Trainer, run_training
+from r1.train.run import IndexSampler, for_rollout, load_prompt_dataset, load_trainable, peak_memory_mib
 
 
 class TrainingError(RuntimeError):
@@ -320,14 +322,25 @@ def load_policy(cfg: Config, resume_from: Path | None = None) -> tuple:
 
 
 def train_grpo(cfg: Config) -> Path:
-    """Run GRPO as configured; returns the run directory (checkpoints/final holds the result)."""
-    run_dir = start_run(cfg, "grpo")
+    """Run GRPO as configured (through the shared run loop, loop.py); returns the run directory
+    (checkpoints/final holds the result)."""
+    try:
+        check_reward_names(cfg.rewards.weights, "rewards.weights")  # before any model loads
+        for kind, names in (cfg.rewards.routes or {}).items():
+            check_reward_names(names, f"rewards.routes.{kind}")
+    except ValueError as err:
+        raise TrainingError(str(err)) from None
+    dist.require_divisible("rollout.prompts_per_step", cfg.rollout.prompts_per_step)
+    return run_training(cfg, "grpo", lambda resume_from: grpo_trainer(cfg, resume_from)).run_dir
+
+
+def grpo_trainer(cfg: Config, resume_from: Path | None) -> Trainer:
+    """Everything one GRPO run trains with, and its step (sample, score, update, optional π_ref reset
+    and periodic eval)."""
     configure_rewards(workers=cfg.rewards.workers, timeout_s=cfg.rewards.timeout_s)
     vllm_engine.configure(cfg.rollout.vllm)
     r = cfg.rewards
     configure_reward_models({"helpfulness": r.helpfulness_model, "harmlessness": r.harmlessness_model}, used=r.weights)
-    resume_from = ckpt.latest_checkpoint(run_dir) if cfg.run.resume else None
-    dist.require_divisible("rollout.prompts_per_step", cfg.rollout.prompts_per_step)
     policy, reference, tokenizer = load_policy(cfg, resume_from)
     examples = load_prompt_dataset(cfg.data, tokenizer)
     try:
@@ -336,20 +349,10 @@ def train_grpo(cfg: Config) -> Path:
         raise TrainingError(f"{cfg.data.source}: {err}") from None
     reset_ref = reference if cfg.grpo.ref_reset_steps else None  # only a reset reference differs from the base model
     optimizer, scheduler = build_optimizer(policy, cfg.optim, total_steps=cfg.train.steps * cfg.grpo.ppo_epochs)
-    sampler = IndexSampler(len(examples), cfg.run.seed)
-    loop_state = dict(optimizer=optimizer, scheduler=scheduler, sampler=sampler)
-    step, counters = 0, {}
-    if resume_from:
-        step, counters = ckpt.restore_training(resume_from, model=policy, **loop_state)
-        if reference is not None:
-            ckpt.load_reference(resume_from, reference)
-        truncate_log_on_resume(run_dir, step)
-        console.print(f"resumed from {resume_from} at step {step}")
-    logger = RunLogger(run_dir, cfg.train.steps, label="grpo", begin=step)
+    sampler, counters = IndexSampler(len(examples), cfg.run.seed), {}
     eval_examples = load_eval_subset(cfg, tokenizer) if cfg.eval.every_steps else None
-    started = time.perf_counter()
-    while step < cfg.train.steps:
-        step += 1
+
+    def step_fn(step: int):
         metrics, batch = grpo_step(policy, reference, tokenizer, examples, optimizer, scheduler, sampler, cfg, counters)
         if reset_ref is not None and step % cfg.grpo.ref_reset_steps == 0:
             reference.load_state_dict(policy.state_dict())
@@ -358,19 +361,14 @@ def train_grpo(cfg: Config) -> Path:
             view = for_rollout(policy)  # every rank (a collective under FSDP); rank 0 alone evaluates and logs
             if dist.is_main():
                 metrics.update(periodic_eval(view, tokenizer, eval_examples, cfg))
-        logger.log(step, metrics, show=step % cfg.train.log_every == 0 or step == cfg.train.steps)
-        if cfg.train.sample_every and step % cfg.train.sample_every == 0:
-            logger.samples(step, sample_rows(batch))
-        if step % cfg.train.save_every == 0 and step < cfg.train.steps:
-            ckpt.save_training(ckpt.step_dir(run_dir, step), policy, tokenizer, reference=reset_ref, **loop_state, counters=counters, step=step)
-            ckpt.prune(run_dir, cfg.train.keep_checkpoints)
-        if cfg.train.max_time_s and dist.any_rank(time.perf_counter() - started >= cfg.train.max_time_s):
-            console.print(f"time budget train.max_time_s={cfg.train.max_time_s:g} reached after step {step}")
-            break
-    final = ckpt.save_training(run_dir / "checkpoints" / "final", policy, tokenizer, reference=reset_ref, **loop_state, counters=counters, step=step, final=True)
-    logger.close()
-    console.print(f"done: {step} steps; final checkpoint {final}")
-    return run_dir
+        return metrics, lambda: sample_rows(batch)
+
+    def restore(checkpoint: Path) -> None:
+        if reference is not None:
+            ckpt.load_reference(checkpoint, reference)
+
+    return Trainer("grpo", cfg.train.steps, policy, tokenizer, optimizer, scheduler, sampler, step_fn, counters,
+                   reference=reset_ref, restore=restore)
 
 
 def load_eval_subset(cfg: Config, tokenizer) -> list[dict]:

@@ -14,7 +14,7 @@ and loss are measured before training (step 0) and at the end, logged to metrics
 `rm/eval_accuracy` and `rm/eval_loss`, and written to `rm_eval.json` (what `r1 pipeline` reports).
 
 Everything around the loop is SFT's and GRPO's machinery: run directory and config.yaml
-(`start_run`), AdamW and the guarded step (`optim.*`), the data order (`IndexSampler`), metrics
+(`loop.run_training`), AdamW and the guarded step (`optim.*`), the data order (`IndexSampler`), metrics
 (`RunLogger`), atomic checkpoints with exact resume (`checkpoint.py`). The model starts from
 `model.name` with a fresh head; `checkpoints/final` is a plain `save_pretrained`
 sequence-classification model that `rewards.helpfulness_model`/`harmlessness_model` can name.
@@ -38,10 +38,10 @@ from r1.data import DataError
 from r1.data.datasets import BUNDLED_DIR, json_lines
 from r1.rewards.models import encode, load_scalar_rm, sequence_scores
 from r1.rl import bradley_terry_loss, pair_accuracy
-from r1.train import checkpoint as ckpt
 from r1.train import distributed as dist
 from r1.train.optim import build_optimizer, optimizer_step
-from r1.train.run import IndexSampler, RunLogger, console, start_run, truncate_log_on_resume
+from r1.train.loop import Trainer, run_training
+from r1.train.run import IndexSampler, console
 
 class Pair(NamedTuple):
     chosen: list[int]  # token ids of the rendered exchange with the chosen response
@@ -147,9 +147,21 @@ def evaluate_pairs(model, pairs: list[Pair], *, pad_id: int, batch_size: int) ->
 
 
 def train_rm(cfg: Config) -> Path:
-    """Train a scalar reward model as configured; returns the run directory (checkpoints/final holds it)."""
-    run_dir = start_run(cfg, "rm")
-    resume_from = ckpt.latest_checkpoint(run_dir) if cfg.run.resume else None
+    """Train a scalar reward model as configured (through the shared run loop, loop.py); returns the
+    run directory (checkpoints/final holds it, rm_eval.json its held-out accuracy)."""
+    held = {}  # what the trainer's setup built, for the summary at the end
+    outcome = run_training(cfg, "rm", lambda resume_from: rm_trainer(cfg, resume_from, held))
+    if outcome.finished_before:
+        return outcome.run_dir
+    after, heldout = held.get("after"), held["heldout"]
+    if heldout and after is None:  # a resumed run whose steps were already done
+        after = evaluate_pairs(held["model"], heldout, pad_id=held["pad_id"], batch_size=cfg.train.micro_batch_size)
+    write_summary(outcome.run_dir, after, held["counters"].get("before"), train_pairs=held["train_pairs"],
+                  heldout_pairs=len(heldout), steps=outcome.step)
+    return outcome.run_dir
+
+
+def rm_trainer(cfg: Config, resume_from: Path | None, held: dict) -> Trainer:
     model, tokenizer = load_scalar_rm(str(resume_from) if resume_from else cfg.model.name, dtype=cfg.model.dtype)
     model = model.to(dist.device(cfg.run.device))  # run.device: auto = the GPU when there is one
     path = pairs_file(cfg.rm.data)
@@ -159,39 +171,28 @@ def train_rm(cfg: Config) -> Path:
     pad_id, micro = tokenizer.pad_token_id, cfg.train.micro_batch_size
     total_steps = cfg.rm.epochs * math.ceil(len(train) / cfg.rm.batch_size)
     optimizer, scheduler = build_optimizer(model, cfg.optim, total_steps)
-    sampler, counters, step = IndexSampler(len(train), cfg.run.seed), {}, 0
-    loop_state = dict(optimizer=optimizer, scheduler=scheduler, sampler=sampler)
-    if resume_from:
-        step, counters = ckpt.restore_training(resume_from, model=model, **loop_state)
-        truncate_log_on_resume(run_dir, step)
-        console.print(f"resumed from {resume_from} at step {step}")
-    logger = RunLogger(run_dir, total_steps, label="rm", begin=step)
-    if not resume_from and heldout:
-        counters["before"] = evaluate_pairs(model, heldout, pad_id=pad_id, batch_size=micro)
-        logger.log(0, counters["before"], show=False)
-    after = None  # held-out metrics of the final model, measured at the last step
+    sampler, counters = IndexSampler(len(train), cfg.run.seed), {}
+    held.update(model=model, heldout=heldout, pad_id=pad_id, counters=counters, train_pairs=len(train))
     console.print(f"reward model: {len(train)} training pairs, {len(heldout)} held-out pairs, {cfg.rm.epochs} epoch(s), {total_steps} steps of {cfg.rm.batch_size}")
-    while step < total_steps:
-        step += 1
+
+    def begin(logger, resumed: bool) -> None:
+        if not resumed and heldout:
+            counters["before"] = evaluate_pairs(model, heldout, pad_id=pad_id, batch_size=micro)
+            logger.log(0, counters["before"], show=False)
+
+    def step_fn(step: int):
         t0 = time.perf_counter()
         batch = [train[i] for i in sampler.take(cfg.rm.batch_size)]
         m = rm_step(model, optimizer, scheduler, batch, pad_id=pad_id, micro_batch_size=micro, grad_clip=cfg.optim.grad_clip)
         counters["nonfinite_steps"] = counters.get("nonfinite_steps", 0) + m.pop("skipped")
         m.update({"lr": scheduler.get_last_lr()[0], "epoch": sampler.epoch, "time/step": time.perf_counter() - t0, "nonfinite_steps": counters["nonfinite_steps"]})
         if step == total_steps and heldout:
-            after = evaluate_pairs(model, heldout, pad_id=pad_id, batch_size=micro)
-            m.update(after)
-        logger.log(step, m, show=step % cfg.train.log_every == 0 or step == total_steps)
-        if step % cfg.train.save_every == 0 and step < total_steps:
-            ckpt.save_training(ckpt.step_dir(run_dir, step), model, tokenizer, **loop_state, counters=counters, step=step)
-            ckpt.prune(run_dir, cfg.train.keep_checkpoints)
-    final = ckpt.save_training(run_dir / "checkpoints" / "final", model, tokenizer, **loop_state, counters=counters, step=step)
-    logger.close()
-    if heldout and after is None:  # a resumed run whose steps were already done
-        after = evaluate_pairs(model, heldout, pad_id=pad_id, batch_size=micro)
-    write_summary(run_dir, after, counters.get("before"), train_pairs=len(train), heldout_pairs=len(heldout), steps=step)
-    console.print(f"done: {step} steps; final checkpoint {final}")
-    return run_dir
+            held["after"] = evaluate_pairs(model, heldout, pad_id=pad_id, batch_size=micro)
+            m.update(held["after"])
+        return m, None
+
+    return Trainer("rm", total_steps, model, tokenizer, optimizer, scheduler, sampler, step_fn, counters, begin=begin,
+                   merge_final=False)
 
 
 def write_summary(run_dir: Path, after: dict | None, before: dict | None, *, train_pairs: int, heldout_pairs: int, steps: int) -> dict:

@@ -1,8 +1,9 @@
 """What every training command shares around its loop: setup, data order, logging.
 
-- `start_run` joins the process group when launched by torchrun/accelerate (r1/train/distributed.py),
-  seeds every RNG (seed + rank: each rank samples different completions, reproducibly), sets
-  torch's thread count and creates the run directory with its `config.yaml`.
+- `begin_process` joins the process group when launched by torchrun/accelerate (r1/train/distributed.py),
+  seeds every RNG (seed + rank: each rank samples different completions, reproducibly) and sets
+  torch's thread count; `resolve_run_dir` creates the run directory (the loop, loop.py, decides
+  what to do in it); `start_run` does both and writes `config.yaml`.
 - `load_trainable` builds the model a loop trains: base or resumed weights, optionally with LoRA
   adapters and gradient checkpointing, identical on every rank.
 - `IndexSampler` walks a dataset in a fresh seeded permutation each epoch; its position is part of
@@ -37,23 +38,32 @@ from r1.train import fsdp, lora
 console = Console(highlight=False)
 
 
-def prepare_run_dir(cfg: Config, command: str) -> Path:
-    """Create the run directory (`run.output_dir`, default runs/<command>-<time>) and save config.yaml.
-
-    `auto` precisions are resolved here, on rank 0 for every rank (r1/precision.py), so config.yaml
-    records what ran, with the reasons as comments at its end."""
+def resolve_run_dir(cfg: Config, command: str) -> tuple[Path, list[str]]:
+    """The run directory (`run.output_dir`, default runs/<command>-<time>), created, and `auto`
+    precisions resolved on rank 0 for every rank (r1/precision.py); returns it with the reasons."""
     path = Path(dist.broadcast_object(cfg.run.output_dir or f"runs/{command}-{time.strftime('%Y%m%d-%H%M%S')}"))
     cfg.run.output_dir = str(path)
     chosen = precision.resolve(cfg.rollout.dtype, cfg.train.bf16, dist.device(cfg.run.device)) if dist.is_main() else None
     cfg.rollout.dtype, cfg.train.bf16, notes = dist.broadcast_object(chosen)
     if dist.is_main():
         path.mkdir(parents=True, exist_ok=True)
+    dist.barrier()
+    return path, notes
+
+
+def prepare_run_dir(cfg: Config, command: str) -> Path:
+    """`resolve_run_dir`, then save config.yaml, which records what ran, with the precision reasons
+    as comments at its end (the pipeline's and distillation's own directories)."""
+    path, notes = resolve_run_dir(cfg, command)
+    if dist.is_main():
         save_config(cfg, path / "config.yaml", notes=["precision " + note for note in notes])
     dist.barrier()
     return path
 
 
-def start_run(cfg: Config, command: str) -> Path:
+def begin_process(cfg: Config, command: str) -> None:
+    """Join the process group (torchrun), seed every RNG (seed + rank), set torch's threads, and start
+    counting this stage's peak memory."""
     dist.require_single_process(command)
     dist.init()
     console.quiet = not dist.is_main()
@@ -64,6 +74,11 @@ def start_run(cfg: Config, command: str) -> Path:
     if cfg.run.threads:
         torch.set_num_threads(cfg.run.threads)
     reset_peak_memory(dist.device(cfg.run.device))
+
+
+def start_run(cfg: Config, command: str) -> Path:
+    """`begin_process` and `prepare_run_dir` (commands that do not train through loop.py)."""
+    begin_process(cfg, command)
     return prepare_run_dir(cfg, command)
 
 
@@ -154,10 +169,14 @@ class IndexSampler:
         return out
 
     def state_dict(self) -> dict:
-        return {"epoch": self.epoch, "position": self.position}
+        return {"epoch": self.epoch, "position": self.position, "n": self.n}
 
     def load_state_dict(self, state: dict) -> None:
+        """Continue where the saved sampler stopped; over a dataset of another size (a resume with
+        `run.allow_config_change`), from the start of a fresh permutation of the next epoch."""
         self.epoch, self.position = state["epoch"], state["position"]
+        if state.get("n", self.n) != self.n:
+            self.epoch, self.position = self.epoch + 1, 0
         self._order = self._permutation()
 
 
@@ -213,12 +232,30 @@ def _jsonable(value):
     return value
 
 
-def truncate_log_on_resume(run_dir: Path, step: int) -> None:
-    """Drop metric/sample lines written after `step` by a run that died after its last checkpoint."""
+def truncate_log_on_resume(run_dir: Path, step: int) -> int:
+    """Drop metric/sample lines written after `step` by a run that died after its last checkpoint, and
+    lines torn by a kill or a full disk mid-write (counted and reported); returns how many were torn."""
     if not dist.is_main():
-        return
+        return 0
+    torn = 0
     for name in ("metrics.jsonl", "samples.jsonl"):
         path = Path(run_dir) / name
         if path.is_file():
-            lines = [line for line in path.read_text(encoding="utf-8").splitlines() if json.loads(line).get("step", 0) <= step]
-            path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+            kept = []
+            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+                row = _json_row(line)
+                torn += row is None and bool(line.strip())
+                if row is not None and row.get("step", 0) <= step:
+                    kept.append(line)
+            path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+    if torn:
+        console.print(f"[r1] dropped {torn} torn line(s) from the logs in {run_dir} (a write cut short by a kill or a full disk)")
+    return torn
+
+
+def _json_row(line: str) -> dict | None:
+    try:
+        row = json.loads(line)
+    except ValueError:
+        return None
+    return row if isinstance(row, dict) else None

@@ -27,11 +27,11 @@ from r1.config import Config
 from r1.data import DataError, render_prompt
 from r1.data.datasets import json_lines
 from r1.rl import aggregate
-from r1.train import checkpoint as ckpt
 from r1.train import distributed as dist
 from r1.train.forward import completion_logprobs
 from r1.train.optim import build_optimizer, optimizer_step
-from r1.train.run import IndexSampler, RunLogger, console, load_trainable, peak_memory_mib, start_run, truncate_log_on_resume
+from r1.train.loop import Trainer, run_training
+from r1.train.run import IndexSampler, console, load_trainable, peak_memory_mib
 
 
 def encode_row(row: dict, tokenizer, *, template: str, form: str, prefill_think: bool) -> tuple[list[int], list[int]] | None:
@@ -109,36 +109,29 @@ def sft_step(model, optimizer, scheduler, rows: list[tuple[list[int], list[int]]
 
 
 def train_sft(cfg: Config) -> Path:
-    """Run SFT as configured; returns the run directory (checkpoints/final holds the result)."""
-    run_dir = start_run(cfg, "sft")
-    resume_from = ckpt.latest_checkpoint(run_dir) if cfg.run.resume else None
+    """Run SFT as configured (through the shared run loop, loop.py); returns the run directory
+    (checkpoints/final holds the result)."""
     dist.require_divisible("sft.batch_size", cfg.sft.batch_size)
+    return run_training(cfg, "sft", lambda resume_from: sft_trainer(cfg, resume_from)).run_dir
+
+
+def sft_trainer(cfg: Config, resume_from: Path | None) -> Trainer:
     model, tokenizer = load_trainable(cfg, resume_from)
     rows = load_sft_data(cfg.sft.data, tokenizer, cfg)
     total_steps = cfg.sft.epochs * math.ceil(len(rows) / cfg.sft.batch_size)
     optimizer, scheduler = build_optimizer(model, cfg.optim, total_steps)
-    sampler, counters, step = IndexSampler(len(rows), cfg.run.seed), {}, 0
-    loop_state = dict(optimizer=optimizer, scheduler=scheduler, sampler=sampler)
-    if resume_from:
-        step, counters = ckpt.restore_training(resume_from, model=model, **loop_state)
-        truncate_log_on_resume(run_dir, step)
-        console.print(f"resumed from {resume_from} at step {step}")
-    logger = RunLogger(run_dir, total_steps, label="sft", begin=step)
+    sampler, counters = IndexSampler(len(rows), cfg.run.seed), {}
     console.print(f"SFT: {len(rows)} rows, {cfg.sft.epochs} epoch(s), {total_steps} steps of {cfg.sft.batch_size}")
-    while step < total_steps:
-        step += 1
+
+    def step_fn(step: int):
         t0 = time.perf_counter()
         batch = [rows[i] for i in dist.shard(sampler.take(cfg.sft.batch_size))]
-        m = sft_step(model, optimizer, scheduler, batch, pad_id=tokenizer.pad_token_id, micro_batch_size=cfg.train.micro_batch_size, grad_clip=cfg.optim.grad_clip, bf16=cfg.train.bf16)
+        m = sft_step(model, optimizer, scheduler, batch, pad_id=tokenizer.pad_token_id, micro_batch_size=cfg.train.micro_batch_size,
+                     grad_clip=cfg.optim.grad_clip, bf16=cfg.train.bf16)
         counters["nonfinite_steps"] = counters.get("nonfinite_steps", 0) + m.pop("skipped")
         elapsed = time.perf_counter() - t0
         m.update({"lr": scheduler.get_last_lr()[0], "epoch": sampler.epoch, "time/step": elapsed, "tokens_per_s": m["tokens"] / elapsed,
                   "nonfinite_steps": counters["nonfinite_steps"], "memory/peak_mib": peak_memory_mib(next(model.parameters()).device)})
-        logger.log(step, m, show=step % cfg.train.log_every == 0 or step == total_steps)
-        if step % cfg.train.save_every == 0 and step < total_steps:
-            ckpt.save_training(ckpt.step_dir(run_dir, step), model, tokenizer, **loop_state, counters=counters, step=step)
-            ckpt.prune(run_dir, cfg.train.keep_checkpoints)
-    final = ckpt.save_training(run_dir / "checkpoints" / "final", model, tokenizer, **loop_state, counters=counters, step=step, final=True)
-    logger.close()
-    console.print(f"done: {step} steps; final checkpoint {final}")
-    return run_dir
+        return m, None
+
+    return Trainer("sft", total_steps, model, tokenizer, optimizer, scheduler, sampler, step_fn, counters)
