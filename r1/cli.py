@@ -408,9 +408,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _system_errors() -> tuple[type[Exception], ...]:
+    import torch
     from safetensors import SafetensorError
 
-    return OSError, SafetensorError
+    return OSError, SafetensorError, torch.OutOfMemoryError
 
 
 def _describe_system_error(err: Exception) -> str:
@@ -419,6 +420,8 @@ def _describe_system_error(err: Exception) -> str:
     where = getattr(err, "filename", None)
     if isinstance(err, OSError) and err.strerror and where:
         text = f"{err.strerror}: {where}"
+    elif type(err).__name__ == "OutOfMemoryError":
+        text = f"out of memory ({str(err).splitlines()[0]}): lower train.micro_batch_size or rollout.prompts_per_step"
     else:
         text = f"{type(err).__name__}: {err}"
     return text + (" (the disk is full: free some space and rerun with run.resume=true)" if disk_full(err) else "")

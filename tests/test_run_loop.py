@@ -378,3 +378,13 @@ def test_os_errors_reach_the_command_line_as_one_line(tmp_path, capsys):
     code = main(["sft", f"run.output_dir={blocked / 'run'}", "sft.data=x.jsonl"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("r1: error: Not a directory") and "Traceback" not in err[0]
+
+
+def test_an_unreadable_state_without_checksums_is_a_message_not_a_traceback(tiny_model_dir, data, stopped):
+    """A checkpoint written before checksums existed cannot be verified first: reading it fails clearly."""
+    step2 = ckpt.step_dir(stopped, 2)
+    (step2 / durable.CHECKSUMS).unlink()
+    state = step2 / ckpt.STATE_FILE
+    state.write_bytes(state.read_bytes()[:1000])
+    with pytest.raises(RunError, match=r"trainer_state.pt cannot be read .*remove .*step-000002"):
+        train_sft(cfg_for(tiny_model_dir, stopped, data, "run.resume=true"))

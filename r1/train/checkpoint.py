@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import random
 import shutil
 from pathlib import Path
@@ -193,8 +194,13 @@ def prune(run_dir: Path, keep: int) -> None:
 
 
 def load_state(checkpoint: Path) -> dict:
-    # on the CPU: a GPU-written state then loads anywhere, and load_state_dict moves it to the parameters' device
-    return torch.load(Path(checkpoint) / STATE_FILE, map_location="cpu", weights_only=False)
+    """The trainer state of a checkpoint; a file that cannot be read is a RunError naming it."""
+    path = Path(checkpoint) / STATE_FILE
+    try:  # on the CPU: a GPU-written state then loads anywhere, and load_state_dict moves it to the parameters' device
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as err:
+        raise RunError(f"{path} cannot be read ({type(err).__name__}: {str(err)[:200]}); remove {checkpoint} "
+                       "to resume from the checkpoint before it") from None
 
 
 def load_reference(checkpoint: Path, reference) -> bool:
