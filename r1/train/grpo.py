@@ -11,6 +11,10 @@ applies one optimizer step. The loss of every chunk is normalized by whole-batch
 in value, different in gradient — SPEC §2). π_ref is a frozen copy of the initial policy, built
 only when β > 0, optionally replaced by the policy every `grpo.ref_reset_steps` steps.
 
+The LR schedule counts optimizer steps: a step whose groups dynamic sampling dropped entirely has
+no data and makes none; a step whose advantages are all zero still makes its μ steps (AdamW's
+momentum and weight decay act), so the schedule moves on (tests/test_grpo_wiring.py).
+
 A reward that raises or returns None for a sample excludes that sample from its group's
 statistics (advantage 0) and is counted; past `rewards.max_error_rate` the run stops with the
 reward's name and an example. A non-finite gradient skips the optimizer step and is counted.

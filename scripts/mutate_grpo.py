@@ -1,0 +1,68 @@
+"""Check that the GRPO wiring tests kill the mutations listed in tests/test_grpo_wiring.py.
+
+Each mutation is one textual change to r1/train/grpo.py: it is applied, the tests named run (they
+must fail), and the file is restored — also on Ctrl-C. Prints one line per mutation and exits 1 if
+any survived.
+
+    .venv/bin/python scripts/mutate_grpo.py
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET = ROOT / "r1" / "train" / "grpo.py"
+WIRING = "tests/test_grpo_wiring.py"
+MUTATIONS = [  # (name, original text, mutated text, tests that must fail)
+    ("KL-in-reward sign", "total -= kl_reward_penalty(", "total += kl_reward_penalty(",
+     [f"{WIRING}::test_kl_in_the_reward"]),
+    ("π_old = π_θ detached at μ > 1", "here(batch.old_logp) if batch.old_logp is not None else logp.detach()",
+     "logp.detach()", [f"{WIRING}::test_a_second_ppo_epoch"]),
+    ("π_old only for KL in the reward", "if g.ppo_epochs > 1 or (g.beta > 0", "if (g.beta > 0",
+     [f"{WIRING}::test_a_second_ppo_epoch"]),
+    ("entropy bonus dropped", "entropy=entropy, entropy_coef=g.entropy_coef", "entropy=entropy, entropy_coef=0.0",
+     [f"{WIRING}::test_the_entropy_bonus"]),
+    ("entropy gradient cut", "entropy_grad=g.entropy_coef != 0", "entropy_grad=False",
+     [f"{WIRING}::test_the_entropy_bonus"]),
+    ("sample rows' advantages misaligned", "batch.advantages if batch.advantages is not None",
+     "batch.advantages.flip(0) if batch.advantages is not None", [f"{WIRING}::test_samples_jsonl"]),
+    ("advantage scale hard-wired to none", "scale=g.advantage_scale", 'scale="none"',
+     [f"{WIRING}::test_kl_in_the_reward"]),
+    ("reference reset dropped", "reference.load_state_dict(policy.state_dict())", "pass",
+     ["tests/test_train_grpo.py::test_reference_starts_as_the_policy_and_is_reset_to_it"]),
+    ("scheduler stepped on an empty step", "    update = {}\n    if rows:\n",
+     "    update = {}\n    if not rows:\n        scheduler.step()\n    if rows:\n",
+     [f"{WIRING}::test_the_lr_schedule"]),
+]
+
+
+def survives(tests: list[str]) -> bool:
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:randomly", *tests], cwd=ROOT,
+                          capture_output=True, text=True)
+    return done.returncode == 0
+
+
+def main() -> int:
+    original = TARGET.read_text(encoding="utf-8")
+    survivors = []
+    try:
+        for name, before, after, tests in MUTATIONS:
+            if original.count(before) != 1:
+                print(f"?  {name}: the text to mutate is not in grpo.py exactly once (update this script)")
+                survivors.append(name)
+                continue
+            TARGET.write_text(original.replace(before, after), encoding="utf-8")
+            alive = survives(tests)
+            print(f"{'SURVIVED' if alive else 'killed'}  {name}")
+            survivors += [name] if alive else []
+            TARGET.write_text(original, encoding="utf-8")
+    finally:
+        TARGET.write_text(original, encoding="utf-8")
+    return 1 if survivors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
