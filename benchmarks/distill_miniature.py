@@ -46,38 +46,65 @@ def main() -> None:
     common = [*DEMO, *COLDSTART, *SAMPLING, f"data.limit={args.prompts}", *args.overrides]
 
     t0 = time.perf_counter()
-    manifest = run_distill(load_config(None, [*common, f"run.output_dir={out / 'distill'}"]), teacher=args.teacher, student=args.student)
+    manifest = run_distill(
+        load_config(None, [*common, f"run.output_dir={out / 'distill'}"]), teacher=args.teacher, student=args.student
+    )
     distill_s = sum(part.get("seconds", 0.0) for part in manifest["parts"].values()) or time.perf_counter() - t0
 
-    grpo_cfg = load_config(None, [*DEMO, *args.overrides, f"model.name={args.student}", "train.steps=100000",
-                                  f"train.max_time_s={distill_s:.0f}", f"run.output_dir={out / 'grpo'}"])
+    grpo_cfg = load_config(
+        None,
+        [
+            *DEMO,
+            *args.overrides,
+            f"model.name={args.student}",
+            "train.steps=100000",
+            f"train.max_time_s={distill_s:.0f}",
+            f"run.output_dir={out / 'grpo'}",
+        ],
+    )
     t1 = time.perf_counter()
     grpo_dir = train_grpo(grpo_cfg)
     grpo_s = time.perf_counter() - t1
     grpo_steps = json.loads((grpo_dir / "checkpoints" / "final" / "checkpoint.json").read_text())["step"]
 
     cfg = load_config(None, common)
-    heldout = load_examples("arithmetic", split="test", size=cfg.eval.limit, seed=HELDOUT_SEED, arithmetic=vars(cfg.data.arithmetic))
+    heldout = load_examples(
+        "arithmetic", split="test", size=cfg.eval.limit, seed=HELDOUT_SEED, arithmetic=vars(cfg.data.arithmetic)
+    )
     models = {
         "teacher (r1 demo final)": args.teacher,
         "student, base": args.student,
         f"student after r1 distill ({distill_s:.0f} s)": str(out / "distill" / "sft" / "checkpoints" / "final"),
-        f"student after GRPO, same budget ({grpo_s:.0f} s, {grpo_steps} steps)": str(grpo_dir / "checkpoints" / "final"),
+        f"student after GRPO, same budget ({grpo_s:.0f} s, {grpo_steps} steps)": str(
+            grpo_dir / "checkpoints" / "final"
+        ),
     }
-    results = {name: heldout_eval(path, heldout, cfg, out / "eval" / f"m{i}") for i, (name, path) in enumerate(models.items())}
+    results = {
+        name: heldout_eval(path, heldout, cfg, out / "eval" / f"m{i}") for i, (name, path) in enumerate(models.items())
+    }
 
     sample = manifest["parts"]["sample"]
     lines = [
         f"held-out arithmetic, {len(heldout)} problems × {cfg.eval.k} samples (T={cfg.eval.temperature}); "
         f"teacher kept {sample.get('kept')} of {sample.get('samples')} samples",
-        "", "| model | accuracy (95% CI) | format | mean length |", "|---|---|---|---|",
+        "",
+        "| model | accuracy (95% CI) | format | mean length |",
+        "|---|---|---|---|",
     ]
     for name, r in results.items():
         low, high = r["accuracy_ci"]
-        lines.append(f"| {name} | {r['accuracy']:.3f} [{low:.3f}, {high:.3f}] | {r['format']:.3f} | {r['mean_length']:.1f} |")
+        lines.append(
+            f"| {name} | {r['accuracy']:.3f} [{low:.3f}, {high:.3f}] | {r['format']:.3f} | {r['mean_length']:.1f} |"
+        )
     print("\n".join(lines))
-    summary = {"results": results, "models": models, "distill_s": distill_s, "grpo_s": grpo_s, "grpo_steps": grpo_steps,
-               "sample": {k: sample.get(k) for k in ("prompts", "samples", "kept", "rejected")}}
+    summary = {
+        "results": results,
+        "models": models,
+        "distill_s": distill_s,
+        "grpo_s": grpo_s,
+        "grpo_steps": grpo_steps,
+        "sample": {k: sample.get(k) for k in ("prompts", "samples", "kept", "rejected")},
+    }
     (out / "distill_miniature.json").write_text(json.dumps(summary, indent=2))
 
 

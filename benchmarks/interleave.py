@@ -39,7 +39,9 @@ def main() -> None:
     for round_ in range(args.rounds):
         for side, command in (("A", args.a), ("B", args.b)):
             runs[side].append(summary(command))
-            print(f"round {round_ + 1} {side}: " + " ".join(f"{k}={v:g}" for k, v in runs[side][-1].items()), flush=True)
+            print(
+                f"round {round_ + 1} {side}: " + " ".join(f"{k}={v:g}" for k, v in runs[side][-1].items()), flush=True
+            )
     keys = list(runs["A"][0])
     print(f"\nA = {args.a}\nB = {args.b}\n")
     print("| figure | A (median) | B (median) | B / A |\n|---|---|---|---|")

@@ -23,7 +23,19 @@ SETTINGS = {
 
 
 def run(setting: list[str], dtype: str, steps: int, micro: int) -> dict:
-    cmd = [sys.executable, "-m", "r1", "bench", "grpo-step", "--dtype", dtype, "--steps", str(steps), f"train.micro_batch_size={micro}", *setting]
+    cmd = [
+        sys.executable,
+        "-m",
+        "r1",
+        "bench",
+        "grpo-step",
+        "--dtype",
+        dtype,
+        "--steps",
+        str(steps),
+        f"train.micro_batch_size={micro}",
+        *setting,
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     summary = next(line for line in out.splitlines() if line.startswith("SUMMARY "))
     return {k: float(v) for k, v in (pair.split("=") for pair in summary.split()[1:])}
@@ -33,13 +45,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
-    parser.add_argument("--micro", type=int, nargs="+", default=[4, 16], help="train.micro_batch_size values (default 4 16)")
+    parser.add_argument(
+        "--micro", type=int, nargs="+", default=[4, 16], help="train.micro_batch_size values (default 4 16)"
+    )
     args = parser.parse_args()
     print(f"| setting | micro-batch | peak RSS MiB | step s (median) | train s |\n|---|---|---|---|---|")
     for micro in args.micro:
         for name, setting in SETTINGS.items():
             s = run(setting, args.dtype, args.steps, micro)
-            print(f"| {name} | {micro} | {s['peak_rss_mib']:.0f} | {s['step_s']:.1f} | {s['train_s']:.1f} |", flush=True)
+            print(
+                f"| {name} | {micro} | {s['peak_rss_mib']:.0f} | {s['step_s']:.1f} | {s['train_s']:.1f} |", flush=True
+            )
 
 
 if __name__ == "__main__":

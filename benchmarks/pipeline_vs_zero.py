@@ -24,7 +24,18 @@ from r1.train.grpo import train_grpo
 
 # The pipeline config's sections that make the comparison fair: same prompts, group size, lengths,
 # precision and learning rate. The zero preset keeps its own template and rewards.
-SHARED = ("data.source", "data.size", "data.arithmetic", "rollout", "optim", "train.micro_batch_size", "train.bf16", "eval", "pipeline", "model")
+SHARED = (
+    "data.source",
+    "data.size",
+    "data.arithmetic",
+    "rollout",
+    "optim",
+    "train.micro_batch_size",
+    "train.bf16",
+    "eval",
+    "pipeline",
+    "model",
+)
 
 
 def main() -> None:
@@ -35,10 +46,25 @@ def main() -> None:
     args = parser.parse_args()
     manifest = json.loads((args.pipeline_dir / "manifest.json").read_text(encoding="utf-8"))
     pipe = load_config(args.pipeline_dir / "config.yaml")
-    steps = sum(ckpt.checkpoint_step(Path(entry["dir"]) / "checkpoints" / "final") for entry in manifest["stages"].values() if entry["kind"] == "grpo")
+    steps = sum(
+        ckpt.checkpoint_step(Path(entry["dir"]) / "checkpoints" / "final")
+        for entry in manifest["stages"].values()
+        if entry["kind"] == "grpo"
+    )
     settings = [f"{key}={json.dumps(value)}" for key, value in flat(pipe, SHARED).items()]
-    cfg = load_config("zero", [*settings, "data.split=train", "data.limit=null", "pipeline.stages=[]", f"train.steps={steps}",
-                               "train.save_every=1000", f"run.output_dir={args.output_dir / 'zero'}", *args.overrides])
+    cfg = load_config(
+        "zero",
+        [
+            *settings,
+            "data.split=train",
+            "data.limit=null",
+            "pipeline.stages=[]",
+            f"train.steps={steps}",
+            "train.save_every=1000",
+            f"run.output_dir={args.output_dir / 'zero'}",
+            *args.overrides,
+        ],
+    )
     start = time.perf_counter()
     run_dir = train_grpo(cfg)
     seconds = round(time.perf_counter() - start, 1)
@@ -49,8 +75,10 @@ def main() -> None:
     (args.output_dir / "pipeline_vs_zero.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(f"| model | RL steps | held-out accuracy | format | language | mean length |\n|---|---|---|---|---|---|")
     for name, row in (("r1 pipeline (final stage)", final), (f"r1 zero ({seconds:.0f} s)", zero)):
-        print(f"| {name} | {steps} | {row['accuracy']:.3f} [{row['accuracy_ci'][0]:.3f}, {row['accuracy_ci'][1]:.3f}] | "
-              f"{row['format']:.3f} | {row['language']:.3f} | {row['mean_length']:.1f} |")
+        print(
+            f"| {name} | {steps} | {row['accuracy']:.3f} [{row['accuracy_ci'][0]:.3f}, {row['accuracy_ci'][1]:.3f}] | "
+            f"{row['format']:.3f} | {row['language']:.3f} | {row['mean_length']:.1f} |"
+        )
 
 
 def flat(cfg, keys: tuple[str, ...]) -> dict:

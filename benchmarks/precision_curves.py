@@ -37,7 +37,9 @@ def logprob_gap(checkpoint: str, cfg) -> float:
 
     model, tokenizer = load_model(checkpoint)
     prompts = [e["prompt_ids"] for e in load_prompt_dataset(cfg.data, tokenizer)[:4]]
-    rollout = ENGINES["fast"](model, tokenizer, prompts, Sampling(n=4, max_new_tokens=cfg.rollout.max_new_tokens, seed=0, dtype="float32"))
+    rollout = ENGINES["fast"](
+        model, tokenizer, prompts, Sampling(n=4, max_new_tokens=cfg.rollout.max_new_tokens, seed=0, dtype="float32")
+    )
     mask = torch.arange(rollout.completion_ids.shape[1])[None] < rollout.lengths[:, None]
     args = (model, rollout.prompt_ids, rollout.completion_ids)
     with torch.no_grad():
@@ -55,8 +57,17 @@ def main() -> None:
     curves = {}
     for dtype in ("float32", "bfloat16"):
         bf16 = str(dtype == "bfloat16").lower()
-        cfg = load_config(None, [*DEMO, f"model.name={args.checkpoint}", f"run.output_dir={out / dtype}", f"train.steps={args.steps}",
-                                 f"rollout.dtype={dtype}", f"train.bf16={bf16}"])
+        cfg = load_config(
+            None,
+            [
+                *DEMO,
+                f"model.name={args.checkpoint}",
+                f"run.output_dir={out / dtype}",
+                f"train.steps={args.steps}",
+                f"rollout.dtype={dtype}",
+                f"train.bf16={bf16}",
+            ],
+        )
         run = train_grpo(cfg)
         curves[dtype] = curve(run)
         times = curve(run, "time/step")
@@ -65,8 +76,13 @@ def main() -> None:
     for step, (a, b) in enumerate(zip(curves["float32"], curves["bfloat16"]), 1):
         print(f"{step} | {a:.3f} | {b:.3f}")
     for dtype, values in curves.items():
-        print(f"{dtype}: mean {statistics.mean(values):.3f} ± {statistics.stdev(values) / len(values) ** 0.5:.3f} (standard error over steps)")
-    print(f"max |Δ log-prob| bf16 autocast vs fp32 over 16 sampled completions: {logprob_gap(args.checkpoint, cfg):.4f}")
+        print(
+            f"{dtype}: mean {statistics.mean(values):.3f} ± {statistics.stdev(values) / len(values) ** 0.5:.3f} "
+            "(standard error over steps)"
+        )
+    print(
+        f"max |Δ log-prob| bf16 autocast vs fp32 over 16 sampled completions: {logprob_gap(args.checkpoint, cfg):.4f}"
+    )
 
 
 if __name__ == "__main__":

@@ -28,13 +28,19 @@ def throughput(jobs: list[sandbox.Job], workers: int) -> tuple[float, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workers", type=int, nargs="+", default=[2, 4], help="parallel sandboxes to try (default 2 4)")
+    parser.add_argument(
+        "--workers", type=int, nargs="+", default=[2, 4], help="parallel sandboxes to try (default 2 4)"
+    )
     parser.add_argument("--trivial", type=int, default=100, help="trivial programs per measurement (default 100)")
     args = parser.parse_args()
     iso = sandbox.isolation()
-    print(f"isolation: network={iso.network}; pid={iso.pid}; landlock={iso.landlock}; seccomp={iso.seccomp}; "
-          f"user={iso.user}; python={iso.python}")
-    trivial = [sandbox.Job("def f(x):\n    return x\n", (sandbox.Statement("assert f(1) == 1"),), functions={"f": "f"})] * args.trivial
+    print(
+        f"isolation: network={iso.network}; pid={iso.pid}; landlock={iso.landlock}; seccomp={iso.seccomp}; "
+        f"user={iso.user}; python={iso.python}"
+    )
+    trivial = [
+        sandbox.Job("def f(x):\n    return x\n", (sandbox.Statement("assert f(1) == 1"),), functions={"f": "f"})
+    ] * args.trivial
     humaneval = [build_job(e["answer"], e) for e in load_examples("humaneval")]
     summary = {}
     for workers in args.workers:
@@ -42,8 +48,10 @@ def main() -> None:
         print(f"workers={workers}: trivial   {rate:6.1f} programs/s ({ok}/{len(trivial)} passed)")
         summary[f"trivial_w{workers}"] = round(rate, 2)
         rate, ok = throughput(humaneval, workers)
-        print(f"workers={workers}: humaneval {rate:6.1f} programs/s ({ok}/{len(humaneval)} canonical solutions passed, "
-              f"{len(humaneval) / rate:.1f} s)")
+        print(
+            f"workers={workers}: humaneval {rate:6.1f} programs/s ({ok}/{len(humaneval)} canonical solutions passed, "
+            f"{len(humaneval) / rate:.1f} s)"
+        )
         summary[f"humaneval_w{workers}"] = round(rate, 2)
     print("SUMMARY " + " ".join(f"{k}={v}" for k, v in summary.items()))
 

@@ -47,20 +47,39 @@ def build_trainer(cfg, steps: int, bf16: bool, device: str = "cpu"):
     path = resolve(cfg.model.name)
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-    data = Dataset.from_list([{"prompt": r["prompt_text"], "answer": r["answer"]} for r in load_prompt_dataset(cfg.data, tokenizer)])
+    data = Dataset.from_list(
+        [{"prompt": r["prompt_text"], "answer": r["answer"]} for r in load_prompt_dataset(cfg.data, tokenizer)]
+    )
     r = cfg.rollout
     rows = r.prompts_per_step * r.samples_per_prompt  # one optimizer step over the step's completions, as r1 makes
     per_device = max(d for d in range(1, 17) if rows % d == 0)  # 16 × 2 on the standard work
     config = GRPOConfig(
-        output_dir=tempfile.mkdtemp(prefix="trl-bench-"), max_steps=steps, per_device_train_batch_size=per_device,
-        gradient_accumulation_steps=rows // per_device, num_generations=r.samples_per_prompt,
+        output_dir=tempfile.mkdtemp(prefix="trl-bench-"),
+        max_steps=steps,
+        per_device_train_batch_size=per_device,
+        gradient_accumulation_steps=rows // per_device,
+        num_generations=r.samples_per_prompt,
         max_completion_length=r.max_new_tokens,
-        generation_kwargs={"min_new_tokens": r.max_new_tokens}, temperature=r.temperature, beta=cfg.grpo.beta,
-        num_iterations=1, learning_rate=cfg.optim.lr, bf16=bf16, use_cpu=device == "cpu", logging_steps=1,
-        save_strategy="no", report_to=[], seed=0, dataloader_num_workers=0,
+        generation_kwargs={"min_new_tokens": r.max_new_tokens},
+        temperature=r.temperature,
+        beta=cfg.grpo.beta,
+        num_iterations=1,
+        learning_rate=cfg.optim.lr,
+        bf16=bf16,
+        use_cpu=device == "cpu",
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        seed=0,
+        dataloader_num_workers=0,
     )
-    return GRPOTrainer(model=model, args=config, train_dataset=data, processing_class=tokenizer,
-                       reward_funcs=[r1_reward("accuracy"), r1_reward("format")])
+    return GRPOTrainer(
+        model=model,
+        args=config,
+        train_dataset=data,
+        processing_class=tokenizer,
+        reward_funcs=[r1_reward("accuracy"), r1_reward("format")],
+    )
 
 
 def time_steps(trainer, tokens_per_step: int) -> list[dict]:
@@ -76,6 +95,7 @@ def time_steps(trainer, tokens_per_step: int) -> list[dict]:
                 return fn(*a, **k)
             finally:
                 phases[name] += time.perf_counter() - t0
+
         return wrapper
 
     trainer._generate = timed("generate", trainer._generate)
@@ -87,8 +107,12 @@ def time_steps(trainer, tokens_per_step: int) -> list[dict]:
 
         def on_step_end(self, *_, **__):
             total = time.perf_counter() - phases["start"]
-            row = {"step": total, "generate": phases["generate"], "score": phases["score"],
-                   "train": total - phases["generate"] - phases["score"]}
+            row = {
+                "step": total,
+                "generate": phases["generate"],
+                "score": phases["score"],
+                "train": total - phases["generate"] - phases["score"],
+            }
             row["gen_tok_s"] = tokens_per_step / max(row["generate"], 1e-9)
             steps.append(row)
             print(f"step {len(steps)}: " + " ".join(f"{k}={v:.2f}" for k, v in row.items()), flush=True)
@@ -102,7 +126,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--threads", type=int)
     parser.add_argument("--bf16", action="store_true", help="TRL's bf16 (autocast) instead of float32")
-    parser.add_argument("--default-malloc", action="store_true", help="keep glibc's default malloc settings (r1 tunes them: r1/allocator.py)")
+    parser.add_argument(
+        "--default-malloc",
+        action="store_true",
+        help="keep glibc's default malloc settings (r1 tunes them: r1/allocator.py)",
+    )
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="changes to the standard work")
     args = parser.parse_args()

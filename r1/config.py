@@ -43,7 +43,9 @@ class LoraConfig:
     r: int = 16  # adapter rank
     alpha: float = 32.0  # the update is scaled by alpha / r
     dropout: float = 0.0
-    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+    target_modules: list[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    )
 
 
 @dataclass
@@ -67,7 +69,9 @@ class ArithmeticConfig:
 
 @dataclass
 class DataConfig:
-    source: str = "arithmetic"  # bundled name (gsm8k, gsm8k-train, math500, aime24), arithmetic, a .jsonl path or a hub id
+    source: str = (
+        "arithmetic"  # bundled name (gsm8k, gsm8k-train, math500, aime24), arithmetic, a .jsonl path or a hub id
+    )
     split: str = "train"  # for arithmetic (train/test never overlap) and hub datasets
     size: int = 2000  # number of problems generated for `arithmetic`
     seed: int = 0  # generator seed for `arithmetic`
@@ -87,7 +91,9 @@ class VllmConfig:
     """Options of the vLLM rollout engine (`rollout.engine=vllm`, r1/rollout/vllm_engine.py)."""
 
     kv_cache_gib: float = 1.0  # memory reserved for the KV cache (on a CPU, taken from RAM)
-    gpu_memory_utilization: float = 0.3  # on a GPU: the share of device memory vLLM may take (it shares the device with training)
+    gpu_memory_utilization: float = (
+        0.3  # on a GPU: the share of device memory vLLM may take (it shares the device with training)
+    )
     enforce_eager: bool = True  # no CUDA graphs or compilation: starts in seconds, slower per token on a GPU
     max_model_len: int = 4096  # prompt + completion tokens per row
 
@@ -113,8 +119,12 @@ class RewardsConfig:
     workers: int | None = None  # accuracy verification processes (None = min(2, cores))
     timeout_s: float = 3.0  # wall-clock limit per verification
     max_error_rate: float = 0.1  # stop the run when a reward fails on more samples than this
-    routes: dict[str, list[str]] = field(default_factory=dict)  # example kind → rewards scored on it, e.g. {general: [helpfulness]}; empty = all rewards on every example
-    helpfulness_model: str | None = None  # for the `helpfulness` reward: an `r1 rm` checkpoint, or a causal LM used as a 1–10 judge
+    routes: dict[str, list[str]] = field(
+        default_factory=dict
+    )  # example kind → rewards scored on it, e.g. {general: [helpfulness]}; empty = all rewards on every example
+    helpfulness_model: str | None = (
+        None  # for the `helpfulness` reward: an `r1 rm` checkpoint, or a causal LM used as a 1–10 judge
+    )
     harmlessness_model: str | None = None  # the same for `harmlessness`
 
 
@@ -158,7 +168,9 @@ class TrainConfig:
     save_every: int = 50
     sample_every: int = 10  # write completions with their rewards to samples.jsonl
     keep_checkpoints: int = 2  # most recent step checkpoints kept (the final one always is)
-    max_time_s: float | None = None  # GRPO: stop after the step that crosses this wall time (a compute budget); None = run all steps
+    max_time_s: float | None = (
+        None  # GRPO: stop after the step that crosses this wall time (a compute budget); None = run all steps
+    )
     gradient_checkpointing: bool = False  # recompute activations in the backward pass: less memory, ~30% more compute
     fsdp: bool = False  # shard parameters, gradients and optimizer state over the processes with FSDP2 (r1/train/fsdp.py, docs/scale.md)
 
@@ -178,7 +190,9 @@ class RMConfig:
     data: str | None = None  # JSONL of {prompt, chosen, rejected} rows, or a bundled name (preference_pairs)
     epochs: int = 1
     batch_size: int = 16  # pairs per optimizer step
-    max_length: int = 1024  # tokens of one rendered exchange; longer pairs are an error (or filtered: data.on_overlong_prompt)
+    max_length: int = (
+        1024  # tokens of one rendered exchange; longer pairs are an error (or filtered: data.on_overlong_prompt)
+    )
     eval_fraction: float = 0.1  # share of the prompts held out (with all their pairs) for the pair accuracy
 
 
@@ -190,7 +204,9 @@ class EvalConfig:
     temperature: float = 0.6  # the paper's evaluation settings
     top_p: float = 0.95
     max_new_tokens: int = 512
-    every_steps: int = 0  # GRPO: evaluate on the first `limit` (default 32) problems of `benchmark` every N steps; 0 = never
+    every_steps: int = (
+        0  # GRPO: evaluate on the first `limit` (default 32) problems of `benchmark` every N steps; 0 = never
+    )
 
 
 FilterName = Literal["language", "paragraphs", "repetition", "code", "length"]  # r1/data/filters.py FILTERS
@@ -208,7 +224,9 @@ class SampleConfig:
     batch_size: int = 64  # rows (prompts × samples) generated together
     chunk_prompts: int = 32  # prompts per chunk: the unit of work a resumed run does not redo
     require_format: bool = True  # keep only completions the format reward accepts
-    filters: list[FilterName] = field(default_factory=lambda: ["language", "paragraphs", "repetition", "code", "length"])
+    filters: list[FilterName] = field(
+        default_factory=lambda: ["language", "paragraphs", "repetition", "code", "length"]
+    )
     min_language: float = 0.95  # language-consistency reward below this → rejected
     max_paragraph_chars: int = 2000  # longest line
     repetition_ngram: int = 4  # word n-grams for the repetition filter
@@ -231,7 +249,9 @@ class StageConfig:
     name: str = ""  # unique; the stage's folder in the run directory
     kind: StageKind = "sft"
     model: str = "base"  # "base" (model.name) or an earlier stage whose checkpoint this one starts from
-    data: list[str] = field(default_factory=list)  # inputs (r1/pipeline/stages.py): earlier stages, generators, bundled names, JSONL paths
+    data: list[str] = field(
+        default_factory=list
+    )  # inputs (r1/pipeline/stages.py): earlier stages, generators, bundled names, JSONL paths
     set: dict[str, Any] = field(default_factory=dict)  # dotted settings for this stage only, e.g. {train.steps: 20}
     evaluate: bool = True  # held-out evaluation of the stage's checkpoint (sft and grpo stages)
 
@@ -249,9 +269,13 @@ class RunConfig:
     output_dir: str | None = None  # default: runs/<command>-<timestamp>
     seed: int = 0
     threads: int | None = None  # torch threads (None = all cores)
-    resume: bool | Literal["auto"] = False  # true: continue the latest checkpoint (an error without one); auto: or start afresh
+    resume: bool | Literal["auto"] = (
+        False  # true: continue the latest checkpoint (an error without one); auto: or start afresh
+    )
     allow_config_change: bool = False  # on resume, apply changed settings that alter the run (docs/reliability.md)
-    device: str = "auto"  # where grpo/sft train: auto (cuda:LOCAL_RANK when CUDA is available, else cpu), cpu, cuda, cuda:N
+    device: str = (
+        "auto"  # where grpo/sft train: auto (cuda:LOCAL_RANK when CUDA is available, else cpu), cpu, cuda, cuda:N
+    )
 
 
 @dataclass
@@ -319,7 +343,11 @@ def check(cfg: Config) -> None:
         ("rollout.temperature", cfg.rollout.temperature > 0, "must be > 0"),
         ("rollout.top_p", 0 < cfg.rollout.top_p <= 1, "must be in (0, 1]"),
         ("rollout.max_new_tokens", cfg.rollout.max_new_tokens >= 1, "must be ≥ 1"),
-        ("run.device", cfg.run.device in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", cfg.run.device) is not None, "must be auto, cpu, cuda or cuda:N"),
+        (
+            "run.device",
+            cfg.run.device in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", cfg.run.device) is not None,
+            "must be auto, cpu, cuda or cuda:N",
+        ),
         ("rollout.vllm.kv_cache_gib", cfg.rollout.vllm.kv_cache_gib > 0, "must be > 0"),
         ("rollout.vllm.gpu_memory_utilization", 0 < cfg.rollout.vllm.gpu_memory_utilization <= 1, "must be in (0, 1]"),
         ("train.micro_batch_size", cfg.train.micro_batch_size >= 1, "must be ≥ 1"),
@@ -329,9 +357,17 @@ def check(cfg: Config) -> None:
         ("grpo.clip_high", cfg.grpo.clip_high >= 0, "must be ≥ 0"),
         ("grpo.dual_clip", cfg.grpo.dual_clip is None or cfg.grpo.dual_clip > 1, "must be > 1 (or null)"),
         ("grpo.ppo_epochs", cfg.grpo.ppo_epochs >= 1, "must be ≥ 1"),
-        ("grpo.overlong_buffer", 0 <= cfg.grpo.overlong_buffer < cfg.rollout.max_new_tokens, "must be in [0, rollout.max_new_tokens)"),
+        (
+            "grpo.overlong_buffer",
+            0 <= cfg.grpo.overlong_buffer < cfg.rollout.max_new_tokens,
+            "must be in [0, rollout.max_new_tokens)",
+        ),
         ("optim.lr", cfg.optim.lr >= 0, "must be ≥ 0"),
-        ("optim.betas", len(cfg.optim.betas) == 2 and all(0 <= b < 1 for b in cfg.optim.betas), "must be two numbers in [0, 1)"),
+        (
+            "optim.betas",
+            len(cfg.optim.betas) == 2 and all(0 <= b < 1 for b in cfg.optim.betas),
+            "must be two numbers in [0, 1)",
+        ),
         ("optim.grad_clip", cfg.optim.grad_clip >= 0, "must be ≥ 0 (0 disables clipping)"),
         ("rewards.weights", len(cfg.rewards.weights) > 0, "must name at least one reward"),
         ("rewards.timeout_s", cfg.rewards.timeout_s > 0, "must be > 0"),
@@ -340,13 +376,29 @@ def check(cfg: Config) -> None:
         ("data.size", cfg.data.size >= 1, "must be ≥ 1"),
         ("data.limit", cfg.data.limit is None or cfg.data.limit >= 1, "must be ≥ 1 (or null for all)"),
         ("eval.limit", cfg.eval.limit is None or cfg.eval.limit >= 1, "must be ≥ 1 (or null for all)"),
-        ("data.arithmetic.min_digits", 1 <= cfg.data.arithmetic.min_digits <= cfg.data.arithmetic.max_digits, "must be ≥ 1 and ≤ max_digits"),
-        ("data.arithmetic.min_steps", 1 <= cfg.data.arithmetic.min_steps <= cfg.data.arithmetic.max_steps, "must be ≥ 1 and ≤ max_steps"),
-        ("data.arithmetic.ops", bool(cfg.data.arithmetic.ops) and set(cfg.data.arithmetic.ops) <= set("+-*"), "must be a non-empty subset of '+-*'"),
+        (
+            "data.arithmetic.min_digits",
+            1 <= cfg.data.arithmetic.min_digits <= cfg.data.arithmetic.max_digits,
+            "must be ≥ 1 and ≤ max_digits",
+        ),
+        (
+            "data.arithmetic.min_steps",
+            1 <= cfg.data.arithmetic.min_steps <= cfg.data.arithmetic.max_steps,
+            "must be ≥ 1 and ≤ max_steps",
+        ),
+        (
+            "data.arithmetic.ops",
+            bool(cfg.data.arithmetic.ops) and set(cfg.data.arithmetic.ops) <= set("+-*"),
+            "must be a non-empty subset of '+-*'",
+        ),
         ("eval.k", cfg.eval.k >= 1, "must be ≥ 1"),
         ("train.keep_checkpoints", cfg.train.keep_checkpoints >= 1, "must be ≥ 1"),
         ("grpo.dynamic_sampling_rounds", cfg.grpo.dynamic_sampling_rounds >= 0, "must be ≥ 0"),
-        ("train.max_time_s", cfg.train.max_time_s is None or cfg.train.max_time_s > 0, "must be > 0 seconds (or null for no limit)"),
+        (
+            "train.max_time_s",
+            cfg.train.max_time_s is None or cfg.train.max_time_s > 0,
+            "must be > 0 seconds (or null for no limit)",
+        ),
         ("sft.epochs", cfg.sft.epochs >= 1, "must be ≥ 1"),
         ("sft.batch_size", cfg.sft.batch_size >= 1, "must be ≥ 1"),
         ("sample.k", cfg.sample.k >= 1, "must be ≥ 1"),
@@ -358,8 +410,11 @@ def check(cfg: Config) -> None:
         ("sample.repetition_ngram", cfg.sample.repetition_ngram >= 1, "must be ≥ 1"),
         ("sample.max_repetition", 0 <= cfg.sample.max_repetition <= 1, "must be in [0, 1]"),
         ("sample.min_length", cfg.sample.min_length >= 0, "must be ≥ 0"),
-        ("sample.max_length", cfg.sample.max_length is None or cfg.sample.max_length >= max(cfg.sample.min_length, 1),
-         "must be ≥ max(sample.min_length, 1) (or null for no bound)"),
+        (
+            "sample.max_length",
+            cfg.sample.max_length is None or cfg.sample.max_length >= max(cfg.sample.min_length, 1),
+            "must be ≥ max(sample.min_length, 1) (or null for no bound)",
+        ),
         ("sample.judge_max_new_tokens", cfg.sample.judge_max_new_tokens >= 1, "must be ≥ 1"),
         ("sample.judge_temperature", cfg.sample.judge_temperature >= 0, "must be ≥ 0 (0 = greedy)"),
         ("rm.epochs", cfg.rm.epochs >= 1, "must be ≥ 1"),
@@ -369,10 +424,26 @@ def check(cfg: Config) -> None:
         ("model.lora.r", cfg.model.lora.r >= 1, "must be ≥ 1"),
         ("model.lora.dropout", 0 <= cfg.model.lora.dropout < 1, "must be in [0, 1)"),
         ("model.lora.target_modules", bool(cfg.model.lora.target_modules), "must name at least one module"),
-        ("grpo.ref_reset_steps", not (cfg.model.lora.enabled and cfg.grpo.ref_reset_steps), "must be 0 with model.lora.enabled (the reference is the base model with the adapter off)"),
-        ("train.fsdp", not (cfg.train.fsdp and cfg.model.lora.enabled), "cannot be combined with model.lora.enabled (see docs/scale.md, 'FSDP')"),
-        ("train.fsdp", not (cfg.train.fsdp and cfg.grpo.dynamic_sampling), "cannot be combined with grpo.dynamic_sampling: ranks would run different numbers of passes"),
-        ("train.fsdp", not (cfg.train.fsdp and cfg.grpo.ref_reset_steps), "cannot be combined with grpo.ref_reset_steps yet"),
+        (
+            "grpo.ref_reset_steps",
+            not (cfg.model.lora.enabled and cfg.grpo.ref_reset_steps),
+            "must be 0 with model.lora.enabled (the reference is the base model with the adapter off)",
+        ),
+        (
+            "train.fsdp",
+            not (cfg.train.fsdp and cfg.model.lora.enabled),
+            "cannot be combined with model.lora.enabled (see docs/scale.md, 'FSDP')",
+        ),
+        (
+            "train.fsdp",
+            not (cfg.train.fsdp and cfg.grpo.dynamic_sampling),
+            "cannot be combined with grpo.dynamic_sampling: ranks would run different numbers of passes",
+        ),
+        (
+            "train.fsdp",
+            not (cfg.train.fsdp and cfg.grpo.ref_reset_steps),
+            "cannot be combined with grpo.ref_reset_steps yet",
+        ),
         *_reward_rules(cfg.rewards),
     ]
     for key, ok, message in rules:
@@ -386,11 +457,23 @@ def _reward_rules(r: RewardsConfig) -> list[tuple[str, bool, str]]:
     unknown, unrouted = sorted(routed - set(r.weights)), sorted(set(r.weights) - routed)
     needs_model = "must be set when rewards.weights uses {} (an `r1 rm` checkpoint, or a causal LM to use as a judge)"
     return [
-        ("rewards.helpfulness_model", "helpfulness" not in r.weights or bool(r.helpfulness_model), needs_model.format("helpfulness")),
-        ("rewards.harmlessness_model", "harmlessness" not in r.weights or bool(r.harmlessness_model), needs_model.format("harmlessness")),
+        (
+            "rewards.helpfulness_model",
+            "helpfulness" not in r.weights or bool(r.helpfulness_model),
+            needs_model.format("helpfulness"),
+        ),
+        (
+            "rewards.harmlessness_model",
+            "harmlessness" not in r.weights or bool(r.harmlessness_model),
+            needs_model.format("harmlessness"),
+        ),
         ("rewards.routes", not unknown, f"names rewards that are not in rewards.weights: {unknown}"),
-        ("rewards.routes", not r.routes or not unrouted,
-         f"sends no example kind to {unrouted}; route every reward in rewards.weights, or leave routes empty (every reward on every example)"),
+        (
+            "rewards.routes",
+            not r.routes or not unrouted,
+            f"sends no example kind to {unrouted}; route every reward in rewards.weights, or leave routes empty "
+            "(every reward on every example)",
+        ),
     ]
 
 
@@ -398,4 +481,3 @@ def _lookup(cfg: Any, dotted: str) -> Any:
     for key in dotted.split("."):
         cfg = getattr(cfg, key)
     return cfg
-

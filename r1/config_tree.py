@@ -170,7 +170,6 @@ def _parse_value(raw: str) -> Any:
         return raw
 
 
-
 def merge(defaults: dict, data: dict, cls: type) -> dict:
     """Overlay `data` on `defaults`: sections merge key by key, any other value replaces."""
     hints = typing.get_type_hints(cls)

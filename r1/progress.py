@@ -49,9 +49,19 @@ def format_rate(seconds_per_unit: float, unit: str) -> str:
 class Progress:
     """One stage's progress lines (module doc). `clock` is injectable for tests."""
 
-    def __init__(self, label: str, total: int, *, unit: str = "step", begin: int = 0, eta: bool = True,
-                 enabled: bool = True, min_interval_s: float = 0.5, heartbeat_s: float = 30.0,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        label: str,
+        total: int,
+        *,
+        unit: str = "step",
+        begin: int = 0,
+        eta: bool = True,
+        enabled: bool = True,
+        min_interval_s: float = 0.5,
+        heartbeat_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         from r1.train.distributed import is_main
 
         self.label, self.total, self.unit, self.begin, self.eta = label, total, unit, begin, eta

@@ -45,17 +45,52 @@ from importlib import metadata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PRECISION = {"cuda": ["rollout.dtype=bfloat16", "train.bf16=true"],
-             "cpu": ["rollout.dtype=float32", "train.bf16=false"]}
+PRECISION = {
+    "cuda": ["rollout.dtype=bfloat16", "train.bf16=true"],
+    "cpu": ["rollout.dtype=float32", "train.bf16=false"],
+}
 SIZES = {  # per device: the GPU sizes are the issue's (SFT 10 steps, GRPO 10 steps, eval 32 × 4)
-    "cuda": dict(sft_rows=80, sft_batch=8, steps=10, short_steps=5, prompts=4, samples=8, new_tokens=128, micro=16,
-                 problems=32, k=4, eval_tokens=256, bench_steps=4, timeout=240),
-    "cpu": dict(sft_rows=8, sft_batch=4, steps=2, short_steps=1, prompts=2, samples=2, new_tokens=8, micro=4,
-                problems=4, k=2, eval_tokens=8, bench_steps=2, timeout=120),
+    "cuda": dict(
+        sft_rows=80,
+        sft_batch=8,
+        steps=10,
+        short_steps=5,
+        prompts=4,
+        samples=8,
+        new_tokens=128,
+        micro=16,
+        problems=32,
+        k=4,
+        eval_tokens=256,
+        bench_steps=4,
+        timeout=240,
+    ),
+    "cpu": dict(
+        sft_rows=8,
+        sft_batch=4,
+        steps=2,
+        short_steps=1,
+        prompts=2,
+        samples=2,
+        new_tokens=8,
+        micro=4,
+        problems=4,
+        k=2,
+        eval_tokens=8,
+        bench_steps=2,
+        timeout=120,
+    ),
 }
 DEPENDENCIES = {  # module → requirement: what r1 imports beyond torch/transformers/peft
-    "math_verify": "math-verify[antlr4_13_2]", "gguf": "gguf", "safetensors": "safetensors", "accelerate": "accelerate",
-    "yaml": "pyyaml", "rich": "rich", "tensorboard": "tensorboard", "numpy": "numpy", "matplotlib": "matplotlib",
+    "math_verify": "math-verify[antlr4_13_2]",
+    "gguf": "gguf",
+    "safetensors": "safetensors",
+    "accelerate": "accelerate",
+    "yaml": "pyyaml",
+    "rich": "rich",
+    "tensorboard": "tensorboard",
+    "numpy": "numpy",
+    "matplotlib": "matplotlib",
 }
 
 
@@ -115,8 +150,14 @@ class Check:
         self.size = SIZES[device]
         self.model = model or ("smollm2-135m" if device == "cuda" else str(out / "tiny-model"))
         path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))  # this checkout's r1 first
-        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1",
-                    "TRANSFORMERS_OFFLINE": "1", "PYTHONPATH": path}
+        self.env = {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            "TOKENIZERS_PARALLELISM": "false",
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "PYTHONPATH": path,
+        }
         if device == "cpu":  # tiny matmuls: one thread each, so that stages never fight over the cores
             self.env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
         self.python = [sys.executable]
@@ -150,11 +191,21 @@ class Check:
 
     def grpo_overrides(self, name: str, steps: int, engine: str = "hf") -> list[str]:
         s = self.size
-        return [f"model.name={self.model}", "data.size=64", f"rollout.prompts_per_step={s['prompts']}",
-                f"rollout.samples_per_prompt={s['samples']}", f"rollout.max_new_tokens={s['new_tokens']}",
-                f"rollout.engine={engine}", f"train.steps={steps}", f"train.micro_batch_size={s['micro']}",
-                "train.save_every=1000", "train.sample_every=0", f"run.device={self.device}",
-                f"run.output_dir={self.out / name / 'run'}", *PRECISION[self.device]]
+        return [
+            f"model.name={self.model}",
+            "data.size=64",
+            f"rollout.prompts_per_step={s['prompts']}",
+            f"rollout.samples_per_prompt={s['samples']}",
+            f"rollout.max_new_tokens={s['new_tokens']}",
+            f"rollout.engine={engine}",
+            f"train.steps={steps}",
+            f"train.micro_batch_size={s['micro']}",
+            "train.save_every=1000",
+            "train.sample_every=0",
+            f"run.device={self.device}",
+            f"run.output_dir={self.out / name / 'run'}",
+            *PRECISION[self.device],
+        ]
 
     def torchrun(self, *args: str) -> list[str]:
         return [*self.python, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1", "-m", "r1", *args]
@@ -165,24 +216,73 @@ class Check:
         tiny = ["--tiny", self.model] if self.device == "cpu" and not Path(self.model, "config.json").is_file() else []
         self.stage("load", [self.worker("load", "--device", self.device, "--out", str(out / "load"), *tiny)])
         sft_data = out / "sft" / "data.jsonl"
-        self.stage("sft", [
-            self.r1("coldstart", "generate", "--task", "arithmetic", "--n", str(s["sft_rows"]),
-                    "--output", str(sft_data)),
-            self.r1("sft", f"model.name={self.model}", f"sft.data={sft_data}", f"sft.batch_size={s['sft_batch']}",
-                    f"train.micro_batch_size={s['sft_batch']}", "train.save_every=1000", f"run.device={self.device}",
-                    f"run.output_dir={out / 'sft' / 'run'}", *PRECISION[self.device][1:]),
-        ])
+        self.stage(
+            "sft",
+            [
+                self.r1(
+                    "coldstart",
+                    "generate",
+                    "--task",
+                    "arithmetic",
+                    "--n",
+                    str(s["sft_rows"]),
+                    "--output",
+                    str(sft_data),
+                ),
+                self.r1(
+                    "sft",
+                    f"model.name={self.model}",
+                    f"sft.data={sft_data}",
+                    f"sft.batch_size={s['sft_batch']}",
+                    f"train.micro_batch_size={s['sft_batch']}",
+                    "train.save_every=1000",
+                    f"run.device={self.device}",
+                    f"run.output_dir={out / 'sft' / 'run'}",
+                    *PRECISION[self.device][1:],
+                ),
+            ],
+        )
         self.stage("grpo", [self.r1("grpo", *self.grpo_overrides("grpo", s["steps"]))])
         dtype = PRECISION[self.device][0].split("=")[1]
-        self.stage("eval", [self.worker("eval", "--device", self.device, "--model", self.model, "--dtype", dtype,
-                                        "--problems", str(s["problems"]), "--k", str(s["k"]),
-                                        "--max-new-tokens", str(s["eval_tokens"]), "--out", str(out / "eval"))])
+        self.stage(
+            "eval",
+            [
+                self.worker(
+                    "eval",
+                    "--device",
+                    self.device,
+                    "--model",
+                    self.model,
+                    "--dtype",
+                    dtype,
+                    "--problems",
+                    str(s["problems"]),
+                    "--k",
+                    str(s["k"]),
+                    "--max-new-tokens",
+                    str(s["eval_tokens"]),
+                    "--out",
+                    str(out / "eval"),
+                )
+            ],
+        )
         self.stage("torchrun", [self.torchrun("grpo", *self.grpo_overrides("torchrun", s["short_steps"]))])
         self.stage("fsdp", [self.torchrun("grpo", *self.grpo_overrides("fsdp", s["short_steps"]), "train.fsdp=true")])
-        self.stage("lora", [self.r1("grpo", *self.grpo_overrides("lora", s["short_steps"]), "model.lora.enabled=true",
-                                    "optim.lr=1e-4")])
-        self.optional("vllm", "vllm", lambda: self.stage(
-            "vllm", [self.r1("grpo", *self.grpo_overrides("vllm", s["short_steps"], engine="vllm"))]))
+        self.stage(
+            "lora",
+            [
+                self.r1(
+                    "grpo", *self.grpo_overrides("lora", s["short_steps"]), "model.lora.enabled=true", "optim.lr=1e-4"
+                )
+            ],
+        )
+        self.optional(
+            "vllm",
+            "vllm",
+            lambda: self.stage(
+                "vllm", [self.r1("grpo", *self.grpo_overrides("vllm", s["short_steps"], engine="vllm"))]
+            ),
+        )
         self.optional("trl", "trl", self.trl)
 
     def optional(self, name: str, module: str, stage) -> None:
@@ -196,9 +296,13 @@ class Check:
         s, dtype = self.size, PRECISION[self.device][0].split("=")[1]
         work = ["rollout.engine=hf", f"run.device={self.device}"]
         if self.device == "cpu":  # the standard work (4 × 8 × 128 tokens) takes minutes here: smaller, on both sides
-            work += [f"model.name={self.model}", f"rollout.prompts_per_step={s['prompts']}",
-                     f"rollout.samples_per_prompt={s['samples']}", f"rollout.max_new_tokens={s['new_tokens']}",
-                     f"train.micro_batch_size={s['micro']}"]
+            work += [
+                f"model.name={self.model}",
+                f"rollout.prompts_per_step={s['prompts']}",
+                f"rollout.samples_per_prompt={s['samples']}",
+                f"rollout.max_new_tokens={s['new_tokens']}",
+                f"train.micro_batch_size={s['micro']}",
+            ]
         steps = str(s["bench_steps"])
         trl = [*self.python, str(ROOT / "benchmarks" / "trl_grpo_step.py"), "--steps", steps, "--device", self.device]
         summaries = {}
@@ -208,10 +312,16 @@ class Check:
             summaries[side] = dict(kv.split("=") for kv in re.findall(r"^SUMMARY (.*)$", text, re.M)[-1].split())
             return summaries[side]["step_s"]
 
-        self.stage("trl", [self.r1("bench", "grpo-step", "--dtype", dtype, "--steps", steps, *work),
-                           [*trl, *(["--bf16"] if dtype == "bfloat16" else []), *work]],
-                   r1_step_s=lambda logs: step_s(logs, 0), trl_step_s=lambda logs: step_s(logs, 1),
-                   ratio=lambda logs: f"{float(summaries[0]['step_s']) / float(summaries[1]['step_s']):.2f}")
+        self.stage(
+            "trl",
+            [
+                self.r1("bench", "grpo-step", "--dtype", dtype, "--steps", steps, *work),
+                [*trl, *(["--bf16"] if dtype == "bfloat16" else []), *work],
+            ],
+            r1_step_s=lambda logs: step_s(logs, 0),
+            trl_step_s=lambda logs: step_s(logs, 1),
+            ratio=lambda logs: f"{float(summaries[0]['step_s']) / float(summaries[1]['step_s']):.2f}",
+        )
 
     def install(self) -> None:
         """What r1 needs beyond torch/transformers/peft, from the wheels folder; then r1 itself, editable."""
@@ -281,9 +391,17 @@ def build_tiny(tokenizer, path: Path) -> None:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=2048, tie_word_embeddings=True,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
     )
     torch.manual_seed(0)
     LlamaForCausalLM(config).save_pretrained(path)
@@ -300,12 +418,22 @@ def eval_worker(a) -> None:
 
     model, tokenizer = load_model(a.model, device=a.device)
     examples = load_examples("arithmetic", split="test", limit=a.problems, size=a.problems, seed=0)
-    result = evaluate(model, tokenizer, examples, k=a.k, max_new_tokens=a.max_new_tokens, progress=False,
-                      generate_fn=engine("hf", model), dtype=a.dtype)
+    result = evaluate(
+        model,
+        tokenizer,
+        examples,
+        k=a.k,
+        max_new_tokens=a.max_new_tokens,
+        progress=False,
+        generate_fn=engine("hf", model),
+        dtype=a.dtype,
+    )
     result.save(a.out, model=a.model, benchmark="arithmetic", settings={"k": a.k, "engine": "hf", "dtype": a.dtype})
     m = result.metrics
-    print(f"eval: {m['problems']} problems × {m['samples_per_problem']} samples, pass@1 {m['pass@1']['mean']:.3f}, "
-          f"{result.timings['tokens_per_second']:.0f} tok/s")
+    print(
+        f"eval: {m['problems']} problems × {m['samples_per_problem']} samples, pass@1 {m['pass@1']['mean']:.3f}, "
+        f"{result.timings['tokens_per_second']:.0f} tok/s"
+    )
     write_peak(Path(a.out), a.device)
 
 

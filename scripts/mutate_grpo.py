@@ -17,31 +17,70 @@ ROOT = Path(__file__).resolve().parents[1]
 TARGET = ROOT / "r1" / "train" / "grpo.py"
 WIRING = "tests/test_grpo_wiring.py"
 MUTATIONS = [  # (name, original text, mutated text, tests that must fail)
-    ("KL-in-reward sign", "total -= kl_reward_penalty(", "total += kl_reward_penalty(",
-     [f"{WIRING}::test_kl_in_the_reward"]),
-    ("π_old = π_θ detached at μ > 1", "here(batch.old_logp) if batch.old_logp is not None else logp.detach()",
-     "logp.detach()", [f"{WIRING}::test_a_second_ppo_epoch"]),
-    ("π_old only for KL in the reward", "if g.ppo_epochs > 1 or (g.beta > 0", "if (g.beta > 0",
-     [f"{WIRING}::test_a_second_ppo_epoch"]),
-    ("entropy bonus dropped", "entropy=entropy, entropy_coef=g.entropy_coef", "entropy=entropy, entropy_coef=0.0",
-     [f"{WIRING}::test_the_entropy_bonus"]),
-    ("entropy gradient cut", "entropy_grad=g.entropy_coef != 0", "entropy_grad=False",
-     [f"{WIRING}::test_the_entropy_bonus"]),
-    ("sample rows' advantages misaligned", "batch.advantages if batch.advantages is not None",
-     "batch.advantages.flip(0) if batch.advantages is not None", [f"{WIRING}::test_samples_jsonl"]),
-    ("advantage scale hard-wired to none", "scale=g.advantage_scale", 'scale="none"',
-     [f"{WIRING}::test_kl_in_the_reward"]),
-    ("reference reset dropped", "reference.load_state_dict(policy.state_dict())", "pass",
-     ["tests/test_train_grpo.py::test_reference_starts_as_the_policy_and_is_reset_to_it"]),
-    ("scheduler stepped on an empty step", "    update = {}\n    if rows:\n",
-     "    update = {}\n    if not rows:\n        scheduler.step()\n    if rows:\n",
-     [f"{WIRING}::test_the_lr_schedule"]),
+    (
+        "KL-in-reward sign",
+        "total -= kl_reward_penalty(",
+        "total += kl_reward_penalty(",
+        [f"{WIRING}::test_kl_in_the_reward"],
+    ),
+    (
+        "π_old = π_θ detached at μ > 1",
+        "here(batch.old_logp) if batch.old_logp is not None else logp.detach()",
+        "logp.detach()",
+        [f"{WIRING}::test_a_second_ppo_epoch"],
+    ),
+    (
+        "π_old only for KL in the reward",
+        "if g.ppo_epochs > 1 or (g.beta > 0",
+        "if (g.beta > 0",
+        [f"{WIRING}::test_a_second_ppo_epoch"],
+    ),
+    (
+        "entropy bonus dropped",
+        "entropy=entropy, entropy_coef=g.entropy_coef",
+        "entropy=entropy, entropy_coef=0.0",
+        [f"{WIRING}::test_the_entropy_bonus"],
+    ),
+    (
+        "entropy gradient cut",
+        "entropy_grad=g.entropy_coef != 0",
+        "entropy_grad=False",
+        [f"{WIRING}::test_the_entropy_bonus"],
+    ),
+    (
+        "sample rows' advantages misaligned",
+        "batch.advantages if batch.advantages is not None",
+        "batch.advantages.flip(0) if batch.advantages is not None",
+        [f"{WIRING}::test_samples_jsonl"],
+    ),
+    (
+        "advantage scale hard-wired to none",
+        "scale=g.advantage_scale",
+        'scale="none"',
+        [f"{WIRING}::test_kl_in_the_reward"],
+    ),
+    (
+        "reference reset dropped",
+        "reference.load_state_dict(policy.state_dict())",
+        "pass",
+        ["tests/test_train_grpo.py::test_reference_starts_as_the_policy_and_is_reset_to_it"],
+    ),
+    (
+        "scheduler stepped on an empty step",
+        "    update = {}\n    if rows:\n",
+        "    update = {}\n    if not rows:\n        scheduler.step()\n    if rows:\n",
+        [f"{WIRING}::test_the_lr_schedule"],
+    ),
 ]
 
 
 def survives(tests: list[str]) -> bool:
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:randomly", *tests], cwd=ROOT,
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:randomly", *tests],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     return done.returncode == 0
 
 

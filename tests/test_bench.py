@@ -15,7 +15,12 @@ def summary_of(text: str) -> dict[str, float]:
 
 
 def test_grpo_step_bench_forces_the_length_and_summarizes_steps_two_on(tiny_model_dir, capsys):
-    result = bench_grpo_step("float32", steps=3, threads=1, overrides=[f"model.name={tiny_model_dir}", "rollout.max_new_tokens=6", "data.template=none"])
+    result = bench_grpo_step(
+        "float32",
+        steps=3,
+        threads=1,
+        overrides=[f"model.name={tiny_model_dir}", "rollout.max_new_tokens=6", "data.template=none"],
+    )
     figures = summary_of(capsys.readouterr().out)
     assert set(figures) == {"step_s", "gen_s", "score_s", "train_s", "gen_tok_s", "peak_rss_mib"}
     assert len(result["steps"]) == 3
@@ -26,7 +31,24 @@ def test_grpo_step_bench_forces_the_length_and_summarizes_steps_two_on(tiny_mode
 
 
 def test_bench_cli_runs_both_benchmarks(tiny_model_dir, capsys):
-    assert main(["bench", "grpo-step", "--dtype", "bfloat16", "--steps", "1", "--threads", "1", f"model.name={tiny_model_dir}", "rollout.max_new_tokens=4", "data.template=none"]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "grpo-step",
+                "--dtype",
+                "bfloat16",
+                "--steps",
+                "1",
+                "--threads",
+                "1",
+                f"model.name={tiny_model_dir}",
+                "rollout.max_new_tokens=4",
+                "data.template=none",
+            ]
+        )
+        == 0
+    )
     assert summary_of(capsys.readouterr().out)["step_s"] > 0
     bench_rollout("float32", n_rows=16, new_tokens=5, repeats=2, threads=1, model_name=str(tiny_model_dir))
     out = capsys.readouterr().out

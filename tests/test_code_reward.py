@@ -17,7 +17,8 @@ code_reward = REWARDS["code"]
 DOUBLE = {  # a small code task in HumanEval's format
     "code_prompt": 'def double(x):\n    """Twice x."""\n',
     "entry_point": "double",
-    "test": "def check(candidate):\n    assert candidate(1) == 2\n    assert candidate(2) == 4\n    assert candidate(0) == 0\n    assert True, 'free'\n",
+    "test": "def check(candidate):\n    assert candidate(1) == 2\n    assert candidate(2) == 4\n    assert "
+    "candidate(0) == 0\n    assert True, 'free'\n",
 }
 
 
@@ -25,23 +26,32 @@ def fenced(code: str, tag: str = "python") -> str:
     return f"```{tag}\n{code}```"
 
 
-@pytest.mark.parametrize("completion, expected", [
-    (fenced("x = 1\n"), "x = 1\n"),
-    (fenced("x = 1\n", tag=""), "x = 1\n"),
-    (fenced("x = 1\n", tag="py") + "\n" + fenced("x = 2\n", tag="Python3"), "x = 2\n"),  # the last Python block
-    (fenced("x = 1\n") + "\n" + fenced("not python\n", tag="text"), "x = 1\n"),  # other languages are skipped
-    ("no code here", None),
-    ("<think>" + fenced("x = 1\n") + "</think> done", None),  # code only while thinking does not count
-    ("<think>" + fenced("x = 1\n"), None),  # the think block never closed
-    ("<think>plan</think> " + fenced("x = 1\n"), "x = 1\n"),
-    ("<think>plan</think><answer>" + fenced("a = 1\n") + "</answer>\n" + fenced("b = 2\n"), "a = 1\n"),  # inside the answer
-    ("<answer>" + fenced("a = 1\n") + "</answer><answer>" + fenced("b = 2\n") + "</answer>", None),  # two answers
-    ("<answer>" + fenced("a = 1\n") + "</answer> and a stray </answer>", None),
-    (fenced("x = 1\n") + "\n```python\ntruncated = (", "x = 1\n"),  # an unclosed fence does not count
-    ("1. the code:\n   ```python\n   def f():\n       return 1\n   ```", "def f():\n    return 1\n"),  # list indent removed
-    (fenced("    return x * 2\n"), "    return x * 2\n"),  # a body keeps its indentation
-    (fenced("\n\n"), None),  # an empty block is no code
-])
+@pytest.mark.parametrize(
+    "completion, expected",
+    [
+        (fenced("x = 1\n"), "x = 1\n"),
+        (fenced("x = 1\n", tag=""), "x = 1\n"),
+        (fenced("x = 1\n", tag="py") + "\n" + fenced("x = 2\n", tag="Python3"), "x = 2\n"),  # the last Python block
+        (fenced("x = 1\n") + "\n" + fenced("not python\n", tag="text"), "x = 1\n"),  # other languages are skipped
+        ("no code here", None),
+        ("<think>" + fenced("x = 1\n") + "</think> done", None),  # code only while thinking does not count
+        ("<think>" + fenced("x = 1\n"), None),  # the think block never closed
+        ("<think>plan</think> " + fenced("x = 1\n"), "x = 1\n"),
+        (
+            "<think>plan</think><answer>" + fenced("a = 1\n") + "</answer>\n" + fenced("b = 2\n"),
+            "a = 1\n",
+        ),  # inside the answer
+        ("<answer>" + fenced("a = 1\n") + "</answer><answer>" + fenced("b = 2\n") + "</answer>", None),  # two answers
+        ("<answer>" + fenced("a = 1\n") + "</answer> and a stray </answer>", None),
+        (fenced("x = 1\n") + "\n```python\ntruncated = (", "x = 1\n"),  # an unclosed fence does not count
+        (
+            "1. the code:\n   ```python\n   def f():\n       return 1\n   ```",
+            "def f():\n    return 1\n",
+        ),  # list indent removed
+        (fenced("    return x * 2\n"), "    return x * 2\n"),  # a body keeps its indentation
+        (fenced("\n\n"), None),  # an empty block is no code
+    ],
+)
 def test_extract_code(completion, expected):
     assert extract_code(completion) == expected
 
@@ -52,9 +62,11 @@ def test_extract_code_with_prefilled_think():
 
 
 def test_check_statements_split_humaneval_tests():
-    setup, statements, parameter = check_statements("import math\nMETADATA = {}\ndef check(f):\n    import random\n"
-                                                    "    assert f(1) == 2\n    for i in range(3):\n        assert f(i) == 2 * i\n"
-                                                    "    assert True, 'free'\n")
+    setup, statements, parameter = check_statements(
+        "import math\nMETADATA = {}\ndef check(f):\n    import random\n"
+        "    assert f(1) == 2\n    for i in range(3):\n        assert f(i) == 2 * i\n"
+        "    assert True, 'free'\n"
+    )
     assert parameter == "f" and "METADATA" in setup and "import math" in setup
     assert [s.counted for s in statements] == [False, True, True, False]  # import and `assert True` are setup
     with pytest.raises(ValueError, match="check"):
@@ -80,8 +92,11 @@ def test_no_code_or_broken_code_scores_zero():
 
 
 def test_prompt_helpers_and_imports_are_available_to_a_full_function():
-    example = {"code_prompt": "import math\n\ndef helper(x):\n    return math.sqrt(x)\n\ndef root(x):\n    '''doc'''\n",
-               "entry_point": "root", "test": "def check(candidate):\n    assert candidate(16) == helper(16) == 4.0\n"}
+    example = {
+        "code_prompt": "import math\n\ndef helper(x):\n    return math.sqrt(x)\n\ndef root(x):\n    '''doc'''\n",
+        "entry_point": "root",
+        "test": "def check(candidate):\n    assert candidate(16) == helper(16) == 4.0\n",
+    }
     assert code_reward(fenced("def root(x):\n    return helper(x)\n"), example) == 1.0
 
 
@@ -133,7 +148,10 @@ def test_eval_scores_humaneval_with_the_code_reward():
     records, events = _score(examples, 2, rows, texts, [10] * 4, [False] * 4)
     assert reward_names(examples) == ["code", "format", "language"]
     assert [[s["correct"] for s in r["samples"]] for r in records] == [[True, True], [True, False]]
-    assert records[0]["samples"][0]["rewards"]["code"] == 1.0 and records[0]["samples"][0]["answer"] == examples[0]["answer"]
+    assert (
+        records[0]["samples"][0]["rewards"]["code"] == 1.0
+        and records[0]["samples"][0]["answer"] == examples[0]["answer"]
+    )
     assert records[0]["majority"]["correct"] and records[1]["majority"]["correct"]  # a tie goes to the first program
     metrics = compute_metrics(records, 2)
     assert metrics["pass@1"]["mean"] == pytest.approx(0.75) and metrics["pass@k"]["2"] == pytest.approx(1.0)

@@ -57,4 +57,7 @@ def test_detailed_fraction_and_determinism():
 
 def test_terse_completion_layout():
     problem = {"steps": ["23 + 7 = 30", "30 * 4 = 120"], "answer": "120"}
-    assert worked_completion(problem) == "<think>\nWe start from 23.\n23 + 7 = 30\n30 * 4 = 120\nSo the result is 120.\n</think>\n<answer>120</answer>"
+    assert (
+        worked_completion(problem) == "<think>\nWe start from 23.\n23 + 7 = 30\n30 * 4 = 120\nSo the result is "
+        "120.\n</think>\n<answer>120</answer>"
+    )

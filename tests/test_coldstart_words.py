@@ -67,9 +67,14 @@ def test_deterministic_distinct_and_splits_never_overlap():
 def test_cli_generate_writes_sft_rows(tmp_path, capsys):
     assert set(GENERATORS) == {"arithmetic", "word-problems"}
     out = tmp_path / "cold.jsonl"
-    assert main(["coldstart", "generate", "--task", "word-problems", "--n", "12", "--seed", "3", "--output", str(out)]) == 0
+    assert (
+        main(["coldstart", "generate", "--task", "word-problems", "--n", "12", "--seed", "3", "--output", str(out)])
+        == 0
+    )
     examples, skipped = read_jsonl(out, None, None)  # readable as a prompt set too (prompt + answer)
     assert len(examples) == 12 and skipped == 0
     assert all(e["completion"].startswith("<think>\n") for e in examples)
-    assert main(["coldstart", "generate", "--task", "arithmetic", "--n", "5", "--output", str(tmp_path / "a.jsonl")]) == 0
+    assert (
+        main(["coldstart", "generate", "--task", "arithmetic", "--n", "5", "--output", str(tmp_path / "a.jsonl")]) == 0
+    )
     assert "wrote 5 worked arithmetic examples" in capsys.readouterr().out

@@ -18,7 +18,9 @@ def test_defaults_without_file_or_overrides():
 
 
 def test_yaml_file_and_overrides(tmp_path):
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
 model:
   name: some/model
 grpo:
@@ -31,17 +33,21 @@ data:
   limit: 7
   arithmetic:
     ops: "+-"
-""")
-    cfg = load_config(path, [
-        "data.arithmetic.max_digits=3",  # nested section
-        "rewards.weights.language=0.1",  # a new entry added to the default weights
-        "optim.weight_decay=1e-6",
-        "grpo.dual_clip=null",  # Optional back to None
-        "data.prefill_think=true",
-        "grpo.dynamic_sampling=False",
-        "run.threads=4",
-        "train.steps=1_000",
-    ])
+""",
+    )
+    cfg = load_config(
+        path,
+        [
+            "data.arithmetic.max_digits=3",  # nested section
+            "rewards.weights.language=0.1",  # a new entry added to the default weights
+            "optim.weight_decay=1e-6",
+            "grpo.dual_clip=null",  # Optional back to None
+            "data.prefill_think=true",
+            "grpo.dynamic_sampling=False",
+            "run.threads=4",
+            "train.steps=1_000",
+        ],
+    )
     assert cfg.model.name == "some/model"
     assert cfg.model.dtype == "float32"  # untouched keys of a YAML section keep their defaults
     assert cfg.grpo.beta == 0.04
@@ -82,7 +88,13 @@ def test_int_written_as_float_integer_accepted_but_fraction_rejected():
         ("top level", ["rolout.temperature=0.7"], None, "model, data, rollout", "rollout"),
         ("nested", ["data.arithmetic.max_digitz=3"], None, "min_digits, max_digits, min_steps", "max_digits"),
         ("yaml top level", [], "rolout:\n  temperature: 0.7\n", "model, data, rollout", "rollout"),
-        ("yaml nested", [], "data:\n  arithmetic:\n    max_digitz: 3\n", "min_digits, max_digits, min_steps", "max_digits"),
+        (
+            "yaml nested",
+            [],
+            "data:\n  arithmetic:\n    max_digitz: 3\n",
+            "min_digits, max_digits, min_steps",
+            "max_digits",
+        ),
     ],
 )
 def test_unknown_key_lists_valid_keys_and_suggests(tmp_path, where, overrides, yaml_text, valid, suggestion):
@@ -135,8 +147,14 @@ def test_section_given_a_scalar(tmp_path):
 @pytest.mark.parametrize(
     "override, expected",
     [
-        ("model.name.foo=1", "cannot set 'model.name.foo': 'model.name' is a value ('smollm2-135m'), not a section of keys"),
-        ("rewards.weights.format.x=1", "cannot set 'rewards.weights.format.x': 'rewards.weights.format' is a value (0.5), not a section of keys"),
+        (
+            "model.name.foo=1",
+            "cannot set 'model.name.foo': 'model.name' is a value ('smollm2-135m'), not a section of keys",
+        ),
+        (
+            "rewards.weights.format.x=1",
+            "cannot set 'rewards.weights.format.x': 'rewards.weights.format' is a value (0.5), not a section of keys",
+        ),
     ],
 )
 def test_override_below_a_value_is_a_config_error(override, expected):
@@ -193,10 +211,19 @@ def test_empty_yaml_gives_defaults(tmp_path):
 
 
 def test_save_load_round_trip(tmp_path):
-    cfg = load_config(None, [
-        "optim.lr=3e-7", "grpo.dual_clip=3.0", "rewards.weights.language=0.1", "data.limit=5",
-        "optim.betas=[0.9, 0.95]", "data.arithmetic.ops=+*", "run.output_dir=runs/x", "eval.temperature=0.6",
-    ])
+    cfg = load_config(
+        None,
+        [
+            "optim.lr=3e-7",
+            "grpo.dual_clip=3.0",
+            "rewards.weights.language=0.1",
+            "data.limit=5",
+            "optim.betas=[0.9, 0.95]",
+            "data.arithmetic.ops=+*",
+            "run.output_dir=runs/x",
+            "eval.temperature=0.6",
+        ],
+    )
     save_config(cfg, tmp_path / "config.yaml")
     again = load_config(tmp_path / "config.yaml")
     assert again == cfg

@@ -67,11 +67,14 @@ def test_arithmetic_source_uses_settings():
 
 
 def test_jsonl_with_custom_fields(tmp_path):
-    path = write_jsonl(tmp_path / "mine.jsonl", [
-        {"q": "What is 2 + 2?", "final": 4, "language": "en"},
-        {"q": "Half of 3?", "final": 1.5},
-        {"q": "Big?", "final": "#### 1,234", "id": "big"},
-    ])
+    path = write_jsonl(
+        tmp_path / "mine.jsonl",
+        [
+            {"q": "What is 2 + 2?", "final": 4, "language": "en"},
+            {"q": "Half of 3?", "final": 1.5},
+            {"q": "Big?", "final": "#### 1,234", "id": "big"},
+        ],
+    )
     examples = load_examples(str(path), question_field="q", answer_field="final")
     assert [e["prompt"] for e in examples] == ["What is 2 + 2?", "Half of 3?", "Big?"]
     assert [e["answer"] for e in examples] == ["4", "1.5", "1234"]  # numbers become strings; GSM8K style reduced
@@ -81,28 +84,38 @@ def test_jsonl_with_custom_fields(tmp_path):
 
 
 def test_default_question_fields_are_tried_in_order(tmp_path):
-    path = write_jsonl(tmp_path / "d.jsonl", [{"problem": "P?", "answer": "1"}, {"prompt": "Q?", "question": "", "answer": "2"}])
+    path = write_jsonl(
+        tmp_path / "d.jsonl", [{"problem": "P?", "answer": "1"}, {"prompt": "Q?", "question": "", "answer": "2"}]
+    )
     assert [e["prompt"] for e in load_examples(str(path))] == ["P?", "Q?"]
 
 
 @pytest.mark.parametrize(
     "text, expected",
-    [("She makes $18.\n#### 18", "18"), ("#### 1,234", "1234"), ("a #### 1 then\n#### -7 ", "-7"), ("#### 1,000,000", "1000000")],
+    [
+        ("She makes $18.\n#### 18", "18"),
+        ("#### 1,234", "1234"),
+        ("a #### 1 then\n#### -7 ", "-7"),
+        ("#### 1,000,000", "1000000"),
+    ],
 )
 def test_gsm8k_final_answer(text, expected):
     assert gsm8k_final_answer(text) == expected
 
 
 def test_rows_missing_question_or_answer_are_skipped_and_counted(tmp_path, capsys):
-    path = write_jsonl(tmp_path / "d.jsonl", [
-        {"question": "ok?", "answer": "1"},
-        {"question": "no answer"},
-        {"answer": "2"},
-        {"question": "   ", "answer": "3"},
-        {"question": "empty answer", "answer": " "},
-        {"question": "bool answer", "answer": True},
-        {"question": "fine", "answer": 0},
-    ])
+    path = write_jsonl(
+        tmp_path / "d.jsonl",
+        [
+            {"question": "ok?", "answer": "1"},
+            {"question": "no answer"},
+            {"answer": "2"},
+            {"question": "   ", "answer": "3"},
+            {"question": "empty answer", "answer": " "},
+            {"question": "bool answer", "answer": True},
+            {"question": "fine", "answer": 0},
+        ],
+    )
     examples = load_examples(str(path))
     assert [(e["prompt"], e["answer"]) for e in examples] == [("ok?", "1"), ("fine", "0")]
     assert "skipped 5 row(s) without a question or answer" in capsys.readouterr().out
@@ -124,7 +137,9 @@ def test_corrupt_json_line_names_file_and_line(tmp_path):
 
 def test_non_utf8_line_names_file_and_line(tmp_path):
     path = tmp_path / "d.jsonl"
-    path.write_bytes(b'{"question": "a", "answer": "1"}\n{"question": "b", "answer": "1"}\n{"question": "\xff\xfe", "answer": "2"}\n')
+    path.write_bytes(
+        b'{"question": "a", "answer": "1"}\n{"question": "b", "answer": "1"}\n{"question": "\xff\xfe", "answer": "2"}\n'
+    )
     with pytest.raises(DataError, match=rf"^{re.escape(str(path))}:3: not valid UTF-8$"):
         load_examples(str(path))
 
@@ -163,7 +178,10 @@ def test_hub_id_without_datasets_package(monkeypatch):
     with pytest.raises(DataError) as err:
         load_examples("openai/gsm8k")
     message = str(err.value)
-    assert "'openai/gsm8k' is not a bundled dataset (gsm8k, gsm8k-train, math500, aime24" in message and "arithmetic)" in message
+    assert (
+        "'openai/gsm8k' is not a bundled dataset (gsm8k, gsm8k-train, math500, aime24" in message
+        and "arithmetic)" in message
+    )
     assert "pip install datasets" in message
 
 
@@ -264,7 +282,10 @@ def test_all_word_or_all_symbols():
 
 def test_impossible_request_is_a_clear_error_not_a_hang():
     # 1-digit '+' with one step has 100 symbol problems, ~90 of them in train.
-    with pytest.raises(ValueError, match=r"only \d+ distinct 'train' arithmetic problems found .*digits 1-1, steps 1-1, ops '\+'.*ask for fewer"):
+    with pytest.raises(
+        ValueError,
+        match=r"only \d+ distinct 'train' arithmetic problems found .*digits 1-1, steps 1-1, ops '\+'.*ask for fewer",
+    ):
         make_problems(5000, seed=0, min_digits=1, max_digits=1, min_steps=1, max_steps=1, ops="+", word_fraction=0.0)
 
 
@@ -272,7 +293,9 @@ def test_exhausting_the_space_exactly_works():
     # Asking for every train problem there is must succeed, not stop early.
     every = [f"What is {a} + {b}?" for a in range(10) for b in range(10)]
     n_train = sum(split_of(t) == "train" for t in every)
-    problems = make_problems(n_train, seed=0, min_digits=1, max_digits=1, min_steps=1, max_steps=1, ops="+", word_fraction=0.0)
+    problems = make_problems(
+        n_train, seed=0, min_digits=1, max_digits=1, min_steps=1, max_steps=1, ops="+", word_fraction=0.0
+    )
     assert sorted(p["prompt"] for p in problems) == sorted(t for t in every if split_of(t) == "train")
 
 

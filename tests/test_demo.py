@@ -9,8 +9,19 @@ from transformers import AutoModelForCausalLM
 from r1.cli import main
 from r1.progress import format_duration
 
-TINY = ["sft.batch_size=4", "sft.max_length=256", "train.steps=1", "rollout.prompts_per_step=2", "rollout.samples_per_prompt=2",
-        "rollout.max_new_tokens=8", "eval.limit=3", "eval.k=1", "eval.max_new_tokens=8", "train.micro_batch_size=4", "run.threads=1"]
+TINY = [
+    "sft.batch_size=4",
+    "sft.max_length=256",
+    "train.steps=1",
+    "rollout.prompts_per_step=2",
+    "rollout.samples_per_prompt=2",
+    "rollout.max_new_tokens=8",
+    "eval.limit=3",
+    "eval.k=1",
+    "eval.max_new_tokens=8",
+    "train.micro_batch_size=4",
+    "run.threads=1",
+]
 
 
 def test_demo_runs_every_stage_and_writes_summary(tiny_model_dir, tmp_path, monkeypatch, capsys):
@@ -19,12 +30,17 @@ def test_demo_runs_every_stage_and_writes_summary(tiny_model_dir, tmp_path, monk
     templates, real = [], harness.evaluate
     monkeypatch.setattr(harness, "evaluate", lambda *a, **k: templates.append(k["template"]) or real(*a, **k))
     out = tmp_path / "demo"
-    assert main(["demo", "--output-dir", str(out), "--coldstart-examples", "8", f"model.name={tiny_model_dir}", *TINY]) == 0
+    assert (
+        main(["demo", "--output-dir", str(out), "--coldstart-examples", "8", f"model.name={tiny_model_dir}", *TINY])
+        == 0
+    )
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["heldout"]) == {"base", "coldstart", "final"}
     assert all(0.0 <= v <= 1.0 for v in summary["heldout"].values())
     assert all(0.0 <= v <= 1.0 for v in summary["format"].values())
-    assert set(summary["accuracy_formatted"]) == set(summary["heldout"])  # None for a stage with no sample in the format
+    assert set(summary["accuracy_formatted"]) == set(
+        summary["heldout"]
+    )  # None for a stage with no sample in the format
     assert all(v is None or 0.0 <= v <= 1.0 for v in summary["accuracy_formatted"].values())
     assert summary["heldout_problems"] == 3 and summary["samples_per_problem"] == 1
     for stage in ("coldstart", "final"):

@@ -26,8 +26,19 @@ from r1.rollout import ENGINES
 from r1.train.run import RunLogger
 
 QUESTIONS = {"What is 2 + 3?": 5, "What is 10 - 4?": 6, "What is 3 * 3?": 9, "What is 7 + 1?": 8}
-SETTINGS = ["data.template=r1-brief", "run.threads=1", "sample.k=2", "sample.chunk_prompts=2", "rollout.max_new_tokens=32",
-            "sft.batch_size=2", "sft.epochs=2", "sft.max_length=256", "train.micro_batch_size=2", "train.save_every=2", "optim.lr=1e-3"]
+SETTINGS = [
+    "data.template=r1-brief",
+    "run.threads=1",
+    "sample.k=2",
+    "sample.chunk_prompts=2",
+    "rollout.max_new_tokens=32",
+    "sft.batch_size=2",
+    "sft.epochs=2",
+    "sft.max_length=256",
+    "train.micro_batch_size=2",
+    "train.save_every=2",
+    "optim.lr=1e-3",
+]
 
 
 class Teacher:
@@ -47,7 +58,11 @@ class Teacher:
             answer = QUESTIONS[question] + (0 if self.right and self.taken[question] == 0 else 1)
             texts.append(f"<think>{question[8:-1]} = {answer}</think><answer>{answer}</answer>")
             self.taken[question] += 1
-        return SimpleNamespace(texts=texts, lengths=torch.tensor([len(t) for t in texts]), truncated=torch.zeros(len(texts), dtype=torch.bool))
+        return SimpleNamespace(
+            texts=texts,
+            lengths=torch.tensor([len(t) for t in texts]),
+            truncated=torch.zeros(len(texts), dtype=torch.bool),
+        )
 
 
 def no_generation(*args, **kwargs):
@@ -57,7 +72,12 @@ def no_generation(*args, **kwargs):
 @pytest.fixture
 def prompts(tmp_path):
     path = tmp_path / "prompts.jsonl"
-    path.write_text("".join(json.dumps({"id": f"q{i}", "question": q, "answer": str(a)}) + "\n" for i, (q, a) in enumerate(QUESTIONS.items())))
+    path.write_text(
+        "".join(
+            json.dumps({"id": f"q{i}", "question": q, "answer": str(a)}) + "\n"
+            for i, (q, a) in enumerate(QUESTIONS.items())
+        )
+    )
     return path
 
 
@@ -89,21 +109,39 @@ def test_distill_end_to_end_writes_the_manifest(tiny_model_dir, prompts, tmp_pat
     assert manifest["inputs"] == {"teacher": tiny, "student": tiny, "prompts": str(prompts), "template": "r1-brief"}
     sample, trained = manifest["parts"]["sample"], manifest["parts"]["sft"]
     # 4 prompts × 2 samples: the first of each is right, the second wrong
-    assert {k: sample[k] for k in ("status", "prompts", "samples", "kept", "prompts_with_kept", "rejected", "judged")} == {
-        "status": "finished", "prompts": 4, "samples": 8, "kept": 4, "prompts_with_kept": 4, "rejected": {"incorrect": 4}, "judged": 0}
+    assert {
+        k: sample[k] for k in ("status", "prompts", "samples", "kept", "prompts_with_kept", "rejected", "judged")
+    } == {
+        "status": "finished",
+        "prompts": 4,
+        "samples": 8,
+        "kept": 4,
+        "prompts_with_kept": 4,
+        "rejected": {"incorrect": 4},
+        "judged": 0,
+    }
     assert sample["inputs"] == {"model": tiny, "prompts": str(prompts)}
-    assert sample["outputs"] == {"data": str(out / "sample" / "sft.jsonl"), "report": str(out / "sample" / "report.json")}
+    assert sample["outputs"] == {
+        "data": str(out / "sample" / "sft.jsonl"),
+        "report": str(out / "sample" / "report.json"),
+    }
     # 4 rows, batch 2, 2 epochs = 4 steps, on the sample part's output with its template
     assert {k: trained[k] for k in ("status", "data_rows", "steps", "inputs", "outputs")} == {
-        "status": "finished", "data_rows": 4, "steps": 4,
+        "status": "finished",
+        "data_rows": 4,
+        "steps": 4,
         "inputs": {"model": tiny, "data": str(out / "sample" / "sft.jsonl"), "template": "r1-brief"},
-        "outputs": {"checkpoint": str(out / "sft" / "checkpoints" / "final")}}
+        "outputs": {"checkpoint": str(out / "sft" / "checkpoints" / "final")},
+    }
     assert sample["seconds"] > 0 and trained["seconds"] > 0 and "error" not in sample and "error" not in trained
 
     rows = read_jsonl(out / "sample" / "sft.jsonl")
     assert [(r["id"], r["completion"]) for r in rows] == [
-        ("q0", "<think>2 + 3 = 5</think><answer>5</answer>"), ("q1", "<think>10 - 4 = 6</think><answer>6</answer>"),
-        ("q2", "<think>3 * 3 = 9</think><answer>9</answer>"), ("q3", "<think>7 + 1 = 8</think><answer>8</answer>")]
+        ("q0", "<think>2 + 3 = 5</think><answer>5</answer>"),
+        ("q1", "<think>10 - 4 = 6</think><answer>6</answer>"),
+        ("q2", "<think>3 * 3 = 9</think><answer>9</answer>"),
+        ("q3", "<think>7 + 1 = 8</think><answer>8</answer>"),
+    ]
     parts = {name: load_config(out / name / "config.yaml") for name in ("sample", "sft")}
     assert parts["sample"].model.name == tiny and parts["sft"].model.name == tiny
     assert parts["sft"].sft.data == str(out / "sample" / "sft.jsonl")
@@ -118,14 +156,22 @@ def test_distill_end_to_end_writes_the_manifest(tiny_model_dir, prompts, tmp_pat
 
 def test_resume_within_and_between_parts(tiny_model_dir, prompts, tmp_path, monkeypatch):
     tiny, teacher_dir = str(tiny_model_dir), tmp_path / "teacher"
-    run_distill(config(prompts, tmp_path / "straight"), teacher=tiny, student=tiny, generate_fn=Teacher(), progress=False)
+    run_distill(
+        config(prompts, tmp_path / "straight"), teacher=tiny, student=tiny, generate_fn=Teacher(), progress=False
+    )
     shutil.copytree(tiny_model_dir, teacher_dir)  # a teacher on scratch space, deleted once sampled
     scratch_teacher = str(teacher_dir)
 
     # 1. killed while sampling the second chunk of prompts
     out = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
-        run_distill(config(prompts, out), teacher=scratch_teacher, student=tiny, generate_fn=Teacher(fail_on_call=2), progress=False)
+        run_distill(
+            config(prompts, out),
+            teacher=scratch_teacher,
+            student=tiny,
+            generate_fn=Teacher(fail_on_call=2),
+            progress=False,
+        )
     manifest = json.loads((out / "distill.json").read_text())
     assert manifest["parts"]["sample"]["status"] == "interrupted" and manifest["parts"]["sft"]["status"] == "pending"
     assert not (out / "sft").exists()
@@ -151,43 +197,82 @@ def test_resume_within_and_between_parts(tiny_model_dir, prompts, tmp_path, monk
 
     # 3. the rerun does not sample again (nor need the teacher) and resumes SFT from its step-2 checkpoint
     shutil.rmtree(teacher_dir)
-    manifest = run_distill(config(prompts, out), teacher=scratch_teacher, student=tiny, generate_fn=no_generation, progress=False)
-    assert manifest["status"] == "finished" and manifest["parts"]["sft"]["steps"] == 4 and "error" not in manifest["parts"]["sft"]
-    assert manifest["parts"]["sample"]["seconds"] == sample_seconds and manifest["parts"]["sft"]["seconds"] > sft_seconds
+    manifest = run_distill(
+        config(prompts, out), teacher=scratch_teacher, student=tiny, generate_fn=no_generation, progress=False
+    )
+    assert (
+        manifest["status"] == "finished"
+        and manifest["parts"]["sft"]["steps"] == 4
+        and "error" not in manifest["parts"]["sft"]
+    )
+    assert (
+        manifest["parts"]["sample"]["seconds"] == sample_seconds and manifest["parts"]["sft"]["seconds"] > sft_seconds
+    )
     assert read_jsonl(out / "sample" / "sft.jsonl") == read_jsonl(tmp_path / "straight" / "sample" / "sft.jsonl")
-    straight, resumed = read_jsonl(tmp_path / "straight" / "sft" / "metrics.jsonl"), read_jsonl(out / "sft" / "metrics.jsonl")
+    straight, resumed = (
+        read_jsonl(tmp_path / "straight" / "sft" / "metrics.jsonl"),
+        read_jsonl(out / "sft" / "metrics.jsonl"),
+    )
     assert [m["step"] for m in resumed] == [1, 2, 3, 4]
     for a, b in zip(straight, resumed):
         assert b["loss"] == pytest.approx(a["loss"], abs=1e-6), a["step"]
-    final_a, final_b = weights(tmp_path / "straight" / "sft" / "checkpoints" / "final"), weights(out / "sft" / "checkpoints" / "final")
+    final_a, final_b = (
+        weights(tmp_path / "straight" / "sft" / "checkpoints" / "final"),
+        weights(out / "sft" / "checkpoints" / "final"),
+    )
     for k in final_a:
         torch.testing.assert_close(final_b[k], final_a[k], rtol=0, atol=1e-6)
 
     # 4. a finished distillation runs neither part again
     monkeypatch.setattr(distill, "train_sft", no_generation)
-    again = run_distill(config(prompts, out), teacher=scratch_teacher, student=tiny, generate_fn=no_generation, progress=False)
+    again = run_distill(
+        config(prompts, out), teacher=scratch_teacher, student=tiny, generate_fn=no_generation, progress=False
+    )
     assert again["status"] == "finished" and again["parts"] == manifest["parts"]
 
 
 def test_a_failed_sft_can_be_fixed_without_sampling_again(tiny_model_dir, prompts, tmp_path):
     out, tiny = tmp_path / "run", str(tiny_model_dir)
     with pytest.raises(DataError, match="over sft.max_length=16"):
-        run_distill(config(prompts, out, "sft.max_length=16"), teacher=tiny, student=tiny, generate_fn=Teacher(), progress=False)
+        run_distill(
+            config(prompts, out, "sft.max_length=16"), teacher=tiny, student=tiny, generate_fn=Teacher(), progress=False
+        )
     manifest = json.loads((out / "distill.json").read_text())
-    assert manifest["status"] == manifest["parts"]["sft"]["status"] == "failed" and "DataError" in manifest["parts"]["sft"]["error"]
+    assert (
+        manifest["status"] == manifest["parts"]["sft"]["status"] == "failed"
+        and "DataError" in manifest["parts"]["sft"]["error"]
+    )
     # the sampling settings are fixed now; the SFT's may change until the student is trained
     with pytest.raises(ConfigError, match=r"other settings \(sample.k\)"):
-        run_distill(config(prompts, out, "sample.k=3", "sft.max_length=256"), teacher=tiny, student=tiny, generate_fn=no_generation)
-    manifest = run_distill(config(prompts, out, "sft.max_length=256"), teacher=tiny, student=tiny, generate_fn=no_generation)
+        run_distill(
+            config(prompts, out, "sample.k=3", "sft.max_length=256"),
+            teacher=tiny,
+            student=tiny,
+            generate_fn=no_generation,
+        )
+    manifest = run_distill(
+        config(prompts, out, "sft.max_length=256"), teacher=tiny, student=tiny, generate_fn=no_generation
+    )
     assert manifest["status"] == "finished" and manifest["parts"]["sft"]["steps"] == 4
-    assert load_config(out / "sft" / "config.yaml").sft.max_length == 256 == load_config(out / "config.yaml").sft.max_length
+    assert (
+        load_config(out / "sft" / "config.yaml").sft.max_length
+        == 256
+        == load_config(out / "config.yaml").sft.max_length
+    )
     with pytest.raises(ConfigError, match=r"other settings \(sft.epochs\)"):
-        run_distill(config(prompts, out, "sft.max_length=256", "sft.epochs=3"), teacher=tiny, student=tiny, generate_fn=no_generation)
+        run_distill(
+            config(prompts, out, "sft.max_length=256", "sft.epochs=3"),
+            teacher=tiny,
+            student=tiny,
+            generate_fn=no_generation,
+        )
 
 
 def test_zero_kept_stops_before_sft(tiny_model_dir, prompts, tmp_path):
     out, tiny = tmp_path / "run", str(tiny_model_dir)
-    with pytest.raises(DataError, match=r"rejection sampling kept 0 of 8 samples: 8 incorrect \(first examples in .*report.md\)"):
+    with pytest.raises(
+        DataError, match=r"rejection sampling kept 0 of 8 samples: 8 incorrect \(first examples in .*report.md\)"
+    ):
         run_distill(config(prompts, out), teacher=tiny, student=tiny, generate_fn=Teacher(right=False), progress=False)
     assert not (out / "sft").exists()
     manifest = json.loads((out / "distill.json").read_text())
@@ -199,20 +284,38 @@ def test_zero_kept_stops_before_sft(tiny_model_dir, prompts, tmp_path):
         run_distill(config(prompts, out), teacher=tiny, student=tiny, generate_fn=no_generation, progress=False)
     # other settings or another teacher cannot reuse the directory
     with pytest.raises(ConfigError, match=r"other settings \(sample.k\)"):
-        run_distill(config(prompts, out, "sample.k=3"), teacher=tiny, student=tiny, generate_fn=no_generation, progress=False)
+        run_distill(
+            config(prompts, out, "sample.k=3"), teacher=tiny, student=tiny, generate_fn=no_generation, progress=False
+        )
     with pytest.raises(ConfigError, match=r"other settings \(--teacher, --student\)"):
-        run_distill(config(prompts, out), teacher="/no/teacher", student="/no/student", generate_fn=no_generation, progress=False)
+        run_distill(
+            config(prompts, out),
+            teacher="/no/teacher",
+            student="/no/student",
+            generate_fn=no_generation,
+            progress=False,
+        )
 
 
 def test_missing_prompts_teacher_or_student_fail_before_any_work(tiny_model_dir, prompts, tmp_path):
     tiny = str(tiny_model_dir)
     with pytest.raises(DataError, match="prompt file not found"):
-        run_distill(config(tmp_path / "none.jsonl", tmp_path / "a"), teacher=tiny, student=tiny, generate_fn=no_generation)
+        run_distill(
+            config(tmp_path / "none.jsonl", tmp_path / "a"), teacher=tiny, student=tiny, generate_fn=no_generation
+        )
     with pytest.raises(ModelLoadError, match="the teacher cannot be loaded: model path not found: /no/teacher"):
         run_distill(config(prompts, tmp_path / "b"), teacher="/no/teacher", student=tiny, generate_fn=no_generation)
     with pytest.raises(ModelLoadError, match="the judge cannot be loaded: model path not found: /no/judge"):
-        run_distill(config(prompts, tmp_path / "b", "sample.judge=/no/judge"), teacher=tiny, student=tiny, generate_fn=no_generation)
-    with pytest.raises(ModelLoadError, match=f"the student cannot be loaded: {re.escape(str(tmp_path))} is a folder but not a Hugging Face model"):
+        run_distill(
+            config(prompts, tmp_path / "b", "sample.judge=/no/judge"),
+            teacher=tiny,
+            student=tiny,
+            generate_fn=no_generation,
+        )
+    with pytest.raises(
+        ModelLoadError,
+        match=f"the student cannot be loaded: {re.escape(str(tmp_path))} is a folder but not a Hugging Face model",
+    ):
         run_distill(config(prompts, tmp_path / "c"), teacher=tiny, student=str(tmp_path), generate_fn=no_generation)
     assert not any((tmp_path / name).exists() for name in "abc")  # nothing was started
 
@@ -228,7 +331,11 @@ def test_cli_distill(tiny_model_dir, prompts, tmp_path, monkeypatch, capsys):
     out = tmp_path / "run"
     assert main([*args, "--output-dir", str(out), "--limit", "2", *SETTINGS]) == 0
     manifest = json.loads((out / "distill.json").read_text())
-    assert manifest["status"] == "finished" and manifest["parts"]["sample"]["kept"] == 2 and manifest["parts"]["sft"]["steps"] == 2
+    assert (
+        manifest["status"] == "finished"
+        and manifest["parts"]["sample"]["kept"] == 2
+        and manifest["parts"]["sft"]["steps"] == 2
+    )
     monkeypatch.setitem(ENGINES, "fast", no_generation)
     assert main([*args, "--output-dir", str(out), "--limit", "2", *SETTINGS]) == 0
     assert "skipped" in capsys.readouterr().out

@@ -66,21 +66,57 @@ def per_prompt_engine(policy, tokenizer, prompt_ids, sampling: Sampling) -> Roll
     T = max(r.completion_ids.shape[1] for r in parts)
     pad = lambda x: torch.nn.functional.pad(x, (0, T - x.shape[1]), value=tokenizer.pad_token_id)  # noqa: E731
     return Rollout(
-        prompt_ids=[p for r in parts for p in r.prompt_ids], completion_ids=torch.cat([pad(r.completion_ids) for r in parts]),
-        lengths=torch.cat([r.lengths for r in parts]), truncated=torch.cat([r.truncated for r in parts]), texts=[t for r in parts for t in r.texts],
+        prompt_ids=[p for r in parts for p in r.prompt_ids],
+        completion_ids=torch.cat([pad(r.completion_ids) for r in parts]),
+        lengths=torch.cat([r.lengths for r in parts]),
+        truncated=torch.cat([r.truncated for r in parts]),
+        texts=[t for r in parts for t in r.texts],
     )
 
 
-GRPO_COMMON = ["data.size=64", "rollout.prompts_per_step=4", "rollout.samples_per_prompt=4", "rollout.max_new_tokens=8",
-               "train.micro_batch_size=3", "train.sample_every=1", "optim.lr=1e-3", "train.steps=2"]
+GRPO_COMMON = [
+    "data.size=64",
+    "rollout.prompts_per_step=4",
+    "rollout.samples_per_prompt=4",
+    "rollout.max_new_tokens=8",
+    "train.micro_batch_size=3",
+    "train.sample_every=1",
+    "optim.lr=1e-3",
+    "train.steps=2",
+]
 GRPO = {  # batch-wide statistics everywhere: batch-std advantages, token-mean loss, KL to a reference, μ = 2
-    "kl": [*GRPO_COMMON, "rewards.weights={t_len: 1.0}", "grpo.advantage_scale=batch", "grpo.loss_aggregation=token-mean", "grpo.beta=0.1", "grpo.ppo_epochs=2"],
+    "kl": [
+        *GRPO_COMMON,
+        "rewards.weights={t_len: 1.0}",
+        "grpo.advantage_scale=batch",
+        "grpo.loss_aggregation=token-mean",
+        "grpo.beta=0.1",
+        "grpo.ppo_epochs=2",
+    ],
     # dropped groups refilled in uneven shares (a rank may sample nothing in a round)
-    "dynamic": [*GRPO_COMMON, "rewards.weights={t_half: 1.0}", "grpo.beta=0", "grpo.dynamic_sampling=true", "grpo.dynamic_sampling_rounds=2"],
+    "dynamic": [
+        *GRPO_COMMON,
+        "rewards.weights={t_half: 1.0}",
+        "grpo.beta=0",
+        "grpo.dynamic_sampling=true",
+        "grpo.dynamic_sampling_rounds=2",
+    ],
     # zero-advantage rows skipped: a rank without a trainable row still joins the gradient sum
-    "skip": [*GRPO_COMMON, "rewards.weights={t_skip: 1.0}", "grpo.beta=0", "grpo.loss_aggregation=seq-mean-token-sum-norm"],
+    "skip": [
+        *GRPO_COMMON,
+        "rewards.weights={t_skip: 1.0}",
+        "grpo.beta=0",
+        "grpo.loss_aggregation=seq-mean-token-sum-norm",
+    ],
     # LoRA: rank 0's random adapter init everywhere, adapter gradients summed, π_ref = adapter off
-    "lora": [*GRPO_COMMON, "rewards.weights={t_len: 1.0}", "grpo.beta=0.1", "model.lora.enabled=true", "model.lora.r=4", "optim.lr=1e-2"],
+    "lora": [
+        *GRPO_COMMON,
+        "rewards.weights={t_len: 1.0}",
+        "grpo.beta=0.1",
+        "model.lora.enabled=true",
+        "model.lora.r=4",
+        "optim.lr=1e-2",
+    ],
 }
 SFT = ["sft.batch_size=4", "train.micro_batch_size=1", "optim.lr=1e-3", "sft.epochs=1"]
 FSDP = {"fsdp": "kl", "sft_fsdp": "sft"}  # FSDP-sharded 2-process jobs → the 1-process job they must equal
@@ -131,7 +167,15 @@ def sft_data(path: Path) -> Path:
 
     with open(path, "w") as f:
         for p in make_problems(8, seed=1):
-            f.write(json.dumps({"prompt": p["prompt"], "completion": f"<think> {' , '.join(p['steps'])} </think> <answer> {p['answer']} </answer>"}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "prompt": p["prompt"],
+                        "completion": f"<think> {' , '.join(p['steps'])} </think> <answer> {p['answer']} </answer>",
+                    }
+                )
+                + "\n"
+            )
     return path
 
 
@@ -153,18 +197,32 @@ def runs(tiny_model_dir, tmp_path_factory):
     data = sft_data(root / "sft.jsonl")
     jobs = {name: ("grpo", extra) for name, extra in GRPO.items()} | {"sft": ("sft", [*SFT, f"sft.data={data}"])}
     sharded = {name: (jobs[base][0], [*jobs[base][1], "train.fsdp=true"]) for name, base in FSDP.items()}
-    two = [{"cmd": cmd, "overrides": overrides(tiny_model_dir, root / "2" / name, extra)} for name, (cmd, extra) in (jobs | sharded).items()]
+    two = [
+        {"cmd": cmd, "overrides": overrides(tiny_model_dir, root / "2" / name, extra)}
+        for name, (cmd, extra) in (jobs | sharded).items()
+    ]
     for name, extra in {"resumed": GRPO["kl"], "resumed_fsdp": sharded["fsdp"][1]}.items():  # 1 step, then resumed to 2
         resume = overrides(tiny_model_dir, root / "2" / name, extra)
-        two += [{"cmd": "grpo", "overrides": [*resume, "train.steps=1"]},
-                {"cmd": "grpo", "overrides": [*resume, "run.resume=true", "run.allow_config_change=true"]}]
-    preempted = overrides(tiny_model_dir, root / "2" / "preempted", [*SFT, f"sft.data={data}"])  # SIGTERM to rank 1 only
-    two += [{"cmd": "sft", "overrides": preempted, "sigterm": [1, 1], "record": str(root / "preempted-{rank}.json")},
-            {"cmd": "sft", "overrides": [*preempted, "run.resume=true"]}]
+        two += [
+            {"cmd": "grpo", "overrides": [*resume, "train.steps=1"]},
+            {"cmd": "grpo", "overrides": [*resume, "run.resume=true", "run.allow_config_change=true"]},
+        ]
+    preempted = overrides(
+        tiny_model_dir, root / "2" / "preempted", [*SFT, f"sft.data={data}"]
+    )  # SIGTERM to rank 1 only
+    two += [
+        {"cmd": "sft", "overrides": preempted, "sigterm": [1, 1], "record": str(root / "preempted-{rank}.json")},
+        {"cmd": "sft", "overrides": [*preempted, "run.resume=true"]},
+    ]
     (root / "jobs.json").write_text(json.dumps(two))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    launch = subprocess.Popen([str(TORCHRUN), "--standalone", "--nproc_per_node", "2", __file__, str(root / "jobs.json")], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    launch = subprocess.Popen(
+        [str(TORCHRUN), "--standalone", "--nproc_per_node", "2", __file__, str(root / "jobs.json")],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:  # the 1-process references meanwhile
         one_process_runs(tiny_model_dir, root / "1", jobs)
     finally:
@@ -199,7 +257,11 @@ def assert_same_update(one: Path, two: Path, name: str, model_dir) -> None:
     sums, then all-reduce), which moves fp32 results by ~1e-7 per step; measured max |Δ| 5e-7."""
     m1, m2 = metrics(one), metrics(two)
     assert [m["step"] for m in m2] == [1, 2]  # rank 0 alone wrote the log
-    keys = ["loss", "grad_norm"] + (["tokens"] if name.startswith("sft") else ["reward/mean", "samples", "groups/zero_variance_frac", "trained_rows", "completion_len/mean"])
+    keys = ["loss", "grad_norm"] + (
+        ["tokens"]
+        if name.startswith("sft")
+        else ["reward/mean", "samples", "groups/zero_variance_frac", "trained_rows", "completion_len/mean"]
+    )
     keys += ["kl"] if name in ("kl", "fsdp") else []
     for a, b in zip(m1, m2):
         for key in keys:
@@ -208,7 +270,9 @@ def assert_same_update(one: Path, two: Path, name: str, model_dir) -> None:
     assert max(float((p1[k] - base[k]).abs().max()) for k in base) > 1e-4  # a real update happened
     assert_close_params(p2, p1, atol=1e-5)
     if not name.startswith("sft"):  # samples.jsonl holds every rank's completions, in the global order
-        rows = lambda run: [(r["id"], r["completion"]) for r in map(json.loads, (run / "samples.jsonl").read_text().splitlines())]  # noqa: E731
+        rows = lambda run: [
+            (r["id"], r["completion"]) for r in map(json.loads, (run / "samples.jsonl").read_text().splitlines())
+        ]  # noqa: E731
         assert sorted(rows(two)) == sorted(rows(one))
 
 
@@ -221,7 +285,9 @@ def test_the_runs_exercise_refills_and_an_idle_rank(runs):
 def test_a_checkpoint_records_the_world_size_and_every_rank_rng(runs):
     state = ckpt.load_state(runs / "2" / "kl" / "checkpoints" / "final")
     assert state["world_size"] == 2 and len(state["rng_per_rank"]) == 2
-    assert not torch.equal(state["rng_per_rank"][0]["torch"], state["rng_per_rank"][1]["torch"])  # ranks sample differently
+    assert not torch.equal(
+        state["rng_per_rank"][0]["torch"], state["rng_per_rank"][1]["torch"]
+    )  # ranks sample differently
 
 
 @pytest.mark.parametrize("straight, resumed", [("kl", "resumed"), ("fsdp", "resumed_fsdp")])
@@ -246,9 +312,20 @@ def test_a_sigterm_to_one_rank_stops_every_rank_at_the_same_step_with_one_checkp
 
 
 def test_resuming_with_another_number_of_processes_is_refused(runs, tiny_model_dir):
-    cfg = load_config(None, [*overrides(tiny_model_dir, runs / "2" / "resumed", GRPO["kl"]), "run.resume=true", "train.steps=3",
-                             "run.allow_config_change=true"])
-    with pytest.raises(ConfigError, match=r"written by a run of 2 process\(es\) and this run has 1: resume it with the same number \(torchrun --nproc_per_node 2\)"):
+    cfg = load_config(
+        None,
+        [
+            *overrides(tiny_model_dir, runs / "2" / "resumed", GRPO["kl"]),
+            "run.resume=true",
+            "train.steps=3",
+            "run.allow_config_change=true",
+        ],
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"written by a run of 2 process\(es\) and this run has 1: resume it with the same number \(torchrun "
+        r"--nproc_per_node 2\)",
+    ):
         train_grpo(cfg)
 
 
@@ -256,17 +333,26 @@ def test_a_global_batch_must_split_evenly(monkeypatch):
     monkeypatch.setattr(dist, "world", lambda: 2)
     monkeypatch.setattr(dist, "rank", lambda: 1)
     assert dist.shard(list(range(5))) == [2, 3, 4] and dist.shard([7]) == [7]
-    with pytest.raises(ConfigError, match=r"rollout.prompts_per_step=3 is the global count and must be divisible by the number of processes \(2\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"rollout.prompts_per_step=3 is the global count and must be divisible by the number of processes \(2\)",
+    ):
         dist.require_divisible("rollout.prompts_per_step", 3)
 
 
-@pytest.mark.parametrize("argv", [["pipeline", "--config", "configs/r1_smol.yaml"], ["eval", "--model", "m", "--benchmark", "gsm8k"], ["demo"]])
+@pytest.mark.parametrize(
+    "argv",
+    [["pipeline", "--config", "configs/r1_smol.yaml"], ["eval", "--model", "m", "--benchmark", "gsm8k"], ["demo"]],
+)
 def test_only_grpo_and_sft_start_under_a_multi_process_launcher(monkeypatch, capsys, argv):
     from r1 import cli
 
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert cli.main(argv) == 2
-    assert f"r1 {argv[0]} runs as one process (this launch started 2); only grpo and sft run data-parallel" in capsys.readouterr().err
+    assert (
+        f"r1 {argv[0]} runs as one process (this launch started 2); only grpo and sft run data-parallel"
+        in capsys.readouterr().err
+    )
     dist.require_single_process("grpo")  # allowed
 
 

@@ -42,7 +42,9 @@ class ScriptedGenerator:
             texts.append(SCRIPT[question][self.taken[question]])
             self.taken[question] += 1
         return SimpleNamespace(
-            texts=texts, lengths=torch.tensor([len(t) for t in texts]), truncated=torch.tensor([t.startswith("<think> five") for t in texts])
+            texts=texts,
+            lengths=torch.tensor([len(t) for t in texts]),
+            truncated=torch.tensor([t.startswith("<think> five") for t in texts]),
         )
 
 
@@ -60,12 +62,18 @@ def test_scripted_completions_give_exact_metrics(tiny):
     assert [(c["rows"], c["n"], c["seed"]) for c in generator.calls] == [(5, 1, 10), (5, 1, 11), (2, 1, 12)]
     assert generator.calls[0]["temperature"] == 0.6 and generator.calls[0]["top_p"] == 0.95
     assert [[s["correct"] for s in r["samples"]] for r in result.records] == [
-        [True, True, False, True], [False, True, False, True], [False] * 4]
+        [True, True, False, True],
+        [False, True, False, True],
+        [False] * 4,
+    ]
     assert m["pass@1"]["mean"] == pytest.approx((0.75 + 0.5 + 0) / 3)
     # pass@2 per problem: 1 (n-c=1 < 2), 1 - C(2,2)/C(4,2) = 5/6, 0; pass@4: 1, 1, 0
     assert m["pass@k"] == {"1": pytest.approx(5 / 12), "2": pytest.approx((1 + 5 / 6) / 3), "4": pytest.approx(2 / 3)}
     assert [r["majority"] for r in result.records] == [
-        {"answer": "2", "correct": True}, {"answer": "3", "correct": False}, {"answer": None, "correct": False}]
+        {"answer": "2", "correct": True},
+        {"answer": "3", "correct": False},
+        {"answer": None, "correct": False},
+    ]
     assert m["cons@4"]["mean"] == pytest.approx(1 / 3)
     assert m["format"]["mean"] == pytest.approx((0.75 + 1.0 + 0.0) / 3)
     assert m["no_answer"] == pytest.approx(4 / 12)
@@ -80,8 +88,13 @@ def test_scripted_completions_give_exact_metrics(tiny):
     for name in ("pass@1", "cons@4", "format"):
         assert m[name]["low"] <= m[name]["mean"] <= m[name]["high"]
     assert result.records[0]["samples"][3] == {
-        "completion": "so it is \\boxed{2}", "answer": "2", "correct": True,
-        "rewards": {"accuracy": 1.0, "format": 0.0, "language": pytest.approx(1.0)}, "length": 18, "truncated": False}
+        "completion": "so it is \\boxed{2}",
+        "answer": "2",
+        "correct": True,
+        "rewards": {"accuracy": 1.0, "format": 0.0, "language": pytest.approx(1.0)},
+        "length": 18,
+        "truncated": False,
+    }
 
 
 def test_batch_larger_than_rows_is_one_chunk(tiny):
@@ -118,7 +131,11 @@ def test_run_eval_end_to_end_on_a_tiny_model(tiny_model_dir, tmp_path):
     returned = run_eval(str(tiny_model_dir), "arithmetic", seed=0, output_dir=tmp_path / "a", **args)
     results, samples = _read(tmp_path / "a")
     assert results == json.loads(json.dumps(returned))
-    assert results["benchmark"] == "arithmetic" and results["settings"]["k"] == 2 and results["settings"]["temperature"] == 0.6
+    assert (
+        results["benchmark"] == "arithmetic"
+        and results["settings"]["k"] == 2
+        and results["settings"]["temperature"] == 0.6
+    )
     assert set(results["versions"]) == {"r1", "torch", "transformers", "math-verify"} and results["versions"]["torch"]
     assert {"total_seconds", "generation_seconds", "scoring_seconds"} <= set(results["timings"])
     assert len(samples) == 4 and all(len(r["samples"]) == 2 for r in samples)
@@ -139,7 +156,9 @@ def test_run_eval_end_to_end_on_a_tiny_model(tiny_model_dir, tmp_path):
     assert completions(_read(tmp_path / "c")[1]) != completions(samples)
 
     # compare: a markdown table and a PNG bar chart across runs (a path, a folder, a dict)
-    written = compare([tmp_path / "a" / "results.json", tmp_path / "c", {**results, "model": "other"}], tmp_path / "cmp")
+    written = compare(
+        [tmp_path / "a" / "results.json", tmp_path / "c", {**results, "model": "other"}], tmp_path / "cmp"
+    )
     markdown, chart = written
     assert markdown.name == "compare.md" and chart.name == "compare.png"
     table = markdown.read_text()
@@ -149,8 +168,15 @@ def test_run_eval_end_to_end_on_a_tiny_model(tiny_model_dir, tmp_path):
 
 
 def test_compare_labels_by_benchmark_when_several(tmp_path):
-    metrics = {"problems": 2, "samples_per_problem": 4, "pass@1": {"mean": 0.5, "low": 0.1, "high": 0.9}, "cons@4": {"mean": 0.5, "low": 0.1, "high": 0.9},
-               "format": {"mean": 1.0}, "mean_length": 10.0, "truncated": 0.0}
+    metrics = {
+        "problems": 2,
+        "samples_per_problem": 4,
+        "pass@1": {"mean": 0.5, "low": 0.1, "high": 0.9},
+        "cons@4": {"mean": 0.5, "low": 0.1, "high": 0.9},
+        "format": {"mean": 1.0},
+        "mean_length": 10.0,
+        "truncated": 0.0,
+    }
     runs = [{"model": "m", "benchmark": b, "metrics": metrics} for b in ("gsm8k", "math500")]
     markdown, _ = compare(runs, tmp_path)
     assert "m [gsm8k]" in markdown.read_text() and "m [math500]" in markdown.read_text()

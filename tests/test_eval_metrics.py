@@ -68,6 +68,7 @@ def test_pass_k_values():
 
 # --- majority voting -----------------------------------------------------------------------------
 
+
 def exact(a: str, b: str) -> bool:
     return a == b
 
@@ -113,6 +114,7 @@ def test_majority_vote_length_mismatch():
 
 # --- intervals -----------------------------------------------------------------------------------
 
+
 def test_wilson_hand_values():
     assert wilson_interval(0, 10) == (0.0, pytest.approx(0.27753, abs=1e-5))
     assert wilson_interval(10, 10) == (pytest.approx(0.72247, abs=1e-5), 1.0)
@@ -124,7 +126,10 @@ def test_mean_ci_hand_value():
     # mean 0.625; s² = (0.015625 + 0.140625 + 0.015625 + 0.140625) / 3 = 0.104167; SE = sqrt(s²/4) = 0.16137
     mean, low, high = mean_ci([0.5, 1.0, 0.75, 0.25])
     assert mean == pytest.approx(0.625)
-    assert (low, high) == (pytest.approx(0.625 - 1.959964 * 0.161374, abs=1e-5), pytest.approx(0.625 + 1.959964 * 0.161374, abs=1e-5))
+    assert (low, high) == (
+        pytest.approx(0.625 - 1.959964 * 0.161374, abs=1e-5),
+        pytest.approx(0.625 + 1.959964 * 0.161374, abs=1e-5),
+    )
 
 
 def test_mean_ci_uses_wilson_for_binary_scores():

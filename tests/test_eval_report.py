@@ -20,15 +20,37 @@ def test_reflection_counts():
 
 
 def test_full_run_dir(tmp_path):
-    rows = [{"step": s, "reward/mean": 0.1 * s, "reward/accuracy": 0.05 * s, "reward/format": 0.1 * s,
-             "rewards/accuracy_timeouts": 1, "kl": 0.001 * s, "completion_len/mean": 50 + 10 * s} for s in range(1, 6)]
+    rows = [
+        {
+            "step": s,
+            "reward/mean": 0.1 * s,
+            "reward/accuracy": 0.05 * s,
+            "reward/format": 0.1 * s,
+            "rewards/accuracy_timeouts": 1,
+            "kl": 0.001 * s,
+            "completion_len/mean": 50 + 10 * s,
+        }
+        for s in range(1, 6)
+    ]
     _write_jsonl(tmp_path / "metrics.jsonl", rows, extra_lines=["{not json\n"])
-    samples = [{"step": 1, "completion": "<think> 2+2=4 </think>"}, {"step": 1, "completion": "<think> wait </think>"},
-               {"step": 5, "completion": "<think> wait, let me verify. 等等 </think>"}, {"step": 5, "completion": "no"}]
+    samples = [
+        {"step": 1, "completion": "<think> 2+2=4 </think>"},
+        {"step": 1, "completion": "<think> wait </think>"},
+        {"step": 5, "completion": "<think> wait, let me verify. 等等 </think>"},
+        {"step": 5, "completion": "no"},
+    ]
     _write_jsonl(tmp_path / "samples.jsonl", samples)
     written = make_report(tmp_path)
     names = sorted(p.name for p in written)
-    assert names == ["accuracy.png", "completion_length.png", "format.png", "kl.png", "reflection.png", "reward.png", "summary.md"]
+    assert names == [
+        "accuracy.png",
+        "completion_length.png",
+        "format.png",
+        "kl.png",
+        "reflection.png",
+        "reward.png",
+        "summary.md",
+    ]
     assert all(p.read_bytes()[:8] == PNG for p in written if p.suffix == ".png")
     summary = (tmp_path / "report" / "summary.md").read_text()
     assert "5 logged steps (1 … 5)" in summary

@@ -6,8 +6,19 @@ import pytest
 
 from r1.config import FilterName, SampleConfig
 from r1.data.filters import (
-    FILTERS, build_filters, code_blocks, curate, dedup, filters_from_settings, first_rejection, keep_per_prompt,
-    language_mixing, length_bounds, long_paragraphs, repeated_ngram_share, repetition,
+    FILTERS,
+    build_filters,
+    code_blocks,
+    curate,
+    dedup,
+    filters_from_settings,
+    first_rejection,
+    keep_per_prompt,
+    language_mixing,
+    length_bounds,
+    long_paragraphs,
+    repeated_ngram_share,
+    repetition,
 )
 
 EN = {"prompt": "How many apples does Ava have now?", "answer": "5"}
@@ -95,7 +106,13 @@ def test_dedup_normalizes_whitespace_and_case_per_prompt():
 def test_keep_per_prompt_keeps_the_first_m_in_order():
     rows = [{"prompt": p, "completion": str(i)} for i, p in enumerate("AABABBCA")]
     kept, dropped = keep_per_prompt(rows, 2)
-    assert [(r["prompt"], r["completion"]) for r in kept] == [("A", "0"), ("A", "1"), ("B", "2"), ("B", "4"), ("C", "6")]
+    assert [(r["prompt"], r["completion"]) for r in kept] == [
+        ("A", "0"),
+        ("A", "1"),
+        ("B", "2"),
+        ("B", "4"),
+        ("C", "6"),
+    ]
     assert dropped == 3
     with pytest.raises(ValueError):
         keep_per_prompt(rows, 0)

@@ -45,7 +45,7 @@ def token_logprobs(model, prompt: list[int], completion: list[int], temperature:
     """log π(completion token t | prompt, earlier tokens), one plain forward pass, no batching or padding."""
     ids = torch.tensor([prompt + completion])
     with torch.no_grad():
-        logits = model(input_ids=ids).logits[0, len(prompt) - 1:-1] / temperature  # (T, V): row t predicts token t
+        logits = model(input_ids=ids).logits[0, len(prompt) - 1 : -1] / temperature  # (T, V): row t predicts token t
     return torch.log_softmax(logits.float(), dim=-1).gather(1, torch.tensor(completion)[:, None])[:, 0]
 
 
@@ -127,8 +127,16 @@ def t_dots(completion: str, example: dict) -> float:
 
 
 def test_samples_jsonl_holds_each_row_with_its_own_reward_and_advantage(tiny_model_dir, tmp_path):
-    run = train_grpo(make_cfg(tiny_model_dir, tmp_path, "train.steps=1", "train.sample_every=1",
-                              "rewards.weights={t_dots: 1.0}", "grpo.beta=0"))
+    run = train_grpo(
+        make_cfg(
+            tiny_model_dir,
+            tmp_path,
+            "train.steps=1",
+            "train.sample_every=1",
+            "rewards.weights={t_dots: 1.0}",
+            "grpo.beta=0",
+        )
+    )
     rows = [json.loads(line) for line in (run / "samples.jsonl").read_text().splitlines()]
     assert len(rows) == 8 and all(row["step"] == 1 for row in rows)
     rewards = torch.tensor([t_dots(row["completion"], {}) for row in rows])
@@ -142,10 +150,21 @@ def test_grpo_learns_a_reward_a_tiny_model_can_reach(tiny_model_dir, tmp_path, s
     """20 steps, 4 prompts × 8 samples: the mean reward of the last 5 steps clearly beats the first 5.
     Measured on seeds 0-3: 0.46 → 0.81, 0.47 → 0.84, 0.46 → 0.79, 0.45 → 0.74 (seeds 2 and 3, not
     parametrized here, measured once as a check); the bound of +0.15 is half the smallest gain."""
-    run = train_grpo(make_cfg(tiny_model_dir, tmp_path, "train.steps=20", "rewards.weights={t_dots: 1.0}",
-                              "grpo.beta=0", "optim.lr=0.01", "rollout.prompts_per_step=4",
-                              "rollout.samples_per_prompt=8", "rollout.max_new_tokens=12", f"run.seed={seed}",
-                              "train.micro_batch_size=16"))
+    run = train_grpo(
+        make_cfg(
+            tiny_model_dir,
+            tmp_path,
+            "train.steps=20",
+            "rewards.weights={t_dots: 1.0}",
+            "grpo.beta=0",
+            "optim.lr=0.01",
+            "rollout.prompts_per_step=4",
+            "rollout.samples_per_prompt=8",
+            "rollout.max_new_tokens=12",
+            f"run.seed={seed}",
+            "train.micro_batch_size=16",
+        )
+    )
     means = [m["reward/mean"] for m in read_metrics(run)]
     first, last = sum(means[:5]) / 5, sum(means[-5:]) / 5
     assert last > first + 0.15, means
@@ -161,9 +180,18 @@ def test_the_lr_schedule_counts_optimizer_steps(tiny_model_dir, tmp_path, dynami
     """The rule: the schedule advances with each optimizer step. A step whose groups are all dropped
     (dynamic sampling) has no data and makes none; a step whose advantages are all zero makes its μ
     optimizer steps (AdamW's momentum and weight decay still act), so its schedule moves on."""
-    run = train_grpo(make_cfg(tiny_model_dir, tmp_path, "train.steps=3", "rewards.weights={t_constant: 1.0}",
-                              "grpo.beta=0", "optim.schedule=cosine", "optim.lr=0.001",
-                              f"grpo.dynamic_sampling={str(dynamic).lower()}"))
+    run = train_grpo(
+        make_cfg(
+            tiny_model_dir,
+            tmp_path,
+            "train.steps=3",
+            "rewards.weights={t_constant: 1.0}",
+            "grpo.beta=0",
+            "optim.schedule=cosine",
+            "optim.lr=0.001",
+            f"grpo.dynamic_sampling={str(dynamic).lower()}",
+        )
+    )
     lrs = [m["lr"] for m in read_metrics(run)]
     cosine = [0.001 * 0.5 * (1 + torch.cos(torch.tensor(torch.pi * k / 3))).item() for k in (1, 2, 3)]
     assert lrs == pytest.approx([0.001] * 3 if dynamic else cosine, abs=1e-9)

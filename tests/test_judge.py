@@ -38,14 +38,27 @@ def test_readable_verdicts(text, expected):
 @pytest.mark.parametrize(
     "text",
     [
-        "", "   \n ", None, 42, "VERDICT:", "VERDICT: maybe", "asdf qwer 9 !!", "<|im_end|>", "\x00\x01",
+        "",
+        "   \n ",
+        None,
+        42,
+        "VERDICT:",
+        "VERDICT: maybe",
+        "asdf qwer 9 !!",
+        "<|im_end|>",
+        "\x00\x01",
         # contradictions
-        "VERDICT: CORRECT\nVERDICT: INCORRECT", "VERDICT: correct, no wait, wrong", "Yes, but it is wrong.",
+        "VERDICT: CORRECT\nVERDICT: INCORRECT",
+        "VERDICT: correct, no wait, wrong",
+        "Yes, but it is wrong.",
         "score: 3/10 and then score: 9/10",
         # echoing the rubric is not a verdict
         "Reply with one line: VERDICT: CORRECT or VERDICT: INCORRECT.",
         # numbers without a scale, or out of range
-        "score: 8", "score: 11/10", "score: 5/0", "The answer 3/4 looks fine",
+        "score: 8",
+        "score: 11/10",
+        "score: 5/0",
+        "The answer 3/4 looks fine",
         # a verdict word that does not open the line says nothing
         "The response might be correct",
     ],
@@ -76,10 +89,20 @@ class Scripted:
 
     def __call__(self, model, tokenizer, prompt_ids, s):  # s: r1.rollout.Sampling
         n, temperature, max_new_tokens, seed = s.n, s.temperature, s.max_new_tokens, s.seed
-        self.calls.append({"rows": len(prompt_ids), "n": n, "temperature": temperature, "max_new_tokens": max_new_tokens, "seed": seed})
+        self.calls.append(
+            {
+                "rows": len(prompt_ids),
+                "n": n,
+                "temperature": temperature,
+                "max_new_tokens": max_new_tokens,
+                "seed": seed,
+            }
+        )
         self.prompts += [tokenizer.decode(ids) for ids in prompt_ids]
         texts = [self.outputs.pop(0) for _ in prompt_ids]
-        return SimpleNamespace(texts=texts, lengths=torch.tensor([1] * len(texts)), truncated=torch.tensor([False] * len(texts)))
+        return SimpleNamespace(
+            texts=texts, lengths=torch.tensor([1] * len(texts)), truncated=torch.tensor([False] * len(texts))
+        )
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +116,11 @@ def test_judge_batches_prefills_and_counts(tiny):
     judge = Judge(model, tokenizer, engine, batch_size=2, max_new_tokens=8, seed=5)
     items = [("What is 2+3?", "5", "5"), ("What is 2+3?", "6", "5"), ("q", "r", None), ("q", "r", "x"), ("q", "r", "x")]
     assert judge.scores(items) == [1.0, 0.0, None, None, None]
-    assert [(c["rows"], c["seed"], c["temperature"], c["max_new_tokens"]) for c in engine.calls] == [(2, 5, 0.0, 8), (2, 6, 0.0, 8), (1, 7, 0.0, 8)]
+    assert [(c["rows"], c["seed"], c["temperature"], c["max_new_tokens"]) for c in engine.calls] == [
+        (2, 5, 0.0, 8),
+        (2, 6, 0.0, 8),
+        (1, 7, 0.0, 8),
+    ]
     assert all(p.endswith(PREFILL) for p in engine.prompts)  # the verdict is pre-filled in the judge's turn
     assert "<|im_start|>assistant" in engine.prompts[0]  # rendered through the chat template
     assert "Reference answer" in engine.prompts[0] and "Reference answer" not in engine.prompts[2]
@@ -106,7 +133,9 @@ def test_tiny_random_judge_never_raises(tiny):
     """A random-init model writes garbage: every verdict is a number or None, never an exception."""
     model, tokenizer = tiny
     judge = load_judge("tiny", model=model, tokenizer=tokenizer, max_new_tokens=6, batch_size=3)
-    values = judge.scores([("What is 2+3?", f"<answer>{i}</answer>", "5") for i in range(4)] + [("Say hi.", "hi", None)])
+    values = judge.scores(
+        [("What is 2+3?", f"<answer>{i}</answer>", "5") for i in range(4)] + [("Say hi.", "hi", None)]
+    )
     assert len(values) == 5 and all(v is None or 0.0 <= v <= 1.0 for v in values)
     assert judge.counts["judged"] == 5 and judge.counts["unparseable"] == sum(v is None for v in values)
 
@@ -115,6 +144,8 @@ def test_greedy_judging_gives_the_same_verdicts_on_every_engine(tiny):
     """temperature 0 is greedy in the fast engine and in hf generate alike (it used to need the fast one)."""
     model, tokenizer = tiny
     items = [("What is 2+3?", f"<answer>{i}</answer>", "5") for i in range(3)]
-    outputs = [load_judge("tiny", engine=name, model=model, tokenizer=tokenizer, max_new_tokens=4, dtype="float32").raw(items)
-               for name in ("fast", "hf")]
+    outputs = [
+        load_judge("tiny", engine=name, model=model, tokenizer=tokenizer, max_new_tokens=4, dtype="float32").raw(items)
+        for name in ("fast", "hf")
+    ]
     assert outputs[0] == outputs[1]

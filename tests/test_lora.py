@@ -26,12 +26,30 @@ def t_len(completion: str, example: dict) -> float:
 
 
 def grpo_cfg(model_dir, out, *extra):
-    return load_config(None, [
-        f"model.name={model_dir}", f"run.output_dir={out}", "run.threads=1", "data.size=64", "rollout.prompts_per_step=2",
-        "rollout.samples_per_prompt=4", "rollout.max_new_tokens=8", "rewards.weights={t_len: 1.0}", "train.micro_batch_size=4",
-        "train.sample_every=0", "optim.lr=1e-2", "train.steps=2", "train.save_every=1", "grpo.beta=0.1", "grpo.kl_estimator=k1",
-        "model.lora.enabled=true", "model.lora.r=4", "model.lora.alpha=8", *extra,
-    ])
+    return load_config(
+        None,
+        [
+            f"model.name={model_dir}",
+            f"run.output_dir={out}",
+            "run.threads=1",
+            "data.size=64",
+            "rollout.prompts_per_step=2",
+            "rollout.samples_per_prompt=4",
+            "rollout.max_new_tokens=8",
+            "rewards.weights={t_len: 1.0}",
+            "train.micro_batch_size=4",
+            "train.sample_every=0",
+            "optim.lr=1e-2",
+            "train.steps=2",
+            "train.save_every=1",
+            "grpo.beta=0.1",
+            "grpo.kl_estimator=k1",
+            "model.lora.enabled=true",
+            "model.lora.r=4",
+            "model.lora.alpha=8",
+            *extra,
+        ],
+    )
 
 
 def metrics(run_dir) -> list[dict]:
@@ -44,7 +62,15 @@ def test_lora_grpo_trains_the_adapter_against_the_base_model(tiny_model_dir, tmp
 
     def spy(batch, policy, reference, cfg, pad_id):  # π_ref log-probs must be the base model's
         real(batch, policy, reference, cfg, pad_id)
-        expected = batched_logprobs(base, batch.prompt_ids, batch.completion_ids, batch.lengths, pad_id=pad_id, temperature=1.0, micro_batch_size=4)
+        expected = batched_logprobs(
+            base,
+            batch.prompt_ids,
+            batch.completion_ids,
+            batch.lengths,
+            pad_id=pad_id,
+            temperature=1.0,
+            micro_batch_size=4,
+        )
         torch.testing.assert_close(batch.ref_logp, expected, rtol=0, atol=1e-6)
         seen.append(policy)
 
@@ -76,7 +102,9 @@ def test_lora_grpo_trains_the_adapter_against_the_base_model(tiny_model_dir, tmp
 def test_resumed_lora_run_equals_the_straight_one(tiny_model_dir, tmp_path):
     straight = train_grpo(grpo_cfg(tiny_model_dir, tmp_path / "straight"))
     train_grpo(grpo_cfg(tiny_model_dir, tmp_path / "resumed", "train.steps=1"))
-    resumed = train_grpo(grpo_cfg(tiny_model_dir, tmp_path / "resumed", "run.resume=true", "run.allow_config_change=true"))
+    resumed = train_grpo(
+        grpo_cfg(tiny_model_dir, tmp_path / "resumed", "run.resume=true", "run.allow_config_change=true")
+    )
     for a, b in zip(metrics(straight), metrics(resumed), strict=True):
         for key in ("loss", "reward/mean", "kl", "grad_norm"):
             assert b[key] == pytest.approx(a[key], abs=1e-6), (a["step"], key)
@@ -87,12 +115,27 @@ def test_resumed_lora_run_equals_the_straight_one(tiny_model_dir, tmp_path):
 
 def test_lora_sft_with_gradient_checkpointing_makes_the_same_update(tiny_model_dir, tmp_path):
     data = tmp_path / "data.jsonl"
-    data.write_text("".join(json.dumps({"prompt": f"What is {i}+1?", "completion": f"<answer> {i + 1} </answer>"}) + "\n" for i in range(4)))
-    common = [f"model.name={tiny_model_dir}", "run.threads=1", f"sft.data={data}", "sft.batch_size=4", "train.micro_batch_size=2",
-              "optim.lr=1e-2", "model.lora.enabled=true", "model.lora.r=4"]
+    data.write_text(
+        "".join(
+            json.dumps({"prompt": f"What is {i}+1?", "completion": f"<answer> {i + 1} </answer>"}) + "\n"
+            for i in range(4)
+        )
+    )
+    common = [
+        f"model.name={tiny_model_dir}",
+        "run.threads=1",
+        f"sft.data={data}",
+        "sft.batch_size=4",
+        "train.micro_batch_size=2",
+        "optim.lr=1e-2",
+        "model.lora.enabled=true",
+        "model.lora.r=4",
+    ]
     finals = []
     for gc in ("false", "true"):
-        run = train_sft(load_config(None, [*common, f"run.output_dir={tmp_path / gc}", f"train.gradient_checkpointing={gc}"]))
+        run = train_sft(
+            load_config(None, [*common, f"run.output_dir={tmp_path / gc}", f"train.gradient_checkpointing={gc}"])
+        )
         finals.append(dict(AutoModelForCausalLM.from_pretrained(run / "checkpoints" / "final").state_dict()))
     base = dict(load_model(str(tiny_model_dir))[0].state_dict())
     assert any(not torch.equal(finals[0][k], base[k]) for k in base)

@@ -32,8 +32,16 @@ from r1.config import ConfigError
 from r1.train import checkpoint as ckpt
 from r1.train import distributed as dist
 
-LAUNCHER_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK", "GROUP_WORLD_SIZE", "ROLE_RANK",
-                 "MASTER_ADDR")
+LAUNCHER_VARS = (
+    "RANK",
+    "LOCAL_RANK",
+    "WORLD_SIZE",
+    "LOCAL_WORLD_SIZE",
+    "GROUP_RANK",
+    "GROUP_WORLD_SIZE",
+    "ROLE_RANK",
+    "MASTER_ADDR",
+)
 DEADLINE_S = 300  # both launchers together; the whole test takes ~40 s on 2 busy cores
 
 
@@ -57,8 +65,24 @@ def launch(node: int, port: int, local: Path, jobs_file: Path) -> subprocess.Pop
     """One node's launcher, with the node's own temp and cache folders; its output goes to local/log."""
     (local / "tmp").mkdir(parents=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TMPDIR": str(local / "tmp"), "R1_CACHE": str(local / "cache")}
-    argv = [str(TORCHRUN), "--nnodes", "2", "--node_rank", str(node), "--nproc_per_node", "1", "--max_restarts", "0",
-            "--master_addr", "127.0.0.1", "--master_port", str(port), __file__, str(local), str(jobs_file)]
+    argv = [
+        str(TORCHRUN),
+        "--nnodes",
+        "2",
+        "--node_rank",
+        str(node),
+        "--nproc_per_node",
+        "1",
+        "--max_restarts",
+        "0",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(port),
+        __file__,
+        str(local),
+        str(jobs_file),
+    ]
     with open(local / "log", "w") as log:
         return subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
 
@@ -88,8 +112,10 @@ def nodes(tiny_model_dir, tmp_path_factory):
     holds node i's temp and cache folders, its launcher log and `seen.json`."""
     root = tmp_path_factory.mktemp("nodes")
     jobs = {"kl": ("grpo", GRPO["kl"]), "sft": ("sft", [*SFT, f"sft.data={sft_data(root / 'sft.jsonl')}"])}
-    two = [{"cmd": cmd, "overrides": overrides(tiny_model_dir, root / "2" / name, extra)}
-           for name, (cmd, extra) in jobs.items()]
+    two = [
+        {"cmd": cmd, "overrides": overrides(tiny_model_dir, root / "2" / name, extra)}
+        for name, (cmd, extra) in jobs.items()
+    ]
     (root / "jobs.json").write_text(json.dumps(two))
     port, locals_ = free_port(), [root / "node0", root / "node1"]
     launchers = [launch(node, port, local, root / "jobs.json") for node, local in enumerate(locals_)]
@@ -107,8 +133,9 @@ def nodes(tiny_model_dir, tmp_path_factory):
 
 
 def logs(locals_: list[Path]) -> str:
-    return "\n".join(f"--- {local.name}\n{(local / 'log').read_text()[-4000:]}"
-                     for local in locals_ if (local / "log").is_file())
+    return "\n".join(
+        f"--- {local.name}\n{(local / 'log').read_text()[-4000:]}" for local in locals_ if (local / "log").is_file()
+    )
 
 
 @pytest.mark.parametrize("name", ["kl", "sft"])
@@ -120,8 +147,14 @@ def test_two_nodes_make_the_one_process_update(nodes, tiny_model_dir, name):
 def test_each_node_sees_what_a_cluster_sets(nodes, node):
     seen = json.loads((nodes / f"node{node}" / "seen.json").read_text())
     assert {k: seen[k] for k in LAUNCHER_VARS} == {
-        "RANK": str(node), "LOCAL_RANK": "0", "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "1",
-        "GROUP_RANK": str(node), "GROUP_WORLD_SIZE": "2", "ROLE_RANK": str(node), "MASTER_ADDR": "127.0.0.1",
+        "RANK": str(node),
+        "LOCAL_RANK": "0",
+        "WORLD_SIZE": "2",
+        "LOCAL_WORLD_SIZE": "1",
+        "GROUP_RANK": str(node),
+        "GROUP_WORLD_SIZE": "2",
+        "ROLE_RANK": str(node),
+        "MASTER_ADDR": "127.0.0.1",
     }
     assert (seen["rank"], seen["world"], seen["device"]) == (node, 2, "cpu")  # the global rank, not the local one
     assert seen["tmp"] == str(nodes / f"node{node}" / "tmp")  # node-local temp space, as on a machine of its own

@@ -24,10 +24,14 @@ def test_bf16_logprobs_match_fp32_within_the_stated_tolerance(smollm2_dir):
     torch.manual_seed(0)
     model, tokenizer = load_model(str(smollm2_dir))
     examples = prepare_prompts(load_examples("arithmetic", size=4, seed=1, quiet=True), tokenizer, template="r1-brief")
-    rollout = generate(model, tokenizer, [e["prompt_ids"] for e in examples], Sampling(n=2, temperature=1.0, max_new_tokens=48, seed=0))
+    rollout = generate(
+        model, tokenizer, [e["prompt_ids"] for e in examples], Sampling(n=2, temperature=1.0, max_new_tokens=48, seed=0)
+    )
     with torch.no_grad():
         exact, _ = completion_logprobs(model, rollout.prompt_ids, rollout.completion_ids, pad_id=tokenizer.pad_token_id)
-        fast, _ = completion_logprobs(model, rollout.prompt_ids, rollout.completion_ids, pad_id=tokenizer.pad_token_id, bf16=True)
+        fast, _ = completion_logprobs(
+            model, rollout.prompt_ids, rollout.completion_ids, pad_id=tokenizer.pad_token_id, bf16=True
+        )
     counted = torch.arange(rollout.completion_ids.shape[1])[None, :] < rollout.lengths[:, None]
     delta = (fast - exact).abs()[counted]
     print(f"bf16 vs fp32 |Δ log π| over {int(counted.sum())} tokens: mean {delta.mean():.4f}, max {delta.max():.4f}")

@@ -95,8 +95,11 @@ def test_eval_prints_a_line_per_chunk_with_eta(capsys):
     def slow_generate(model, tokenizer, prompt_ids, sampling):  # a chunk slower than the 0.5 s rate limit
         time.sleep(0.55)
         rows = len(prompt_ids)
-        return SimpleNamespace(texts=["<think> x </think> <answer> 2 </answer>"] * rows, lengths=torch.full((rows,), 7),
-                               truncated=torch.zeros(rows, dtype=torch.bool))
+        return SimpleNamespace(
+            texts=["<think> x </think> <answer> 2 </answer>"] * rows,
+            lengths=torch.full((rows,), 7),
+            truncated=torch.zeros(rows, dtype=torch.bool),
+        )
 
     examples = [{"id": f"p{i}", "prompt": "1 + 1?", "answer": "2", "prompt_ids": [1, 2, 3]} for i in range(3)]
     evaluate(None, None, examples, k=2, batch_size=2, generate_fn=slow_generate)
@@ -106,9 +109,19 @@ def test_eval_prints_a_line_per_chunk_with_eta(capsys):
 
 
 def test_grpo_into_a_pipe_prints_step_lines_with_eta(tiny_model_dir, tmp_path):
-    overrides = [f"model.name={tiny_model_dir}", f"run.output_dir={tmp_path / 'run'}", "run.threads=1",
-                 "data.source=arithmetic", "data.size=16", "rollout.prompts_per_step=2", "rollout.samples_per_prompt=2",
-                 "rollout.max_new_tokens=4", "train.steps=2", "train.micro_batch_size=4", "train.sample_every=0"]
+    overrides = [
+        f"model.name={tiny_model_dir}",
+        f"run.output_dir={tmp_path / 'run'}",
+        "run.threads=1",
+        "data.source=arithmetic",
+        "data.size=16",
+        "rollout.prompts_per_step=2",
+        "rollout.samples_per_prompt=2",
+        "rollout.max_new_tokens=4",
+        "train.steps=2",
+        "train.micro_batch_size=4",
+        "train.sample_every=0",
+    ]
     done = subprocess.run([sys.executable, "-m", "r1", "grpo", *overrides], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     progress = [line for line in done.stdout.splitlines() if line.startswith("grpo step ")]  # fast steps: rate-limited

@@ -184,6 +184,7 @@ def test_timeout_is_counted_and_pool_recovers():
 
 def _kill_workers_for(seconds: float) -> threading.Thread:
     """Background thread SIGKILLing every pool worker (replacements too) for ``seconds``."""
+
     def loop():
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
@@ -232,8 +233,9 @@ def test_worker_memory_is_capped():
 
 def test_batch_runs_concurrently_and_in_order():
     references = [str(i) for i in range(40)]
-    completions = [f"<think>x</think><answer>{r}.0</answer>" if i % 2 else f"\\boxed{{{r}+1}}"
-                   for i, r in enumerate(references)]
+    completions = [
+        f"<think>x</think><answer>{r}.0</answer>" if i % 2 else f"\\boxed{{{r}+1}}" for i, r in enumerate(references)
+    ]
     scores = score_completions(completions, [{"answer": r} for r in references], ["accuracy", "format"])
     assert scores.values["accuracy"] == [float(i % 2) for i in range(40)]
     assert scores.values["format"] == [float(i % 2) for i in range(40)]

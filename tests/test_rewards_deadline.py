@@ -158,8 +158,9 @@ def test_unknown_reward_names_are_rejected_with_a_suggestion():
     with pytest.raises(ValueError) as raised:
         check_reward_names({"acuracy": 1.0, "format": 0.5})
     message = str(raised.value)
-    assert message.startswith("unknown reward 'acuracy' (did you mean 'accuracy'?) in rewards.weights; "
-                              "registered rewards: ")
+    assert message.startswith(
+        "unknown reward 'acuracy' (did you mean 'accuracy'?) in rewards.weights; registered rewards: "
+    )
     assert "format" in message and "\n" not in message
     routed = r"unknown rewards 'helpfulnes' \(did you mean 'helpfulness'\?\), 'zzz' in rewards.routes;"
     with pytest.raises(ValueError, match=routed):

@@ -91,10 +91,12 @@ def test_sentence_value(content, expected):
 
 def test_bench_reports_agreement_and_disagreements(tmp_path, capsys):
     path = tmp_path / "cases.jsonl"
-    rows = [{"reference": "5", "prediction": "5", "expected": True},
-            {"reference": "5", "prediction": "6", "expected": True},  # r1 says 0: a false negative
-            {"reference": "5", "prediction": "5 or 6", "expected": False}]
-    path.write_text("\n".join(json.dumps(r) for r in rows) + "\nnot json\n{\"reference\": 5}\n")
+    rows = [
+        {"reference": "5", "prediction": "5", "expected": True},
+        {"reference": "5", "prediction": "6", "expected": True},  # r1 says 0: a false negative
+        {"reference": "5", "prediction": "5 or 6", "expected": False},
+    ]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + '\nnot json\n{"reference": 5}\n')
     result = peer_bench(path, with_peer=False)
     out = capsys.readouterr().out
     assert result["r1"] == {"n": 3, "agreement": 2 / 3, "false_positives": 0, "false_negatives": 1}

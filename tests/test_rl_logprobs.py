@@ -180,11 +180,15 @@ def loop_head_logprobs(hidden, weight, tokens, temperature):
 def test_head_logprobs_hand_values():
     # z = W h = [1, 0]: log p(token 0) = 1 − log(e + 1) = −0.313262, p = [0.731059, 0.268941],
     # H = −Σ p log p = 0.731059 · 0.313262 + 0.268941 · 1.313262 = 0.582203
-    logp, ent = head_logprobs(torch.tensor([[1.0, 0.0]]), torch.tensor([[1.0, 0.0], [0.0, 0.0]]), torch.tensor([0]), entropy=True)
+    logp, ent = head_logprobs(
+        torch.tensor([[1.0, 0.0]]), torch.tensor([[1.0, 0.0], [0.0, 0.0]]), torch.tensor([0]), entropy=True
+    )
     torch.testing.assert_close(logp, torch.tensor([1 - math.log(math.e + 1)]))
     torch.testing.assert_close(ent, torch.tensor([0.582203]), atol=1e-6, rtol=0)
     # τ = 2 halves z: [0.5, 0] → log p(token 1) = −log(1 + e^0.5) = −0.974077; no entropy asked → None
-    logp, ent = head_logprobs(torch.tensor([[1.0, 0.0]]), torch.tensor([[1.0, 0.0], [0.0, 0.0]]), torch.tensor([1]), temperature=2.0)
+    logp, ent = head_logprobs(
+        torch.tensor([[1.0, 0.0]]), torch.tensor([[1.0, 0.0], [0.0, 0.0]]), torch.tensor([1]), temperature=2.0
+    )
     torch.testing.assert_close(logp, torch.tensor([-math.log(1 + math.exp(0.5))]))
     assert ent is None
 
@@ -217,7 +221,9 @@ def test_head_logprobs_equal_token_logprobs_of_the_full_logits_under_bf16_autoca
     torch.manual_seed(6)
     hidden, weight, tokens = torch.randn(2, 7, 16), torch.randn(50, 16), torch.randint(50, (2, 7))
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        ours, ent = head_logprobs(hidden.view(14, 16), weight, tokens.view(14), temperature=0.9, entropy=True, chunk_rows=4)
+        ours, ent = head_logprobs(
+            hidden.view(14, 16), weight, tokens.view(14), temperature=0.9, entropy=True, chunk_rows=4
+        )
         logits = F.linear(hidden, weight)  # (2, 7, 50) bf16
     assert logits.dtype == torch.bfloat16
     torch.testing.assert_close(ours.view(2, 7), token_logprobs(logits, tokens, temperature=0.9), atol=1e-6, rtol=0)
@@ -245,7 +251,12 @@ def test_head_logprobs_never_hold_more_than_a_chunk_of_logits():
         head_logprobs(hidden, weight, tokens, chunk_rows=chunk)
     assert sum(saved) <= N * H + N  # the hidden rows and the tokens: no logits
     with torch.no_grad():
-        torch.testing.assert_close(head_logprobs(hidden, weight, tokens, chunk_rows=chunk)[0], loop_head_logprobs(hidden, weight, tokens, 1.0)[0], atol=1e-6, rtol=1e-6)
+        torch.testing.assert_close(
+            head_logprobs(hidden, weight, tokens, chunk_rows=chunk)[0],
+            loop_head_logprobs(hidden, weight, tokens, 1.0)[0],
+            atol=1e-6,
+            rtol=1e-6,
+        )
 
 
 def test_head_logprobs_shape_errors_and_empty_input():

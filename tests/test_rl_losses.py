@@ -210,13 +210,31 @@ def test_grpo_loss_matches_loop_reference(aggregation, cfg, shape):
             lengths[0] = 0  # an all-masked row
         mask = lengths_mask(lengths, T, dtype=torch.bool if seed % 2 else torch.float32)
         loss, _ = grpo_loss(
-            logp, old, adv, mask, ref_logp=ref, beta=cfg["beta"], kl_estimator=cfg["est"],
-            clip_low=cfg["cl"], clip_high=cfg["ch"], dual_clip=cfg["dual"], aggregation=aggregation,
-            max_len=T + 2, entropy=ent, entropy_coef=cfg["coef"],
+            logp,
+            old,
+            adv,
+            mask,
+            ref_logp=ref,
+            beta=cfg["beta"],
+            kl_estimator=cfg["est"],
+            clip_low=cfg["cl"],
+            clip_high=cfg["ch"],
+            dual_clip=cfg["dual"],
+            aggregation=aggregation,
+            max_len=T + 2,
+            entropy=ent,
+            entropy_coef=cfg["coef"],
         )
         expected = reference_grpo_loss(
-            logp.tolist(), old.tolist(), adv.tolist(), lengths, ref.tolist(), ent.tolist(),
-            agg=aggregation, max_len=T + 2, **cfg,
+            logp.tolist(),
+            old.tolist(),
+            adv.tolist(),
+            lengths,
+            ref.tolist(),
+            ent.tolist(),
+            agg=aggregation,
+            max_len=T + 2,
+            **cfg,
         )
         assert loss.item() == pytest.approx(expected, abs=1e-12)
 
@@ -230,8 +248,16 @@ def test_micro_batches_sum_to_full_batch_loss_gradient_and_metrics(aggregation):
     logp, old, adv, lengths, ref, ent = random_batch(B, T, seed=3)
     lengths[2] = 0
     mask = lengths_mask(lengths, T)
-    kw = dict(ref_logp=ref, beta=0.05, clip_low=0.2, clip_high=0.28, dual_clip=3.0,
-              aggregation=aggregation, max_len=T, entropy_coef=0.01)
+    kw = dict(
+        ref_logp=ref,
+        beta=0.05,
+        clip_low=0.2,
+        clip_high=0.28,
+        dual_clip=3.0,
+        aggregation=aggregation,
+        max_len=T,
+        entropy_coef=0.01,
+    )
 
     logp_full = logp.clone().requires_grad_()
     ent_full = ent.clone().requires_grad_()
@@ -243,8 +269,14 @@ def test_micro_batches_sum_to_full_batch_loss_gradient_and_metrics(aggregation):
     total, parts = 0.0, []
     for sl in [slice(0, 3), slice(3, 4), slice(4, 8)]:  # uneven split
         part, metrics = grpo_loss(
-            logp_mb[sl], old[sl], adv[sl], mask[sl], **{**kw, "ref_logp": ref[sl]},
-            entropy=ent_mb[sl], total_seqs=B, total_tokens=mask.sum().item(),
+            logp_mb[sl],
+            old[sl],
+            adv[sl],
+            mask[sl],
+            **{**kw, "ref_logp": ref[sl]},
+            entropy=ent_mb[sl],
+            total_seqs=B,
+            total_tokens=mask.sum().item(),
         )
         part.backward()  # gradient accumulation
         total = total + part.detach()
@@ -280,8 +312,9 @@ def test_ratio_one_gradient_is_policy_gradient(aggregation):
     assert metrics["ratio"].item() == 1.0 and metrics["clip_high"].item() == 0.0
     # π_old and π_ref are constants even when handed over with a graph attached
     # (k1 = logp - ref_logp adds β · w to the gradient when ref_logp is a constant, 0 if not)
-    loss2, _ = grpo_loss(logp, logp, adv, mask, ref_logp=logp, beta=0.5, kl_estimator="k1",
-                         aggregation=aggregation, max_len=10)
+    loss2, _ = grpo_loss(
+        logp, logp, adv, mask, ref_logp=logp, beta=0.5, kl_estimator="k1", aggregation=aggregation, max_len=10
+    )
     (g2,) = torch.autograd.grad(loss2, logp)
     torch.testing.assert_close(g2, g + 0.5 * weight, atol=1e-15, rtol=0)
 
@@ -307,8 +340,7 @@ def test_masked_garbage_gets_exactly_zero_gradient(aggregation, garbage, estimat
     mask = lengths_mask(lengths, T)
     pad = mask == 0
     dirty = lambda x, v: torch.where(pad, torch.full_like(x, v), x)  # noqa: E731
-    kw = dict(beta=0.1, kl_estimator=estimator, dual_clip=2.0, aggregation=aggregation, max_len=T,
-              entropy_coef=0.01)
+    kw = dict(beta=0.1, kl_estimator=estimator, dual_clip=2.0, aggregation=aggregation, max_len=T, entropy_coef=0.01)
 
     clean_logp = logp.clone().requires_grad_()
     clean, _ = grpo_loss(clean_logp, old, adv, mask, ref_logp=ref, entropy=ent, **kw)
@@ -317,8 +349,13 @@ def test_masked_garbage_gets_exactly_zero_gradient(aggregation, garbage, estimat
     garbage_logp = dirty(logp, garbage[0]).requires_grad_()
     garbage_ent = dirty(ent, float("nan")).requires_grad_()
     loss, metrics = grpo_loss(
-        garbage_logp, dirty(old, garbage[1]), adv, mask, ref_logp=dirty(ref, float("nan")),
-        entropy=garbage_ent, **kw,
+        garbage_logp,
+        dirty(old, garbage[1]),
+        adv,
+        mask,
+        ref_logp=dirty(ref, float("nan")),
+        entropy=garbage_ent,
+        **kw,
     )
     loss.backward()
     assert torch.isfinite(loss) and loss.item() == clean.item()
@@ -335,8 +372,18 @@ def test_metrics_hand_values():
     mask = torch.tensor([[1.0, 1.0, 0.0]])
     _, m = grpo_loss(logp, torch.zeros(1, 3), torch.tensor([1.0]), mask, ref_logp=ref)
     k3 = 1 / 3 + math.log(3) - 1
-    expected = {"tokens": 2, "policy_loss": -1.1, "policy_loss_sum": -2.2, "ratio": 1.25, "ratio_max": 1.5,
-                "clip_high": 0.5, "clip_low": 0.0, "clip_dual": 0.0, "kl": k3 / 2, "kl_sum": k3}
+    expected = {
+        "tokens": 2,
+        "policy_loss": -1.1,
+        "policy_loss_sum": -2.2,
+        "ratio": 1.25,
+        "ratio_max": 1.5,
+        "clip_high": 0.5,
+        "clip_low": 0.0,
+        "clip_dual": 0.0,
+        "kl": k3 / 2,
+        "kl_sum": k3,
+    }
     for key, value in expected.items():
         assert m[key].item() == pytest.approx(value, abs=1e-6), key
     assert "entropy" not in m and all(not v.requires_grad for v in m.values())

@@ -34,9 +34,14 @@ def test_bradley_terry_hand_values():
 
 def test_bradley_terry_matches_a_loop_reference_on_random_scores():
     g = torch.Generator().manual_seed(0)
-    chosen, rejected = torch.randn(64, generator=g, dtype=torch.float64) * 3, torch.randn(64, generator=g, dtype=torch.float64) * 3
+    chosen, rejected = (
+        torch.randn(64, generator=g, dtype=torch.float64) * 3,
+        torch.randn(64, generator=g, dtype=torch.float64) * 3,
+    )
     reference = [-math.log(1 / (1 + math.exp(-(c - r)))) for c, r in zip(chosen.tolist(), rejected.tolist())]
-    assert torch.allclose(bradley_terry_loss(chosen, rejected), torch.tensor(reference, dtype=torch.float64), rtol=0, atol=1e-12)
+    assert torch.allclose(
+        bradley_terry_loss(chosen, rejected), torch.tensor(reference, dtype=torch.float64), rtol=0, atol=1e-12
+    )
 
 
 def test_bradley_terry_is_finite_for_huge_margins_and_has_the_textbook_gradient():
@@ -98,8 +103,22 @@ def _toy_rows(n_prompts: int, seed: int = 0) -> list[dict]:
     for i in range(n_prompts):
         a, b = rng.randint(1, 9), rng.randint(1, 9)
         prompt = f"What is {a} + {b}?"
-        rows.append({"prompt": prompt, "chosen": f"The answer is {a + b}. Happy to help!", "rejected": "no no no no", "style": "rude"})
-        rows.append({"prompt": prompt, "chosen": f"{a} + {b} = {a + b}.", "rejected": "I can't help with that.", "style": "refusal"})
+        rows.append(
+            {
+                "prompt": prompt,
+                "chosen": f"The answer is {a + b}. Happy to help!",
+                "rejected": "no no no no",
+                "style": "rude",
+            }
+        )
+        rows.append(
+            {
+                "prompt": prompt,
+                "chosen": f"{a} + {b} = {a + b}.",
+                "rejected": "I can't help with that.",
+                "style": "refusal",
+            }
+        )
     return rows
 
 
@@ -118,7 +137,9 @@ def test_the_update_is_the_same_for_every_micro_batch_size(tiny_model_dir, toy_p
         before = {k: v.detach().clone() for k, v in model.named_parameters()}
         optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-        m = rm_step(model, optimizer, scheduler, toy_pairs, pad_id=tokenizer.pad_token_id, micro_batch_size=micro, grad_clip=0)
+        m = rm_step(
+            model, optimizer, scheduler, toy_pairs, pad_id=tokenizer.pad_token_id, micro_batch_size=micro, grad_clip=0
+        )
         changes.append(({k: v.detach() - before[k] for k, v in model.named_parameters()}, m))
     for delta, m in changes[1:]:
         assert m["loss"] == pytest.approx(changes[0][1]["loss"], abs=1e-6)
@@ -133,8 +154,21 @@ def test_r1_rm_trains_reports_held_out_accuracy_and_reloads(tiny_model_dir, tmp_
     data = tmp_path / "pairs.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in _toy_rows(20)))
     out = tmp_path / "run"
-    code = main(["rm", f"model.name={tiny_model_dir}", f"rm.data={data}", f"run.output_dir={out}", "run.threads=1", "rm.epochs=3",
-                 "rm.batch_size=8", "rm.eval_fraction=0.2", "optim.lr=3e-3", "train.micro_batch_size=8", "train.save_every=1000"])
+    code = main(
+        [
+            "rm",
+            f"model.name={tiny_model_dir}",
+            f"rm.data={data}",
+            f"run.output_dir={out}",
+            "run.threads=1",
+            "rm.epochs=3",
+            "rm.batch_size=8",
+            "rm.eval_fraction=0.2",
+            "optim.lr=3e-3",
+            "train.micro_batch_size=8",
+            "train.save_every=1000",
+        ]
+    )
     assert code == 0
     metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     steps = [m for m in metrics if m["step"] > 0]
@@ -144,7 +178,11 @@ def test_r1_rm_trains_reports_held_out_accuracy_and_reloads(tiny_model_dir, tmp_
     summary = json.loads((out / "rm_eval.json").read_text())
     assert summary["heldout_pairs"] == 8 and summary["train_pairs"] == 32 and metrics[0]["step"] == 0
     assert summary["accuracy"] == 1.0 and summary["loss"] < summary["before"]["loss"]
-    assert steps[-1]["rm/eval_accuracy"] == summary["accuracy"] and set(summary) >= {"accuracy/rude", "accuracy/refusal", "margin"}
+    assert steps[-1]["rm/eval_accuracy"] == summary["accuracy"] and set(summary) >= {
+        "accuracy/rude",
+        "accuracy/refusal",
+        "margin",
+    }
 
     final = out / "checkpoints" / "final"
     assert is_scalar_rm(str(final))
@@ -159,7 +197,17 @@ def test_r1_rm_trains_reports_held_out_accuracy_and_reloads(tiny_model_dir, tmp_
 
 
 def test_r1_rm_reports_a_missing_data_file_without_a_traceback(tiny_model_dir, tmp_path, capsys):
-    assert main(["rm", f"model.name={tiny_model_dir}", f"rm.data={tmp_path / 'missing.jsonl'}", f"run.output_dir={tmp_path / 'run'}"]) == 2
+    assert (
+        main(
+            [
+                "rm",
+                f"model.name={tiny_model_dir}",
+                f"rm.data={tmp_path / 'missing.jsonl'}",
+                f"run.output_dir={tmp_path / 'run'}",
+            ]
+        )
+        == 2
+    )
     assert "preference data not found" in capsys.readouterr().err
 
 
@@ -170,8 +218,21 @@ def test_a_resumed_rm_run_equals_an_uninterrupted_one(tiny_model_dir, tmp_path, 
     data.write_text("".join(json.dumps(r) + "\n" for r in _toy_rows(6)))
 
     def cfg(out):
-        return load_config(None, [f"model.name={tiny_model_dir}", f"rm.data={data}", f"run.output_dir={out}", "run.threads=1", "rm.batch_size=4",
-                                  "rm.epochs=2", "optim.lr=3e-3", "train.micro_batch_size=4", "train.save_every=2", "run.resume=auto"])
+        return load_config(
+            None,
+            [
+                f"model.name={tiny_model_dir}",
+                f"rm.data={data}",
+                f"run.output_dir={out}",
+                "run.threads=1",
+                "rm.batch_size=4",
+                "rm.epochs=2",
+                "optim.lr=3e-3",
+                "train.micro_batch_size=4",
+                "train.save_every=2",
+                "run.resume=auto",
+            ],
+        )
 
     rm_module.train_rm(cfg(tmp_path / "straight"))
     real_step, calls = rm_module.rm_step, []
@@ -189,7 +250,10 @@ def test_a_resumed_rm_run_equals_an_uninterrupted_one(tiny_model_dir, tmp_path, 
     rm_module.train_rm(cfg(tmp_path / "resumed"))
     read = lambda run: [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]  # noqa: E731
     straight, resumed = read(tmp_path / "straight"), read(tmp_path / "resumed")
-    assert [m["step"] for m in resumed] == [m["step"] for m in straight] == list(range(0, 7))  # 10 train pairs → 3 steps × 2 epochs
+    assert (
+        [m["step"] for m in resumed] == [m["step"] for m in straight] == list(range(0, 7))
+    )  # 10 train pairs → 3 steps × 2 epochs
     assert [m["loss"] for m in resumed[1:]] == pytest.approx([m["loss"] for m in straight[1:]], abs=1e-6)
     assert json.loads((tmp_path / "resumed" / "rm_eval.json").read_text())["loss"] == pytest.approx(
-        json.loads((tmp_path / "straight" / "rm_eval.json").read_text())["loss"], abs=1e-6)
+        json.loads((tmp_path / "straight" / "rm_eval.json").read_text())["loss"], abs=1e-6
+    )

@@ -14,13 +14,15 @@ EOS = 9  # pad == EOS in these hand-built rows, as in SmolLM2 / Qwen / Llama-3
 
 
 def test_completion_lengths_with_pad_equal_to_eos():
-    ids = torch.tensor([
-        [5, 6, EOS, EOS, EOS],  # EOS in the middle, then padding that is also EOS
-        [EOS, EOS, EOS, EOS, EOS],  # EOS first: a length-1 completion (the EOS still counts)
-        [5, 6, 7, 8, 4],  # no EOS: truncated, full length
-        [5, EOS, 6, EOS, 7],  # several EOS: the first one ends it
-        [5, 6, 7, 8, EOS],  # EOS as the last token: not truncated
-    ])
+    ids = torch.tensor(
+        [
+            [5, 6, EOS, EOS, EOS],  # EOS in the middle, then padding that is also EOS
+            [EOS, EOS, EOS, EOS, EOS],  # EOS first: a length-1 completion (the EOS still counts)
+            [5, 6, 7, 8, 4],  # no EOS: truncated, full length
+            [5, EOS, 6, EOS, 7],  # several EOS: the first one ends it
+            [5, 6, 7, 8, EOS],  # EOS as the last token: not truncated
+        ]
+    )
     lengths, truncated = completion_lengths(ids, [EOS])
     assert lengths.tolist() == [3, 1, 5, 2, 5]
     assert truncated.tolist() == [False, False, True, False, False]
@@ -36,7 +38,9 @@ def test_completion_lengths_with_several_stop_ids():
 def test_mask_includes_eos_and_nothing_after():
     ids = torch.tensor([[5, 6, EOS, EOS, EOS], [EOS, EOS, EOS, EOS, EOS], [5, 6, 7, 8, 4]])
     lengths, truncated = completion_lengths(ids, [EOS])
-    rollout = Rollout(prompt_ids=[[1]] * 3, completion_ids=ids, lengths=lengths, truncated=truncated, texts=["", "", ""])
+    rollout = Rollout(
+        prompt_ids=[[1]] * 3, completion_ids=ids, lengths=lengths, truncated=truncated, texts=["", "", ""]
+    )
     assert rollout.mask.dtype == torch.float32
     assert rollout.mask.tolist() == [[1, 1, 1, 0, 0], [1, 0, 0, 0, 0], [1, 1, 1, 1, 1]]
 
@@ -51,7 +55,12 @@ def tiny(tiny_model_dir):
 
 
 def prompts(tokenizer, *questions):
-    return [p["prompt_ids"] for p in prepare_prompts([{"id": str(i), "prompt": q, "answer": "0"} for i, q in enumerate(questions)], tokenizer)]
+    return [
+        p["prompt_ids"]
+        for p in prepare_prompts(
+            [{"id": str(i), "prompt": q, "answer": "0"} for i, q in enumerate(questions)], tokenizer
+        )
+    ]
 
 
 def test_stop_token_ids(tiny):
@@ -61,7 +70,9 @@ def test_stop_token_ids(tiny):
 
 def test_generate_shapes_and_grouping(tiny):
     model, tokenizer = tiny
-    ids = prompts(tokenizer, "What is 3 + 4?", "Ava has 12 apples. Ava finds 3 more apples. How many apples does Ava have now?")
+    ids = prompts(
+        tokenizer, "What is 3 + 4?", "Ava has 12 apples. Ava finds 3 more apples. How many apples does Ava have now?"
+    )
     rollout = generate(model, tokenizer, ids, Sampling(n=3, max_new_tokens=12, seed=0))
     assert rollout.prompt_ids == [ids[0]] * 3 + [ids[1]] * 3  # rows i*n … i*n+n-1 belong to prompt i
     B, T = rollout.completion_ids.shape
@@ -123,13 +134,19 @@ def test_left_padding_does_not_change_a_completion(tiny):
         for p in sharp.parameters():
             if p.dim() == 2:
                 p.mul_(20)
-    examples = [{"id": "0", "prompt": "What is 3 + 4?", "answer": "7"}, {"id": "1", "prompt": "What is " + " + ".join(["12"] * 20) + "?", "answer": "240"}]
+    examples = [
+        {"id": "0", "prompt": "What is 3 + 4?", "answer": "7"},
+        {"id": "1", "prompt": "What is " + " + ".join(["12"] * 20) + "?", "answer": "240"},
+    ]
     short, long = [e["prompt_ids"] for e in prepare_prompts(examples, tokenizer, template="none")]  # 22 and 58 tokens
     alone = generate(sharp, tokenizer, [short], Sampling(temperature=1e-4, max_new_tokens=8, seed=0))
     batched = generate(sharp, tokenizer, [short, long], Sampling(temperature=1e-4, max_new_tokens=8, seed=1))
     assert len(set(alone.completion_ids[0].tolist())) > 3  # a completion that actually varies
     assert int(batched.lengths[0]) == int(alone.lengths[0])
-    assert batched.completion_ids[0, : int(alone.lengths[0])].tolist() == alone.completion_ids[0, : int(alone.lengths[0])].tolist()
+    assert (
+        batched.completion_ids[0, : int(alone.lengths[0])].tolist()
+        == alone.completion_ids[0, : int(alone.lengths[0])].tolist()
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -142,7 +159,9 @@ def test_smollm2_answers_a_gsm8k_question_with_the_r1_zero_template(smollm2_dir)
     [example] = prepare_prompts(load_examples("gsm8k", limit=1), tokenizer, template="r1-zero")
     assert example["prompt_text"].startswith("<|im_start|>system\nThe user asks a question")
     assert example["prompt_text"].endswith("<|im_start|>assistant\n")
-    rollout = generate(model, tokenizer, [example["prompt_ids"]], Sampling(n=1, max_new_tokens=16, seed=0, temperature=0.6, top_p=0.95))
+    rollout = generate(
+        model, tokenizer, [example["prompt_ids"]], Sampling(n=1, max_new_tokens=16, seed=0, temperature=0.6, top_p=0.95)
+    )
     assert rollout.completion_ids.shape[0] == 1
     assert 1 <= int(rollout.lengths[0]) <= 16
     assert rollout.texts[0].strip() != ""

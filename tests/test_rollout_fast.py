@@ -47,8 +47,14 @@ def hf_logits(model, ids, real, positions):
 def hf_greedy(model, tokenizer, prompts, max_new_tokens):
     ids, real, _ = left_pad(prompts, tokenizer.pad_token_id)
     stops = stop_token_ids(model, tokenizer)
-    out = model.generate(input_ids=ids, attention_mask=real.long(), do_sample=False, max_new_tokens=max_new_tokens,
-                         eos_token_id=stops, pad_token_id=tokenizer.pad_token_id)[:, ids.shape[1]:]
+    out = model.generate(
+        input_ids=ids,
+        attention_mask=real.long(),
+        do_sample=False,
+        max_new_tokens=max_new_tokens,
+        eos_token_id=stops,
+        pad_token_id=tokenizer.pad_token_id,
+    )[:, ids.shape[1] :]
     return out, *completion_lengths(out, stops)
 
 
@@ -70,7 +76,9 @@ def test_prefill_and_decode_logits_match_hf_forward(sharp):
         prefill = dec.logits(dec.forward(ids, positions, rope, cache, 0, full_real))  # (B, P, V)
         torch.testing.assert_close(prefill[real], expected[:, :P][real], rtol=0, atol=1e-4)
         for t in range(5):
-            step = dec.logits(dec.forward(follow[:, t : t + 1], full_positions[:, P + t : P + t + 1], rope, cache, P + t, full_real))
+            step = dec.logits(
+                dec.forward(follow[:, t : t + 1], full_positions[:, P + t : P + t + 1], rope, cache, P + t, full_real)
+            )
             torch.testing.assert_close(step[:, 0], expected[:, P + t], rtol=0, atol=1e-4)
 
 
@@ -188,7 +196,9 @@ def test_smollm2_first_step_logits_match_hf(smollm2_dir):
     expected = hf_logits(model, ids, real, positions)[:, -1]
     dec = fast.Decoder(model)
     with torch.inference_mode():
-        got = dec.logits(dec.forward(ids, positions, dec.rope_table(ids.shape[1]), dec.new_cache(2, ids.shape[1]), 0, real)[:, -1])
+        got = dec.logits(
+            dec.forward(ids, positions, dec.rope_table(ids.shape[1]), dec.new_cache(2, ids.shape[1]), 0, real)[:, -1]
+        )
     torch.testing.assert_close(got, expected, rtol=0, atol=1e-3)
 
 
@@ -230,11 +240,15 @@ def test_a_batch_mixing_peaked_and_flat_rows_sorts_only_the_flat_ones(monkeypatc
     from r1.rollout.fast import sample
 
     g = torch.Generator().manual_seed(1)
-    logits = torch.cat([torch.randn(5, 49152, generator=g) * 4.0, torch.randn(3, 49152, generator=g) * 0.05])[[0, 5, 1, 6, 2, 3, 7, 4]]
+    logits = torch.cat([torch.randn(5, 49152, generator=g) * 4.0, torch.randn(3, 49152, generator=g) * 0.05])[
+        [0, 5, 1, 6, 2, 3, 7, 4]
+    ]
     flat = torch.tensor([False, True, False, True, False, False, True, False])
     sorted_rows = []
     real_sort = torch.Tensor.sort
-    monkeypatch.setattr(torch.Tensor, "sort", lambda self, *a, **k: sorted_rows.append(self.shape[0]) or real_sort(self, *a, **k))
+    monkeypatch.setattr(
+        torch.Tensor, "sort", lambda self, *a, **k: sorted_rows.append(self.shape[0]) or real_sort(self, *a, **k)
+    )
     got = sample(logits, 0.6, 0.95, torch.Generator().manual_seed(3))
     monkeypatch.setattr(torch.Tensor, "sort", real_sort)
     assert sorted_rows == [3]

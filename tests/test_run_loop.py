@@ -92,7 +92,8 @@ def kill_after_log(monkeypatch, when: int) -> None:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_mid_step_saves_that_step_and_the_resume_equals_the_uninterrupted_run(
-        tiny_model_dir, tmp_path, data, straight, monkeypatch, sig):
+    tiny_model_dir, tmp_path, data, straight, monkeypatch, sig
+):
     out = tmp_path / "preempted"
     in_step(monkeypatch, 3, lambda: os.kill(os.getpid(), sig))
     with pytest.raises(Preempted) as stop:
@@ -107,8 +108,16 @@ def test_a_signal_mid_step_saves_that_step_and_the_resume_equals_the_uninterrupt
 
 def test_the_cli_exits_with_code_75_and_one_line_when_preempted(tiny_model_dir, tmp_path, data, monkeypatch, capsys):
     in_step(monkeypatch, 2, lambda: os.kill(os.getpid(), signal.SIGTERM))
-    code = main(["sft", f"model.name={tiny_model_dir}", f"run.output_dir={tmp_path / 'cli'}", "run.threads=1",
-                 f"sft.data={data}", *COMMON])
+    code = main(
+        [
+            "sft",
+            f"model.name={tiny_model_dir}",
+            f"run.output_dir={tmp_path / 'cli'}",
+            "run.threads=1",
+            f"sft.data={data}",
+            *COMMON,
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 75 and err[-1].startswith("r1: SIGTERM received: stopped after step 2")
     assert "run.resume=true" in err[-1]
@@ -142,8 +151,11 @@ def printed(capsys) -> str:
 
 def snapshot(run_dir) -> dict:
     """Every file's (mtime, size) but the lock's, which holds the pid of whoever looked last."""
-    return {str(p.relative_to(run_dir)): (p.stat().st_mtime_ns, p.stat().st_size) for p in run_dir.rglob("*")
-            if p.is_file() and p.name != ".lock"}
+    return {
+        str(p.relative_to(run_dir)): (p.stat().st_mtime_ns, p.stat().st_size)
+        for p in run_dir.rglob("*")
+        if p.is_file() and p.name != ".lock"
+    }
 
 
 @pytest.mark.parametrize("resume", ["false", "true", "auto"])
@@ -155,8 +167,9 @@ def test_a_finished_run_says_so_and_rewrites_nothing(tiny_model_dir, tmp_path, d
     assert snapshot(straight) == before
 
 
-def test_without_resume_a_directory_holding_a_run_is_refused_with_the_ways_forward(tiny_model_dir, tmp_path, data,
-                                                                                    monkeypatch):
+def test_without_resume_a_directory_holding_a_run_is_refused_with_the_ways_forward(
+    tiny_model_dir, tmp_path, data, monkeypatch
+):
     out = tmp_path / "run"
     kill_after_log(monkeypatch, 3)
     with pytest.raises(Killed):
@@ -197,6 +210,7 @@ def test_the_model_and_seed_cannot_change_even_when_allowed(tiny_model_dir, data
 def test_an_allowed_learning_rate_change_is_applied_for_real_and_recorded(tiny_model_dir, data, stopped, monkeypatch):
     seen = []
     real = sft.sft_step
+
     def step(model, optimizer, *args, **kwargs):
         seen.append(optimizer.param_groups[0]["lr"])
         return real(model, optimizer, *args, **kwargs)
@@ -237,8 +251,9 @@ def test_a_torn_last_log_line_is_dropped_and_counted(tiny_model_dir, data, strai
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip", "delete"])
-def test_a_damaged_latest_checkpoint_falls_back_to_the_previous_good_one(tiny_model_dir, tmp_path, data, straight,
-                                                                         monkeypatch, damage, capsys):
+def test_a_damaged_latest_checkpoint_falls_back_to_the_previous_good_one(
+    tiny_model_dir, tmp_path, data, straight, monkeypatch, damage, capsys
+):
     out = tmp_path / "run"
     kill_after_log(monkeypatch, 5)  # checkpoints at steps 2 and 4
     with pytest.raises(Killed):
@@ -266,8 +281,9 @@ def test_a_full_disk_is_one_message_and_the_previous_checkpoint_stays(tiny_model
     def save(obj, path, *a, **k):  # the second checkpoint's trainer state does not fit
         calls["n"] += 1
         if calls["n"] == 2:
-            raise RuntimeError("[enforce fail at inline_container.cc:626] . unexpected pos 1024 vs 512: "
-                               "file write failed")
+            raise RuntimeError(
+                "[enforce fail at inline_container.cc:626] . unexpected pos 1024 vs 512: file write failed"
+            )
         return real_save(obj, path, *a, **k)
 
     monkeypatch.setattr(ckpt.torch, "save", save)
@@ -294,8 +310,9 @@ def test_a_real_full_disk_on_a_small_tmpfs(tiny_model_dir, tmp_path, data, strai
         subprocess.run(["umount", "-l", str(mount)])
 
 
-def test_a_kill_between_the_renames_of_final_leaves_a_copy_that_is_found(tiny_model_dir, tmp_path, data, straight,
-                                                                          monkeypatch):
+def test_a_kill_between_the_renames_of_final_leaves_a_copy_that_is_found(
+    tiny_model_dir, tmp_path, data, straight, monkeypatch
+):
     out = tmp_path / "run"
     real_replace = ckpt.os.replace
 
@@ -309,8 +326,11 @@ def test_a_kill_between_the_renames_of_final_leaves_a_copy_that_is_found(tiny_mo
         train_sft(cfg_for(tiny_model_dir, out, data))
     monkeypatch.undo()
     assert not (out / "checkpoints" / "final").exists() and (out / "checkpoints" / "final.tmp").is_dir()
-    outcome = sft.run_training(cfg_for(tiny_model_dir, out, data, "run.resume=true"), "sft",
-                               lambda resume_from: pytest.fail("a finished run must not be set up again"))
+    outcome = sft.run_training(
+        cfg_for(tiny_model_dir, out, data, "run.resume=true"),
+        "sft",
+        lambda resume_from: pytest.fail("a finished run must not be set up again"),
+    )
     assert outcome.finished_before and (out / "checkpoints" / "final").is_dir()  # the complete copy, put in place
     same_run(straight, out)
 
@@ -320,13 +340,21 @@ def test_a_kill_between_the_renames_of_final_leaves_a_copy_that_is_found(tiny_mo
 
 def test_a_second_process_on_the_same_directory_is_refused(tiny_model_dir, tmp_path, data):
     out = tmp_path / "run"
-    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
         import time
         from r1.train.resume import RunLock
         with RunLock({str(out)!r}):
             print("held", flush=True)
             time.sleep(60)
-    """)], stdout=subprocess.PIPE, text=True)
+    """),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(RunError, match=rf"in use by another r1 process \(pid {holder.pid}\)"):
@@ -364,8 +392,17 @@ def test_a_hanging_custom_reward_costs_its_samples_not_the_run(tiny_model_dir, t
         return len(completion) / 10
 
     start = time.monotonic()
-    out = train_grpo(grpo_cfg(tiny_model_dir, tmp_path / "run", "train.steps=2", "rewards.timeout_s=0.3",
-                              "rewards.weights={t_hangs_sometimes: 1.0}", "rewards.max_error_rate=0.9", "grpo.beta=0"))
+    out = train_grpo(
+        grpo_cfg(
+            tiny_model_dir,
+            tmp_path / "run",
+            "train.steps=2",
+            "rewards.timeout_s=0.3",
+            "rewards.weights={t_hangs_sometimes: 1.0}",
+            "rewards.max_error_rate=0.9",
+            "grpo.beta=0",
+        )
+    )
     metrics = read_metrics(out)
     assert [m["step"] for m in metrics] == [1, 2]
     assert metrics[-1]["rewards/t_hangs_sometimes_timeouts"] == 8  # 16 samples over the two steps, half hung

@@ -45,8 +45,9 @@ def test_greedy_and_a_tiny_nucleus_agree_across_engines(tiny):
     model, tokenizer = tiny
     greedy = Sampling(temperature=0, max_new_tokens=6, ignore_eos=True, dtype="float32")
     nucleus = Sampling(temperature=1.0, top_p=1e-6, max_new_tokens=6, ignore_eos=True, seed=3, dtype="float32")
-    results = [ENGINES[name](model, tokenizer, PROMPTS, s).completion_ids
-               for name in ("fast", "hf") for s in (greedy, nucleus)]
+    results = [
+        ENGINES[name](model, tokenizer, PROMPTS, s).completion_ids for name in ("fast", "hf") for s in (greedy, nucleus)
+    ]
     assert all(torch.equal(results[0], r) for r in results[1:])
 
 

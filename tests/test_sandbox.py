@@ -22,7 +22,11 @@ from r1.rewards.sandbox import SLOT_UID_BASE, SLOTS, Job, Limits, Statement, iso
 
 WALL = 1.5
 PROMPT_S = 15  # generous bound on any run's wall time (the machine is shared)
-SOLVE_TESTS = (Statement("assert candidate(2) == 4"), Statement("assert candidate(5) == 10"), Statement("assert candidate('a') == 'aa'"))
+SOLVE_TESTS = (
+    Statement("assert candidate(2) == 4"),
+    Statement("assert candidate(5) == 10"),
+    Statement("assert candidate('a') == 'aa'"),
+)
 CORRECT = "def solve(x):\n    return x * 2\n"
 
 
@@ -49,7 +53,10 @@ def live_threads(pid: int) -> int:
 def attack(program: str, *, tests=SOLVE_TESTS, hooks: bool = True, wall: float = WALL, **limits):
     """Run `program` as a sandboxed solve(x); check promptness and that nothing is left running."""
     start = time.monotonic()
-    result = run(Job(textwrap.dedent(program), tuple(tests), functions={"candidate": "solve"}), Limits(wall_s=wall, hooks=hooks, **limits))
+    result = run(
+        Job(textwrap.dedent(program), tuple(tests), functions={"candidate": "solve"}),
+        Limits(wall_s=wall, hooks=hooks, **limits),
+    )
     assert time.monotonic() - start < PROMPT_S, result
     assert "SyntaxError" not in result.error and "IndentationError" not in result.error, "the attack itself is broken"
     assert sandbox_processes() == [], "a sandboxed process survived the run"
@@ -77,7 +84,11 @@ def test_correct_program_passes_and_wrong_one_is_counted_per_test():
 
 
 def test_setup_statements_run_but_are_not_counted():
-    tests = (Statement("import math", counted=False), Statement("y = math.sqrt(16)", counted=False), Statement("assert candidate(y) == 8.0"))
+    tests = (
+        Statement("import math", counted=False),
+        Statement("y = math.sqrt(16)", counted=False),
+        Statement("assert candidate(y) == 8.0"),
+    )
     assert (attack(CORRECT, tests=tests).passed, attack(CORRECT, tests=tests).total) == (1, 1)
 
 
@@ -127,8 +138,10 @@ def test_rlimit_nproc_caps_process_creation():
                 pass
             return made
     """
-    made = run(Job(textwrap.dedent(program), (Statement("assert candidate() == 2"),), functions={"candidate": "solve"}),
-               Limits(wall_s=3, hooks=False, processes=4))
+    made = run(
+        Job(textwrap.dedent(program), (Statement("assert candidate() == 2"),), functions={"candidate": "solve"}),
+        Limits(wall_s=3, hooks=False, processes=4),
+    )
     assert made.passed == 1, made  # 4 tasks: the checker, the candidate and two forks
     assert sandbox_processes() == []
 
@@ -217,7 +230,10 @@ MEMORY_SCAN = """
 def test_the_tests_and_nonce_are_not_in_the_programs_memory(hooks):
     if not hooks and os.geteuid() == 0:
         need_uid_drop()  # a root candidate could ptrace the checker despite PR_SET_DUMPABLE
-    leaked, clean = Statement("assert candidate(0) == 'zebra-4242'"), Statement("assert candidate(0) == 'nothing found'")
+    leaked, clean = (
+        Statement("assert candidate(0) == 'zebra-4242'"),
+        Statement("assert candidate(0) == 'nothing found'"),
+    )
     assert attack(MEMORY_SCAN, tests=(leaked,), hooks=hooks).passed == 0
     assert attack(MEMORY_SCAN, tests=(clean,), hooks=hooks).passed == 1
     planted = 'PLANTED = "zebra-" + "4242"\n' + textwrap.dedent(MEMORY_SCAN)  # control: the scan does find a secret
@@ -306,7 +322,9 @@ def test_blocked_modules_and_process_creation():
             return subprocess.run(["true"]).returncode
     """
     tests = (Statement("assert candidate(0) == 1"), Statement("assert spawn(0) == 0"))
-    result = run(Job(textwrap.dedent(program), tests, functions={"candidate": "solve", "spawn": "spawn"}), Limits(wall_s=WALL))
+    result = run(
+        Job(textwrap.dedent(program), tests, functions={"candidate": "solve", "spawn": "spawn"}), Limits(wall_s=WALL)
+    )
     assert result.passed == 0
 
 
@@ -317,7 +335,9 @@ def test_huge_output_is_capped(hooks):
 
 
 def test_run_many_keeps_order_and_runs_in_parallel():
-    jobs = [Job(f"def solve(x):\n    return x * {k}\n", SOLVE_TESTS, functions={"candidate": "solve"}) for k in (2, 3, 2, 0)]
+    jobs = [
+        Job(f"def solve(x):\n    return x * {k}\n", SOLVE_TESTS, functions={"candidate": "solve"}) for k in (2, 3, 2, 0)
+    ]
     assert [r.passed for r in run_many(jobs, Limits(wall_s=5), workers=2)] == [3, 0, 3, 0]
 
 
@@ -333,12 +353,16 @@ def test_two_trainer_processes_on_one_machine_never_share_a_slot_uid():
     """The ranks of a torchrun launch on one machine score code in separate processes: a run that ends here
     must not take the other process's running program with it (as the same uid, its cleanup would kill it)."""
     need_uid_drop()
-    other = subprocess.Popen([sys.executable, "-c", SLOW_RUN], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    other = subprocess.Popen(
+        [sys.executable, "-c", SLOW_RUN], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         deadline = time.monotonic() + PROMPT_S
         while not sandbox_processes() and time.monotonic() < deadline:  # until the other's program runs
             time.sleep(0.05)
-        quick = run(Job(CORRECT, SOLVE_TESTS, functions={"candidate": "solve"}))  # not attack(): the other's program runs on
+        quick = run(
+            Job(CORRECT, SOLVE_TESTS, functions={"candidate": "solve"})
+        )  # not attack(): the other's program runs on
         out, _ = other.communicate(timeout=PROMPT_S)
     finally:
         other.kill()
@@ -349,8 +373,11 @@ def test_runs_leak_no_descriptors_or_folders():
     folders = lambda: set(glob.glob(os.path.join(tempfile.gettempdir(), "r1-sandbox-*")))  # noqa: E731
     run(Job(CORRECT, SOLVE_TESTS, functions={"candidate": "solve"}))  # first use: the isolation probe
     fds, before = len(os.listdir("/proc/self/fd")), folders()
-    jobs = [Job(CORRECT, SOLVE_TESTS, functions={"candidate": "solve"}), Job("while True:\n    pass\n", SOLVE_TESTS, functions={"candidate": "solve"}),
-            Job("x" * (2 << 20), SOLVE_TESTS)]  # a normal run, a timeout, a rejected job
+    jobs = [
+        Job(CORRECT, SOLVE_TESTS, functions={"candidate": "solve"}),
+        Job("while True:\n    pass\n", SOLVE_TESTS, functions={"candidate": "solve"}),
+        Job("x" * (2 << 20), SOLVE_TESTS),
+    ]  # a normal run, a timeout, a rejected job
     results = run_many(jobs * 2, Limits(wall_s=1.0))
     assert [(r.status, r.timed_out) for r in results] == [("ok", False), ("ok", True), ("rejected", False)] * 2
     assert len(os.listdir("/proc/self/fd")) == fds and folders() == before
@@ -382,14 +409,17 @@ def test_deep_directories_cannot_make_the_cleanup_raise():
     # call failed instead of scoring 0, and the work dir stayed on disk (issue 20)
     folders = lambda: set(glob.glob(os.path.join(tempfile.gettempdir(), "r1-sandbox-*")))  # noqa: E731
     before = folders()
-    result = attack("""
+    result = attack(
+        """
         import os
         for _ in range(2000):
             os.mkdir("d")
             os.chdir("d")
         def solve(x):
             return x * 2
-    """, wall=10.0)
+    """,
+        wall=10.0,
+    )
     assert result.passed == 3 and folders() == before
 
 

@@ -41,8 +41,13 @@ def namespaces(request, monkeypatch):
     """The machine's isolation, or the same without PID and network namespaces (no `unshare`)."""
     iso = isolation()
     if request.param == "fallback":
-        monkeypatch.setattr(walls, "_isolation", dataclasses.replace(
-            iso, prefix=(), network="none: test without namespaces", pid="none: test without namespaces"))
+        monkeypatch.setattr(
+            walls,
+            "_isolation",
+            dataclasses.replace(
+                iso, prefix=(), network="none: test without namespaces", pid="none: test without namespaces"
+            ),
+        )
     elif iso.pid.startswith("none"):
         pytest.skip(f"no PID namespace here ({iso.pid})")
     return request.param
@@ -135,8 +140,9 @@ def test_a_slot_uid_is_swept_before_it_is_reused(one_slot):
     """A process of the slot uid that belongs to no run (left by a crashed trainer, say) is killed
     before the uid runs a program: here it would kill that program's checker."""
     hunter = textwrap.dedent(HUNTER).replace("import ctypes,", "import").split("if os.fork()")[0] + "hunt()\n"
-    stray = subprocess.Popen([isolation().python, "-c", hunter], user=one_slot, group=one_slot, extra_groups=[],
-                             cwd="/")
+    stray = subprocess.Popen(
+        [isolation().python, "-c", hunter], user=one_slot, group=one_slot, extra_groups=[], cwd="/"
+    )
     try:
         time.sleep(0.5)  # until it hunts
         result = run(Job(CORRECT, SOLVE_TESTS, functions={"candidate": "solve"}), Limits(wall_s=WALL))
@@ -156,8 +162,10 @@ def outside_path(kind: str) -> str:
 def attempt(body: str, **kwargs):
     """Run a program whose solve() tries ``body`` and returns 'blocked' if it raised OSError."""
     indented = "\n".join("        " + line for line in body.strip().splitlines())
-    program = (f"import os, signal, socket\ndef solve(x):\n    try:\n{indented}\n"
-               "    except OSError:\n        return 'blocked'\n    return 'done'\n")
+    program = (
+        f"import os, signal, socket\ndef solve(x):\n    try:\n{indented}\n"
+        "    except OSError:\n        return 'blocked'\n    return 'done'\n"
+    )
     return attack(program, tests=ASK, **kwargs)
 
 
@@ -235,11 +243,13 @@ def test_a_path_based_unix_socket_outside_is_unreachable():
     listener.listen(1)
     listener.settimeout(0.2)
     accepted = []
+
     def accept():
         try:
             accepted.append(listener.accept())
         except OSError:
             pass
+
     try:
         connect = f"s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\ns.connect({path!r})\ns.send(b'x')"
         result = attempt(connect, hooks=False)
@@ -267,8 +277,9 @@ def test_pidfd_signals_are_refused():
 @X86_64
 def test_ptrace_is_refused():
     need("seccomp")
-    program = ("import ctypes\n"
-               "def solve(x):\n    return 'blocked' if ctypes.CDLL(None).ptrace(0, 0, 0, 0) == -1 else 'done'\n")
+    program = (
+        "import ctypes\ndef solve(x):\n    return 'blocked' if ctypes.CDLL(None).ptrace(0, 0, 0, 0) == -1 else 'done'\n"
+    )
     assert attack(program, tests=ASK, hooks=False).passed == 1  # PTRACE_TRACEME always succeeds otherwise
 
 
@@ -293,9 +304,11 @@ def test_other_processes_are_not_visible_through_dev_fd(hooks):
         def pids():
             return [int(p) for p in os.listdir("/proc") if p.isdigit()]
     """
-    tests = (Statement("assert len(candidate(0)) >= 1"),  # the control: its own entry reads
-             Statement(f"assert not any({mine!r} in text for text in candidate(0))"),
-             Statement("assert len(pids()) <= 3"))  # the checker, the candidate, perhaps one more of the run
+    tests = (
+        Statement("assert len(candidate(0)) >= 1"),  # the control: its own entry reads
+        Statement(f"assert not any({mine!r} in text for text in candidate(0))"),
+        Statement("assert len(pids()) <= 3"),
+    )  # the checker, the candidate, perhaps one more of the run
     job = Job(textwrap.dedent(program), tests, functions={"candidate": "solve", "pids": "pids"})
     result = run(job, Limits(wall_s=WALL, hooks=hooks))
     assert (result.status, result.passed) == ("ok", 3), result
@@ -304,11 +317,15 @@ def test_other_processes_are_not_visible_through_dev_fd(hooks):
 
 def test_the_reward_still_scores_normal_programs_with_every_wall_up():
     assert attack(CORRECT).passed == 3
-    threads = ("import threading\ndef solve(x):\n"
-               "    t = threading.Thread(target=lambda: None)\n    t.start()\n    t.join()\n    return x * 2\n")
+    threads = (
+        "import threading\ndef solve(x):\n"
+        "    t = threading.Thread(target=lambda: None)\n    t.start()\n    t.join()\n    return x * 2\n"
+    )
     assert attack(threads).passed == 3  # threads still start (clone3 is refused, glibc falls back to clone)
-    files = ("def solve(x):\n    with open('scratch.txt', 'w') as f:\n        f.write(repr(x))\n"
-             "    return eval(open('scratch.txt').read()) * 2\n")
+    files = (
+        "def solve(x):\n    with open('scratch.txt', 'w') as f:\n        f.write(repr(x))\n"
+        "    return eval(open('scratch.txt').read()) * 2\n"
+    )
     assert attack(files).passed == 3
 
 

@@ -10,7 +10,8 @@ Q = "What is 3 + 4?"
 
 # ChatML as a reasoning model's template writes it: the assistant turn opens `<think>` itself.
 THINKING_TEMPLATE = (
-    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}{% endfor %}"
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' "
+    "}}{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n<think>\n' }}{% endif %}"
 )
 # Thinking switched off: an empty think block opened and closed for the assistant (Qwen3 style).
@@ -40,9 +41,7 @@ def test_plain_form_without_instruction(base_tok):
 def test_chat_form(chat_tok):
     prompt = render_prompt(chat_tok, Q)  # auto → chat: the tokenizer has a chat template
     assert prompt.text == (
-        f"<|im_start|>system\n{R1_ZERO_INSTRUCTION}<|im_end|>\n"
-        f"<|im_start|>user\n{Q}<|im_end|>\n"
-        "<|im_start|>assistant\n"
+        f"<|im_start|>system\n{R1_ZERO_INSTRUCTION}<|im_end|>\n<|im_start|>user\n{Q}<|im_end|>\n<|im_start|>assistant\n"
     )
     assert (prompt.chat, prompt.think_prefilled) == (True, False)
 
@@ -125,13 +124,17 @@ def test_overlong_prompt_is_an_error_naming_the_example(chat_tok):
     with pytest.raises(TemplateError) as err:
         prepare_prompts(examples(Q, long_question), chat_tok, max_prompt_tokens=n - 1)
     assert f"example 'ex-1' has a {n}-token prompt, over data.max_prompt_tokens={n - 1}" in str(err.value)
-    assert len(prepare_prompts(examples(Q, long_question), chat_tok, max_prompt_tokens=n)) == 2  # the limit is inclusive
+    assert (
+        len(prepare_prompts(examples(Q, long_question), chat_tok, max_prompt_tokens=n)) == 2
+    )  # the limit is inclusive
 
 
 def test_overlong_prompts_filtered_and_counted(chat_tok, capsys):
     long_question = "What is " + " + ".join(["12"] * 200) + "?"
     limit = len(render_prompt(chat_tok, Q).token_ids(chat_tok))
-    prepared = prepare_prompts(examples(long_question, Q, long_question), chat_tok, max_prompt_tokens=limit, on_overlong="filter")
+    prepared = prepare_prompts(
+        examples(long_question, Q, long_question), chat_tok, max_prompt_tokens=limit, on_overlong="filter"
+    )
     assert [p["id"] for p in prepared] == ["ex-1"]
     assert f"dropped 2 example(s) with prompts over {limit} tokens" in capsys.readouterr().out
 
@@ -166,5 +169,7 @@ def test_brief_template_is_the_same_contract_in_fewer_tokens(chat_tok):
     from r1.data.templates import R1_BRIEF_INSTRUCTION
 
     brief = render_prompt(chat_tok, Q, template="r1-brief")
-    assert R1_BRIEF_INSTRUCTION in brief.text and "<think>" in R1_BRIEF_INSTRUCTION and "<answer>" in R1_BRIEF_INSTRUCTION
+    assert (
+        R1_BRIEF_INSTRUCTION in brief.text and "<think>" in R1_BRIEF_INSTRUCTION and "<answer>" in R1_BRIEF_INSTRUCTION
+    )
     assert len(brief.token_ids(chat_tok)) < len(render_prompt(chat_tok, Q).token_ids(chat_tok))

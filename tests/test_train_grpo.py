@@ -22,7 +22,16 @@ from r1.models import load_model
 from r1.rewards import register
 from r1.rl import LOSS_AGGREGATIONS, group_advantages
 from r1.rollout import completion_lengths
-from r1.train.grpo import Batch, TrainingError, check_error_rate, collect, policy_update, prepare_update, train_grpo, weighted_total
+from r1.train.grpo import (
+    Batch,
+    TrainingError,
+    check_error_rate,
+    collect,
+    policy_update,
+    prepare_update,
+    train_grpo,
+    weighted_total,
+)
 from r1.train.checkpoint import load_reference
 from r1.train.run import IndexSampler
 from r1.train.run import RunLogger
@@ -54,11 +63,24 @@ def script():
 
 
 def make_cfg(model_dir, out_dir, *overrides):
-    return load_config(None, [
-        f"model.name={model_dir}", f"run.output_dir={out_dir}", "run.threads=1", "data.source=arithmetic", "data.size=64",
-        "rollout.prompts_per_step=2", "rollout.samples_per_prompt=4", "rollout.max_new_tokens=8",
-        "rewards.weights={t_len: 1.0}", "train.micro_batch_size=4", "train.sample_every=0", "optim.lr=1e-3", *overrides,
-    ])
+    return load_config(
+        None,
+        [
+            f"model.name={model_dir}",
+            f"run.output_dir={out_dir}",
+            "run.threads=1",
+            "data.source=arithmetic",
+            "data.size=64",
+            "rollout.prompts_per_step=2",
+            "rollout.samples_per_prompt=4",
+            "rollout.max_new_tokens=8",
+            "rewards.weights={t_len: 1.0}",
+            "train.micro_batch_size=4",
+            "train.sample_every=0",
+            "optim.lr=1e-3",
+            *overrides,
+        ],
+    )
 
 
 def read_metrics(run_dir) -> list[dict]:
@@ -103,15 +125,30 @@ def hand_batch(tokenizer, rewards: list[float], stop_at: list[int | None], *, G:
     lengths, truncated = completion_lengths(ids, [eos])
     total, valid = weighted_total({"r": rewards}, {"r": 1.0})
     texts = [tokenizer.decode(row[:n]) for row, n in zip(ids, lengths)]
-    return Batch([{"id": str(i // G), "answer": "0"} for i in range(B)], prompts, ids, lengths, truncated, texts, {"r": rewards}, total, valid)
+    return Batch(
+        [{"id": str(i // G), "answer": "0"} for i in range(B)],
+        prompts,
+        ids,
+        lengths,
+        truncated,
+        texts,
+        {"r": rewards},
+        total,
+        valid,
+    )
 
 
 # --- 1. the update does not depend on the micro-batch size ------------------------------------
 
 
 @pytest.mark.parametrize("aggregation", list(LOSS_AGGREGATIONS))
-@pytest.mark.parametrize("ppo_epochs,beta,entropy_coef,kl_placement", [(1, 0.0, 0.0, "in_loss"), (2, 0.1, 0.01, "in_loss"), (2, 0.1, 0.0, "in_reward")])
-def test_update_is_the_same_for_every_micro_batch_size(tiny, tiny_model_dir, tmp_path, aggregation, ppo_epochs, beta, entropy_coef, kl_placement):
+@pytest.mark.parametrize(
+    "ppo_epochs,beta,entropy_coef,kl_placement",
+    [(1, 0.0, 0.0, "in_loss"), (2, 0.1, 0.01, "in_loss"), (2, 0.1, 0.0, "in_reward")],
+)
+def test_update_is_the_same_for_every_micro_batch_size(
+    tiny, tiny_model_dir, tmp_path, aggregation, ppo_epochs, beta, entropy_coef, kl_placement
+):
     # SGD with lr 1 and a constant schedule: the parameter change is exactly the (summed) gradient.
     model, tokenizer = tiny
     torch.manual_seed(0)
@@ -122,9 +159,18 @@ def test_update_is_the_same_for_every_micro_batch_size(tiny, tiny_model_dir, tmp
     batch = hand_batch(tokenizer, [1.0, 0.0, 0.5, 2.0, 0.3, 0.3, 1.0, 0.0], [2, None, 5, 0, None, 3, 7, 4], G=4, T=9)
     deltas, losses = {}, {}
     for mb in (8, 3, 1):
-        cfg = make_cfg(tiny_model_dir, tmp_path, f"train.micro_batch_size={mb}", f"grpo.loss_aggregation={aggregation}",
-                       f"grpo.ppo_epochs={ppo_epochs}", f"grpo.beta={beta}", f"grpo.entropy_coef={entropy_coef}", f"grpo.kl_placement={kl_placement}", "optim.grad_clip=0",
-                       "rollout.max_new_tokens=9")
+        cfg = make_cfg(
+            tiny_model_dir,
+            tmp_path,
+            f"train.micro_batch_size={mb}",
+            f"grpo.loss_aggregation={aggregation}",
+            f"grpo.ppo_epochs={ppo_epochs}",
+            f"grpo.beta={beta}",
+            f"grpo.entropy_coef={entropy_coef}",
+            f"grpo.kl_placement={kl_placement}",
+            "optim.grad_clip=0",
+            "rollout.max_new_tokens=9",
+        )
         policy = copy.deepcopy(model)
         before = params(policy)
         prepare_update(batch, policy, reference if beta > 0 else None, cfg, tokenizer.pad_token_id)
@@ -145,12 +191,21 @@ def test_update_is_the_same_for_every_micro_batch_size(tiny, tiny_model_dir, tmp
 @pytest.mark.parametrize("aggregation", list(LOSS_AGGREGATIONS))
 @pytest.mark.parametrize("optimizer_name", ["sgd", "adamw"])
 @pytest.mark.parametrize("rewards", [[1.0, 1.0, 1.0, 1.0, 0.3, 0.0, 1.0, 0.0], [1.0] * 8])
-def test_skipping_zero_advantage_rows_leaves_the_update_unchanged(tiny, tiny_model_dir, tmp_path, monkeypatch, aggregation, optimizer_name, rewards):
+def test_skipping_zero_advantage_rows_leaves_the_update_unchanged(
+    tiny, tiny_model_dir, tmp_path, monkeypatch, aggregation, optimizer_name, rewards
+):
     # Group 1 has equal rewards (advantage 0): with β = 0 its rows are not run. The second case has
     # no trainable row at all, where AdamW must still take its (momentum) step, as with a zero gradient.
     model, tokenizer = tiny
     batch = hand_batch(tokenizer, rewards, [2, None, 5, 0, None, 3, 7, 4], G=4, T=9)
-    cfg = make_cfg(tiny_model_dir, tmp_path, "train.micro_batch_size=3", f"grpo.loss_aggregation={aggregation}", "grpo.beta=0", "rollout.max_new_tokens=9")
+    cfg = make_cfg(
+        tiny_model_dir,
+        tmp_path,
+        "train.micro_batch_size=3",
+        f"grpo.loss_aggregation={aggregation}",
+        "grpo.beta=0",
+        "rollout.max_new_tokens=9",
+    )
     results = {}
     for skip in (True, False):
         if not skip:
@@ -169,7 +224,10 @@ def test_skipping_zero_advantage_rows_leaves_the_update_unchanged(tiny, tiny_mod
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
         metrics = policy_update(policy, optimizer, scheduler, batch, cfg, tokenizer.pad_token_id)
         results[skip] = (params(policy), metrics)
-    assert results[True][1]["trained_rows"] == (4 if rewards[0] != rewards[4] else 0) and results[False][1]["trained_rows"] == 8
+    assert (
+        results[True][1]["trained_rows"] == (4 if rewards[0] != rewards[4] else 0)
+        and results[False][1]["trained_rows"] == 8
+    )
     assert_params_equal(results[True][0], results[False][0], atol=1e-6)
     assert results[True][1]["grad_norm"] == pytest.approx(results[False][1]["grad_norm"], rel=1e-5, abs=1e-7)
 
@@ -213,7 +271,9 @@ def test_resumed_grpo_run_equals_uninterrupted_run(tiny_model_dir, tmp_path, mon
         for key in ("loss", "reward/mean", "kl", "grad_norm"):
             assert mb[key] == pytest.approx(ma[key], abs=1e-6), (ma["step"], key)
     assert len({m["reward/mean"] for m in a}) > 1  # the rewards vary, so the sampled data matters
-    assert_params_equal(load_params(out / "checkpoints" / "final"), load_params(straight / "checkpoints" / "final"), atol=1e-6)
+    assert_params_equal(
+        load_params(out / "checkpoints" / "final"), load_params(straight / "checkpoints" / "final"), atol=1e-6
+    )
 
 
 # --- 3. reward failures ------------------------------------------------------------------------
@@ -238,7 +298,11 @@ def test_failed_rewards_get_zero_advantage_and_leave_the_group_statistics(tiny, 
 
 def test_reward_errors_are_counted_in_the_metrics(tiny_model_dir, tmp_path, script):
     script[:] = [0.0, "raise", 1.0, 2.0, 1.0, 1.0, None, 0.0]
-    run = train_grpo(make_cfg(tiny_model_dir, tmp_path, "train.steps=1", "rewards.weights={t_script: 1.0}", "rewards.max_error_rate=0.5"))
+    run = train_grpo(
+        make_cfg(
+            tiny_model_dir, tmp_path, "train.steps=1", "rewards.weights={t_script: 1.0}", "rewards.max_error_rate=0.5"
+        )
+    )
     (m,) = read_metrics(run)
     assert m["rewards/t_script_errors"] == 2
     assert m["reward/mean"] == pytest.approx((0 + 1 + 2 + 1 + 1 + 0) / 6)  # the failed samples are left out
@@ -247,7 +311,15 @@ def test_reward_errors_are_counted_in_the_metrics(tiny_model_dir, tmp_path, scri
 def test_a_reward_failing_too_often_stops_the_run_with_its_name_and_an_example(tiny_model_dir, tmp_path, script):
     script[:] = [0.0, "raise", None, "raise", 1.0, "raise", "raise", 0.0]  # 5 of 8 > 0.5
     with pytest.raises(TrainingError) as err:
-        train_grpo(make_cfg(tiny_model_dir, tmp_path, "train.steps=1", "rewards.weights={t_script: 1.0}", "rewards.max_error_rate=0.5"))
+        train_grpo(
+            make_cfg(
+                tiny_model_dir,
+                tmp_path,
+                "train.steps=1",
+                "rewards.weights={t_script: 1.0}",
+                "rewards.max_error_rate=0.5",
+            )
+        )
     message = str(err.value)
     assert "reward 't_script' failed on 5 of 8 samples" in message
     assert repr(SCORED[1]) in message  # the first failing completion, quoted
@@ -274,7 +346,11 @@ def test_a_nan_loss_skips_the_step_and_is_counted(tiny_model_dir, tmp_path, monk
         return (loss * float("nan") if len(calls) == 1 else loss), metrics
 
     monkeypatch.setattr(grpo, "grpo_loss", nan_on_first_step)
-    run = train_grpo(make_cfg(tiny_model_dir, tmp_path, "train.steps=2", "train.save_every=1", "train.micro_batch_size=8", "grpo.beta=0"))
+    run = train_grpo(
+        make_cfg(
+            tiny_model_dir, tmp_path, "train.steps=2", "train.save_every=1", "train.micro_batch_size=8", "grpo.beta=0"
+        )
+    )
     first, second = read_metrics(run)
     assert (first["optimizer_steps_skipped"], first["nonfinite_steps"], first["loss"]) == (1, 1, None)
     assert (second["optimizer_steps_skipped"], second["nonfinite_steps"]) == (0, 1)
@@ -293,7 +369,14 @@ def test_loss_mask_ends_at_the_first_eos_and_overlong_handling(tiny, tiny_model_
     T = 8
     stops = [2, 4, 5, None]  # lengths 3, 5, 6, 8 (the last one truncated)
     batch = hand_batch(tokenizer, [0.0, 0.0, 0.0, 0.0], stops, G=4, T=T)
-    cfg = make_cfg(tiny_model_dir, tmp_path, "rollout.prompts_per_step=1", f"grpo.overlong={overlong}", "grpo.overlong_buffer=4", "grpo.beta=0")
+    cfg = make_cfg(
+        tiny_model_dir,
+        tmp_path,
+        "rollout.prompts_per_step=1",
+        f"grpo.overlong={overlong}",
+        "grpo.overlong_buffer=4",
+        "grpo.beta=0",
+    )
     prepare_update(batch, model, None, cfg, tokenizer.pad_token_id)
     assert batch.lengths.tolist() == [3, 5, 6, 8] and batch.truncated.tolist() == [False, False, False, True]
     expected = torch.tensor([[1] * n + [0] * (T - n) for n in (3, 5, 6, 8)], dtype=torch.float32)
@@ -304,7 +387,9 @@ def test_loss_mask_ends_at_the_first_eos_and_overlong_handling(tiny, tiny_model_
     if overlong == "penalty":
         # max_len 8, ramp of 4 tokens from length 4: lengths 3, 5, 6, 8 → 0, -1/4, -2/4, -1 (rewards are 0)
         shaped = torch.tensor([0.0, -0.25, -0.5, -1.0])
-        torch.testing.assert_close(batch.advantages, (shaped - shaped.mean()) / (shaped.std() + 1e-4), rtol=0, atol=1e-6)
+        torch.testing.assert_close(
+            batch.advantages, (shaped - shaped.mean()) / (shaped.std() + 1e-4), rtol=0, atol=1e-6
+        )
         assert torch.equal(batch.total, torch.zeros(4))  # the logged reward is not shaped
     else:
         assert torch.equal(batch.advantages, torch.zeros(4))
@@ -313,16 +398,26 @@ def test_loss_mask_ends_at_the_first_eos_and_overlong_handling(tiny, tiny_model_
 # --- 6. dynamic sampling ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("dynamic,rounds,kept_groups,drawn,zero_frac", [
-    (False, 0, [0, 1], 2, 1 / 2),
-    (True, 0, [1], 2, 1 / 2),
-    (True, 1, [1, 2], 3, 1 / 3),
-    (True, 3, [1, 2], 3, 1 / 3),  # stops drawing once the batch is full
-])
-def test_dynamic_sampling_drops_constant_groups_and_refills(tiny, tiny_model_dir, tmp_path, script, dynamic, rounds, kept_groups, drawn, zero_frac):
+@pytest.mark.parametrize(
+    "dynamic,rounds,kept_groups,drawn,zero_frac",
+    [
+        (False, 0, [0, 1], 2, 1 / 2),
+        (True, 0, [1], 2, 1 / 2),
+        (True, 1, [1, 2], 3, 1 / 3),
+        (True, 3, [1, 2], 3, 1 / 3),  # stops drawing once the batch is full
+    ],
+)
+def test_dynamic_sampling_drops_constant_groups_and_refills(
+    tiny, tiny_model_dir, tmp_path, script, dynamic, rounds, kept_groups, drawn, zero_frac
+):
     model, tokenizer = tiny
-    cfg = make_cfg(tiny_model_dir, tmp_path, "rewards.weights={t_script: 1.0}", f"grpo.dynamic_sampling={str(dynamic).lower()}",
-                   f"grpo.dynamic_sampling_rounds={rounds}")
+    cfg = make_cfg(
+        tiny_model_dir,
+        tmp_path,
+        "rewards.weights={t_script: 1.0}",
+        f"grpo.dynamic_sampling={str(dynamic).lower()}",
+        f"grpo.dynamic_sampling_rounds={rounds}",
+    )
     groups = [[1.0, 1.0, 1.0, 1.0], [0.0, 1.0, 0.0, 1.0], [1.0, 0.0, 0.0, 0.0]]  # group 0 is constant
     script[:] = [r for g in groups for r in g]
     examples, sampler = tiny_examples(tokenizer), IndexSampler(16, 0)
@@ -337,7 +432,11 @@ def test_dynamic_sampling_drops_constant_groups_and_refills(tiny, tiny_model_dir
 
 def test_a_step_whose_groups_are_all_dropped_trains_nothing(tiny_model_dir, tmp_path):
     register("t_const", replace=True)(lambda completion, example: 1.0)
-    run = train_grpo(make_cfg(tiny_model_dir, tmp_path, "train.steps=1", "rewards.weights={t_const: 1.0}", "grpo.dynamic_sampling=true"))
+    run = train_grpo(
+        make_cfg(
+            tiny_model_dir, tmp_path, "train.steps=1", "rewards.weights={t_const: 1.0}", "grpo.dynamic_sampling=true"
+        )
+    )
     (m,) = read_metrics(run)
     assert (m["samples"], m["groups/zero_variance_frac"], m["nonfinite_steps"]) == (0, 1.0, 0)
     assert_params_equal(load_params(run / "checkpoints" / "final"), load_params(tiny_model_dir))
@@ -369,7 +468,16 @@ def test_beta_zero_builds_no_reference(tiny_model_dir, tmp_path, monkeypatch):
 def test_reference_starts_as_the_policy_and_is_reset_to_it(tiny_model_dir, tmp_path, monkeypatch, ref_reset_steps):
     seen = capture_references(monkeypatch)
     # k1 (= logp - ref_logp) is linear in the difference, so "KL = 0" cannot hide a small mismatch.
-    run = train_grpo(make_cfg(tiny_model_dir, tmp_path, "train.steps=2", "grpo.beta=0.1", "grpo.kl_estimator=k1", f"grpo.ref_reset_steps={ref_reset_steps}"))
+    run = train_grpo(
+        make_cfg(
+            tiny_model_dir,
+            tmp_path,
+            "train.steps=2",
+            "grpo.beta=0.1",
+            "grpo.kl_estimator=k1",
+            f"grpo.ref_reset_steps={ref_reset_steps}",
+        )
+    )
     first, second = read_metrics(run)
     assert abs(first["kl"]) < 1e-6  # μ = 1: the first step's policy is the reference
     reference, policy = params(seen[-1]), load_params(run / "checkpoints" / "final")
@@ -389,12 +497,23 @@ def test_reference_starts_as_the_policy_and_is_reset_to_it(tiny_model_dir, tmp_p
 
 @pytest.mark.slow
 def test_two_grpo_steps_on_the_bundled_model(smollm2_dir, tmp_path):
-    cfg = load_config(None, [
-        # Kept cheap: no reference model (β = 0) and no instruction text in the prompts.
-        f"model.name={smollm2_dir}", f"run.output_dir={tmp_path}", "run.threads=1", "data.size=64", "train.steps=2",
-        "grpo.beta=0", "data.template=none",
-        "rollout.prompts_per_step=2", "rollout.samples_per_prompt=2", "rollout.max_new_tokens=16", "train.micro_batch_size=4",
-    ])
+    cfg = load_config(
+        None,
+        [
+            # Kept cheap: no reference model (β = 0) and no instruction text in the prompts.
+            f"model.name={smollm2_dir}",
+            f"run.output_dir={tmp_path}",
+            "run.threads=1",
+            "data.size=64",
+            "train.steps=2",
+            "grpo.beta=0",
+            "data.template=none",
+            "rollout.prompts_per_step=2",
+            "rollout.samples_per_prompt=2",
+            "rollout.max_new_tokens=16",
+            "train.micro_batch_size=4",
+        ],
+    )
     assert list(cfg.rewards.weights) == ["accuracy", "format"]
     run = train_grpo(cfg)
     lines = read_metrics(run)

@@ -46,15 +46,27 @@ def test_completion_logprobs_equal_a_plain_forward_on_each_unpadded_row(tiny, te
     for i, n in enumerate(lengths):
         completions[i, :n] = torch.randint(3, len(tokenizer), (n,), generator=gen)
     with torch.no_grad():
-        logp, entropy = completion_logprobs(model, prompts, completions, pad_id=tokenizer.pad_token_id, temperature=temperature, entropy=True)
+        logp, entropy = completion_logprobs(
+            model, prompts, completions, pad_id=tokenizer.pad_token_id, temperature=temperature, entropy=True
+        )
         for i, n in enumerate(lengths):
             sequence = prompts[i] + completions[i, :n].tolist()
             logits = model(torch.tensor([sequence])).logits[0, len(prompts[i]) - 1 : -1] / temperature  # (n, V)
             expected = torch.log_softmax(logits, -1)
-            torch.testing.assert_close(logp[i, :n], expected.gather(-1, completions[i, :n, None])[:, 0], rtol=0, atol=1e-5)
+            torch.testing.assert_close(
+                logp[i, :n], expected.gather(-1, completions[i, :n, None])[:, 0], rtol=0, atol=1e-5
+            )
             torch.testing.assert_close(entropy[i, :n], -(expected.exp() * expected).sum(-1), rtol=0, atol=1e-5)
 
-        batched = batched_logprobs(model, prompts, completions, torch.tensor(lengths), pad_id=tokenizer.pad_token_id, temperature=temperature, micro_batch_size=2)
+        batched = batched_logprobs(
+            model,
+            prompts,
+            completions,
+            torch.tensor(lengths),
+            pad_id=tokenizer.pad_token_id,
+            temperature=temperature,
+            micro_batch_size=2,
+        )
     for i, n in enumerate(lengths):
         torch.testing.assert_close(batched[i, :n], logp[i, :n], rtol=0, atol=1e-5)
         assert torch.equal(batched[i, n:], torch.zeros(6 - n))
@@ -73,7 +85,16 @@ def test_shared_prompt_forward_equals_the_plain_layout_in_value_and_gradient(tin
     results = []
     for share in (False, True):
         model.zero_grad()
-        logp, entropy = completion_logprobs(model, rows, completions, pad_id=tokenizer.pad_token_id, temperature=0.7, entropy=True, entropy_grad=True, share_prompts=share)
+        logp, entropy = completion_logprobs(
+            model,
+            rows,
+            completions,
+            pad_id=tokenizer.pad_token_id,
+            temperature=0.7,
+            entropy=True,
+            entropy_grad=True,
+            share_prompts=share,
+        )
         ((logp * mask).sum() + 0.1 * (entropy * mask).sum()).backward()
         results.append((logp.detach(), entropy.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}))
     model.zero_grad()
@@ -111,7 +132,16 @@ def test_head_path_equals_the_full_logits_path_in_value_and_gradient(tiny, kind,
     for head_path in (True, False):
         if not head_path:
             monkeypatch.setattr(forward, "output_head", lambda m: (None, None))
-        logp, entropy = completion_logprobs(model, rows, completions, pad_id=tokenizer.pad_token_id, temperature=0.7, entropy=True, entropy_grad=True, share_prompts=share)
+        logp, entropy = completion_logprobs(
+            model,
+            rows,
+            completions,
+            pad_id=tokenizer.pad_token_id,
+            temperature=0.7,
+            entropy=True,
+            entropy_grad=True,
+            share_prompts=share,
+        )
         grads = torch.autograd.grad((a * logp + b * entropy).sum(), params) if params and kind != "lora-off" else ()
         results.append((logp.detach(), entropy.detach(), grads))
     (logp, entropy, grads), (ref_logp, ref_entropy, ref_grads) = results
@@ -143,7 +173,9 @@ def test_lr_factor_hand_values():
 
 def test_built_scheduler_follows_lr_factor_per_optimizer_step():
     model = torch.nn.Linear(2, 1)
-    optim = load_config(None, ["optim.lr=0.1", "optim.warmup_steps=2", "optim.schedule=cosine", "optim.min_lr_ratio=0.2"]).optim
+    optim = load_config(
+        None, ["optim.lr=0.1", "optim.warmup_steps=2", "optim.schedule=cosine", "optim.min_lr_ratio=0.2"]
+    ).optim
     optimizer, scheduler = build_optimizer(model, optim, total_steps=6)
     seen = []
     for _ in range(7):
@@ -214,7 +246,16 @@ def test_index_sampler_state_round_trip_continues_identically():
 def save(run_dir, name, model, tokenizer, step):
     optimizer, scheduler = build_optimizer(model, load_config().optim, total_steps=10)
     path = run_dir / "checkpoints" / name
-    return ckpt.save_training(path, model, tokenizer, optimizer=optimizer, scheduler=scheduler, sampler=IndexSampler(4, 0), counters={"n": step}, step=step)
+    return ckpt.save_training(
+        path,
+        model,
+        tokenizer,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        sampler=IndexSampler(4, 0),
+        counters={"n": step},
+        step=step,
+    )
 
 
 def test_a_failure_mid_save_leaves_the_previous_checkpoint_latest_and_loadable(tiny, tmp_path, monkeypatch):
@@ -247,7 +288,11 @@ def test_saving_over_an_existing_checkpoint_replaces_it(tiny, tmp_path):
     (tmp_path / "checkpoints" / "final.old" / "leftover").mkdir(parents=True)  # a kill during an earlier replace
     save(tmp_path, "final", model, tokenizer, 3)
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["final"]
-    assert ckpt.checkpoint_step(tmp_path / "checkpoints" / "final") == ckpt.load_state(tmp_path / "checkpoints" / "final")["step"] == 3
+    assert (
+        ckpt.checkpoint_step(tmp_path / "checkpoints" / "final")
+        == ckpt.load_state(tmp_path / "checkpoints" / "final")["step"]
+        == 3
+    )
 
 
 def fake_checkpoint(run_dir, name, step):
@@ -278,7 +323,12 @@ def test_prune_keeps_the_newest_step_checkpoints_and_final(tmp_path):
     fake_checkpoint(tmp_path, "final", 11)
     (tmp_path / "checkpoints" / "step-000012.tmp").mkdir()
     ckpt.prune(tmp_path, keep=2)
-    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["final", "step-000010", "step-000011", "step-000012.tmp"]
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [
+        "final",
+        "step-000010",
+        "step-000011",
+        "step-000012.tmp",
+    ]
 
 
 def test_checkpoint_loads_with_plain_transformers_and_restores_the_loop(tiny, tmp_path):
@@ -289,7 +339,16 @@ def test_checkpoint_loads_with_plain_transformers_and_restores_the_loop(tiny, tm
     sampler = IndexSampler(9, 0)
     sampler.take(4)
     random.seed(1)
-    path = ckpt.save_training(tmp_path / "step-000001", model, tokenizer, optimizer=optimizer, scheduler=scheduler, sampler=sampler, counters={"x": 1}, step=1)
+    path = ckpt.save_training(
+        tmp_path / "step-000001",
+        model,
+        tokenizer,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        sampler=sampler,
+        counters={"x": 1},
+        step=1,
+    )
     expected_draws = (torch.rand(3), random.random())
 
     plain = AutoModelForCausalLM.from_pretrained(path)
@@ -300,7 +359,9 @@ def test_checkpoint_loads_with_plain_transformers_and_restores_the_loop(tiny, tm
     fresh_opt, fresh_sched = build_optimizer(plain, load_config(None, ["optim.lr=0.1"]).optim, total_steps=10)
     fresh_sampler = IndexSampler(9, 0)
     torch.rand(5)  # the RNGs moved on since the save
-    step, counters = ckpt.restore_training(path, model=plain, optimizer=fresh_opt, scheduler=fresh_sched, sampler=fresh_sampler)
+    step, counters = ckpt.restore_training(
+        path, model=plain, optimizer=fresh_opt, scheduler=fresh_sched, sampler=fresh_sampler
+    )
     assert (step, counters) == (1, {"x": 1})
     draws = (torch.rand(3), random.random())
     assert torch.equal(draws[0], expected_draws[0]) and draws[1] == expected_draws[1]
@@ -323,7 +384,16 @@ def test_restored_torch_rng_continues_the_same_stream(tiny, tmp_path):
 
 
 def test_config_yaml_in_the_run_dir_round_trips(tmp_path):
-    cfg = load_config(None, [f"run.output_dir={tmp_path / 'run'}", "run.threads=1", "grpo.beta=0.04", "rewards.weights={accuracy: 1.0, language: 0.1}", "optim.betas=[0.9, 0.95]"])
+    cfg = load_config(
+        None,
+        [
+            f"run.output_dir={tmp_path / 'run'}",
+            "run.threads=1",
+            "grpo.beta=0.04",
+            "rewards.weights={accuracy: 1.0, language: 0.1}",
+            "optim.betas=[0.9, 0.95]",
+        ],
+    )
     run_dir = start_run(cfg, "grpo")
     assert load_config(run_dir / "config.yaml") == cfg
 

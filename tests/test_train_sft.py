@@ -31,15 +31,31 @@ def tiny(tiny_model_dir):
 
 
 def make_cfg(model_dir, out_dir, *overrides):
-    return load_config(None, [
-        f"model.name={model_dir}", f"run.output_dir={out_dir}", "run.threads=1", "train.micro_batch_size=4", "optim.lr=1e-3", *overrides,
-    ])
+    return load_config(
+        None,
+        [
+            f"model.name={model_dir}",
+            f"run.output_dir={out_dir}",
+            "run.threads=1",
+            "train.micro_batch_size=4",
+            "optim.lr=1e-3",
+            *overrides,
+        ],
+    )
 
 
 def write_rows(path, n: int, seed: int = 1):
     with open(path, "w", encoding="utf-8") as f:
         for p in make_problems(n, seed=seed):
-            f.write(json.dumps({"prompt": p["prompt"], "completion": f"<think> {' , '.join(p['steps'])} </think> <answer> {p['answer']} </answer>"}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "prompt": p["prompt"],
+                        "completion": f"<think> {' , '.join(p['steps'])} </think> <answer> {p['answer']} </answer>",
+                    }
+                )
+                + "\n"
+            )
     return path
 
 
@@ -95,7 +111,9 @@ def test_sft_loss_is_the_completion_nll_for_any_micro_batch_size(tiny):
     with torch.no_grad():
         for prompt, completion in rows:  # plain HF forward on the unpadded sequence
             logits = model(torch.tensor([prompt + completion])).logits[0]
-            logp = torch.log_softmax(logits[len(prompt) - 1 : -1].float(), -1).gather(-1, torch.tensor(completion)[:, None])
+            logp = torch.log_softmax(logits[len(prompt) - 1 : -1].float(), -1).gather(
+                -1, torch.tensor(completion)[:, None]
+            )
             nll, tokens = nll - float(logp.sum()), tokens + len(completion)
     deltas, results = {}, {}
     for mb in (4, 3, 1):
@@ -103,7 +121,9 @@ def test_sft_loss_is_the_completion_nll_for_any_micro_batch_size(tiny):
         before = params(policy)
         optimizer = torch.optim.SGD(policy.parameters(), lr=1.0)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-        results[mb] = sft_step(policy, optimizer, scheduler, rows, pad_id=tokenizer.pad_token_id, micro_batch_size=mb, grad_clip=0.0)
+        results[mb] = sft_step(
+            policy, optimizer, scheduler, rows, pad_id=tokenizer.pad_token_id, micro_batch_size=mb, grad_clip=0.0
+        )
         deltas[mb] = {k: v - before[k] for k, v in params(policy).items()}
     for mb in (4, 3, 1):
         assert results[mb]["loss"] == pytest.approx(nll / tokens, abs=1e-5)
@@ -114,7 +134,11 @@ def test_sft_loss_is_the_completion_nll_for_any_micro_batch_size(tiny):
 
 def test_sft_reduces_the_loss_on_a_small_fixed_dataset(tiny_model_dir, tmp_path):
     data = write_rows(tmp_path / "data.jsonl", 4)
-    run = train_sft(make_cfg(tiny_model_dir, tmp_path / "run", f"sft.data={data}", "sft.batch_size=4", "sft.epochs=8", "optim.lr=1e-2"))
+    run = train_sft(
+        make_cfg(
+            tiny_model_dir, tmp_path / "run", f"sft.data={data}", "sft.batch_size=4", "sft.epochs=8", "optim.lr=1e-2"
+        )
+    )
     losses = [m["loss"] for m in read_metrics(run)]
     assert len(losses) == 8
     assert all(b < a for a, b in zip(losses, losses[1:]))
@@ -126,7 +150,13 @@ def test_sft_reduces_the_loss_on_a_small_fixed_dataset(tiny_model_dir, tmp_path)
 
 def test_encode_prompt_completion_row_renders_the_grpo_prompt_and_ends_with_eos(tiny):
     _, tokenizer = tiny
-    prompt_ids, completion_ids = encode_row({"prompt": "What is 2+3?", "completion": "<think> 2+3=5 </think> <answer> 5 </answer>"}, tokenizer, template="r1-zero", form="auto", prefill_think=False)
+    prompt_ids, completion_ids = encode_row(
+        {"prompt": "What is 2+3?", "completion": "<think> 2+3=5 </think> <answer> 5 </answer>"},
+        tokenizer,
+        template="r1-zero",
+        form="auto",
+        prefill_think=False,
+    )
     assert prompt_ids == render_prompt(tokenizer, "What is 2+3?", template="r1-zero", form="auto").token_ids(tokenizer)
     assert tokenizer.decode(prompt_ids).endswith("<|im_start|>user\nWhat is 2+3?<|im_end|>\n<|im_start|>assistant\n")
     assert completion_ids[-1] == tokenizer.eos_token_id and completion_ids.count(tokenizer.eos_token_id) == 1
@@ -143,21 +173,33 @@ def test_encode_row_strips_think_already_opened_by_the_prompt(tiny):
 
 def test_encode_messages_row_trains_on_the_last_assistant_message(tiny):
     _, tokenizer = tiny
-    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+3?"}, {"role": "assistant", "content": "5"}]
-    prompt_ids, completion_ids = encode_row({"messages": messages}, tokenizer, template="r1-zero", form="auto", prefill_think=False)
-    assert tokenizer.decode(prompt_ids) == "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\n2+3?<|im_end|>\n<|im_start|>assistant\n"
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "2+3?"},
+        {"role": "assistant", "content": "5"},
+    ]
+    prompt_ids, completion_ids = encode_row(
+        {"messages": messages}, tokenizer, template="r1-zero", form="auto", prefill_think=False
+    )
+    assert (
+        tokenizer.decode(prompt_ids)
+        == "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\n2+3?<|im_end|>\n<|im_start|>assistant\n"
+    )
     assert tokenizer.decode(completion_ids) == "5<|im_end|>"
 
 
-@pytest.mark.parametrize("row", [
-    {"prompt": "q"},
-    {"completion": "a"},
-    {"prompt": "q", "completion": "   "},
-    {"prompt": 3, "completion": "a"},
-    {"messages": []},
-    {"messages": [{"role": "user", "content": "q"}]},
-    {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": ""}]},
-])
+@pytest.mark.parametrize(
+    "row",
+    [
+        {"prompt": "q"},
+        {"completion": "a"},
+        {"prompt": "q", "completion": "   "},
+        {"prompt": 3, "completion": "a"},
+        {"messages": []},
+        {"messages": [{"role": "user", "content": "q"}]},
+        {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": ""}]},
+    ],
+)
 def test_rows_without_a_usable_shape_are_not_encoded(tiny, row):
     assert encode_row(row, tiny[1], template="r1-zero", form="auto", prefill_think=False) is None
 
@@ -178,11 +220,15 @@ def test_load_sft_data_skips_and_counts_bad_rows(tiny, tiny_model_dir, tmp_path,
         {"prompt": "long", "completion": "1 + 1 = 2 , " * 40},
     ]
     path.write_text("\n".join(json.dumps(x) if x != "" else "" for x in lines) + "\n")
-    limit = len(encode_row(lines[0], tokenizer, template="r1-zero", form="auto", prefill_think=False)[0]) + 20  # fits all but the last
+    limit = (
+        len(encode_row(lines[0], tokenizer, template="r1-zero", form="auto", prefill_think=False)[0]) + 20
+    )  # fits all but the last
     cfg = make_cfg(tiny_model_dir, tmp_path, f"sft.max_length={limit}", "data.on_overlong_prompt=filter")
     rows = load_sft_data(str(path), tokenizer, cfg)
     assert [tokenizer.decode(c) for _, c in rows] == ["<answer> 2 </answer><|im_end|>", "4<|im_end|>"]
-    assert "skipped 3 row(s) without prompt/completion or messages, 1 over sft.max_length" in " ".join(capsys.readouterr().out.split())
+    assert "skipped 3 row(s) without prompt/completion or messages, 1 over sft.max_length" in " ".join(
+        capsys.readouterr().out.split()
+    )
 
     cfg = make_cfg(tiny_model_dir, tmp_path, f"sft.max_length={limit}", "data.on_overlong_prompt=error")
     with pytest.raises(DataError, match=rf"{path}:7: \d+ tokens, over sft.max_length={limit}"):

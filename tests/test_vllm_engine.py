@@ -29,9 +29,17 @@ def vllm_model_dir(tmp_path_factory):
     path = build_tiny_model(tmp_path_factory.mktemp("vllm") / "model")
     tokenizer = AutoTokenizer.from_pretrained(path)
     config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=2,
-        num_key_value_heads=1, max_position_embeddings=1024, tie_word_embeddings=True,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        vocab_size=len(tokenizer),
+        hidden_size=128,
+        intermediate_size=256,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=1024,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
     )
     torch.manual_seed(0)
     LlamaForCausalLM(config).save_pretrained(path)
@@ -45,7 +53,9 @@ def engine_options():
 
 def trainer_gap(model, tokenizer, rollout, temperature: float = 1.0) -> float:
     with torch.no_grad():
-        logp, _ = completion_logprobs(model, rollout.prompt_ids, rollout.completion_ids, pad_id=tokenizer.pad_token_id, temperature=temperature)
+        logp, _ = completion_logprobs(
+            model, rollout.prompt_ids, rollout.completion_ids, pad_id=tokenizer.pad_token_id, temperature=temperature
+        )
     mask = rollout.mask.bool()
     return float((logp - rollout.logprobs).abs()[mask].max())
 
@@ -88,7 +98,15 @@ def test_grpo_runs_with_the_vllm_engine(vllm_model_dir, engine_options, tmp_path
 
     from r1.train.grpo import train_grpo
 
-    cfg = make_cfg(vllm_model_dir, tmp_path / "run", "rollout.engine=vllm", "rollout.vllm.kv_cache_gib=0.25", "rollout.vllm.max_model_len=512", "train.steps=2", "grpo.beta=0.04")
+    cfg = make_cfg(
+        vllm_model_dir,
+        tmp_path / "run",
+        "rollout.engine=vllm",
+        "rollout.vllm.kv_cache_gib=0.25",
+        "rollout.vllm.max_model_len=512",
+        "train.steps=2",
+        "grpo.beta=0.04",
+    )
     run = train_grpo(cfg)
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     gaps = [r["rollout/logprob_max_diff"] for r in rows if "rollout/logprob_max_diff" in r]

@@ -5,6 +5,15 @@ from r1.data.datasets import BUNDLED, DataError, gsm8k_final_answer, load_exampl
 from r1.data.templates import TEMPLATES, Prompt, TemplateError, prepare_prompts, render_prompt
 
 __all__ = [
-    "BUNDLED", "DataError", "Prompt", "TEMPLATES", "TemplateError", "gsm8k_final_answer",
-    "load_examples", "make_problems", "prepare_prompts", "read_jsonl", "render_prompt",
+    "BUNDLED",
+    "DataError",
+    "Prompt",
+    "TEMPLATES",
+    "TemplateError",
+    "gsm8k_final_answer",
+    "load_examples",
+    "make_problems",
+    "prepare_prompts",
+    "read_jsonl",
+    "render_prompt",
 ]

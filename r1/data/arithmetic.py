@@ -20,7 +20,24 @@ import hashlib
 import random
 
 SPLITS = ("train", "test")
-NAMES = ["Ava", "Ben", "Chloe", "Dev", "Emma", "Farid", "Grace", "Hugo", "Iris", "Jun", "Kofi", "Lena", "Mateo", "Nora", "Omar", "Priya"]
+NAMES = [
+    "Ava",
+    "Ben",
+    "Chloe",
+    "Dev",
+    "Emma",
+    "Farid",
+    "Grace",
+    "Hugo",
+    "Iris",
+    "Jun",
+    "Kofi",
+    "Lena",
+    "Mateo",
+    "Nora",
+    "Omar",
+    "Priya",
+]
 ITEMS = ["apples", "marbles", "stickers", "coins", "books", "shells", "pencils", "cards", "stamps", "cookies"]
 WORDS = {  # how a word problem phrases one step
     "+": ["{name} then gets {b} more {items}.", "{name} finds {b} more {items}.", "A friend gives {name} {b} {items}."],
@@ -50,9 +67,12 @@ def make_problems(
         if misses == 20_000:  # nothing new for this long (~0.2 s): the settings cannot give n problems
             raise ValueError(
                 f"only {len(problems)} distinct '{split}' arithmetic problems found for these settings "
-                f"(digits {min_digits}-{max_digits}, steps {min_steps}-{max_steps}, ops '{ops}'); ask for fewer or widen them"
+                f"(digits {min_digits}-{max_digits}, steps {min_steps}-{max_steps}, ops '{ops}'); ask for fewer or "
+                "widen them"
             )
-        problem = _one(rng, min_digits, max_digits, rng.randint(min_steps, max_steps), ops, rng.random() < word_fraction)
+        problem = _one(
+            rng, min_digits, max_digits, rng.randint(min_steps, max_steps), ops, rng.random() < word_fraction
+        )
         if problem is None or problem["prompt"] in seen or split_of(problem["prompt"]) != split:
             misses += 1
             continue

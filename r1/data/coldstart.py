@@ -48,11 +48,19 @@ def digit_by_digit(step: str) -> str:
     if op == "+" and small < 10 <= big and big % 10:
         parts = [f"{x % 10} + {y % 10} = {x % 10 + y % 10}", f"{big - big % 10} + {x % 10 + y % 10} = {c}"]
     elif op == "+" and small >= 10:
-        parts = [f"{x - x % 10} + {y - y % 10} = {x - x % 10 + y - y % 10}", f"{x % 10} + {y % 10} = {x % 10 + y % 10}", f"{x - x % 10 + y - y % 10} + {x % 10 + y % 10} = {c}"]
+        parts = [
+            f"{x - x % 10} + {y - y % 10} = {x - x % 10 + y - y % 10}",
+            f"{x % 10} + {y % 10} = {x % 10 + y % 10}",
+            f"{x - x % 10 + y - y % 10} + {x % 10 + y % 10} = {c}",
+        ]
     elif op == "-" and y >= 10 and y % 10:
         parts = [f"{x} - {y - y % 10} = {x - y + y % 10}", f"{x - y + y % 10} - {y % 10} = {c}"]
     elif op == "*" and x >= 10 and x % 10 and y > 1:
-        parts = [f"{x - x % 10} * {y} = {(x - x % 10) * y}", f"{x % 10} * {y} = {x % 10 * y}", f"{(x - x % 10) * y} + {x % 10 * y} = {c}"]
+        parts = [
+            f"{x - x % 10} * {y} = {(x - x % 10) * y}",
+            f"{x % 10} * {y} = {x % 10 * y}",
+            f"{(x - x % 10) * y} + {x % 10 * y} = {c}",
+        ]
     else:
         return step
     return f"{a} {op} {b}: " + ", ".join(parts)
@@ -62,7 +70,12 @@ def arithmetic_worked_examples(n: int, *, seed: int = 0, detailed: float = 0.0, 
     """`n` prompt/completion rows for SFT from the arithmetic train split; `detailed` of them digit by digit."""
     rng = random.Random(f"coldstart:{seed}")
     return [
-        {"id": p["id"], "prompt": p["prompt"], "completion": worked_completion(p, detailed=rng.random() < detailed), "answer": p["answer"]}
+        {
+            "id": p["id"],
+            "prompt": p["prompt"],
+            "completion": worked_completion(p, detailed=rng.random() < detailed),
+            "answer": p["answer"],
+        }
         for p in make_problems(n, seed=seed, split="train", **settings)
     ]
 
@@ -76,4 +89,7 @@ def write_jsonl(rows: list[dict], path: str | Path) -> Path:
     return path
 
 
-GENERATORS = {"arithmetic": arithmetic_worked_examples, "word-problems": word_problem_worked_examples}  # task → (n, *, seed) → SFT rows
+GENERATORS = {
+    "arithmetic": arithmetic_worked_examples,
+    "word-problems": word_problem_worked_examples,
+}  # task → (n, *, seed) → SFT rows

@@ -66,9 +66,23 @@ def candidates_from_row(row: dict, default_id: str) -> list[dict]:
     row_id = str(row.get("id", default_id))
     if isinstance(row.get("samples"), list):  # an `r1 eval` record
         prompt, reference = _first_text(row, QUESTION_FIELDS), _reference(row)
-        return [{"id": row_id, "prompt": prompt, "reference": reference, "completion": s.get("completion") if isinstance(s, dict) else None}
-                for s in row["samples"]]
-    return [{"id": row_id, "prompt": _first_text(row, QUESTION_FIELDS), "reference": _reference(row), "completion": _first_text(row, COMPLETION_FIELDS)}]
+        return [
+            {
+                "id": row_id,
+                "prompt": prompt,
+                "reference": reference,
+                "completion": s.get("completion") if isinstance(s, dict) else None,
+            }
+            for s in row["samples"]
+        ]
+    return [
+        {
+            "id": row_id,
+            "prompt": _first_text(row, QUESTION_FIELDS),
+            "reference": _reference(row),
+            "completion": _first_text(row, COMPLETION_FIELDS),
+        }
+    ]
 
 
 def read_candidates(paths: list[str | Path]) -> list[dict]:
@@ -95,7 +109,8 @@ def attach_prompts(candidates: list[dict], examples: list[dict]) -> None:
             if example is None:
                 raise DataError(
                     f"sample '{c['id']}' has no prompt and the prompt dataset has no example with that id; "
-                    "pass the dataset the samples were drawn from (--prompts, with the same data.size/data.seed/data.split)"
+                    "pass the dataset the samples were drawn from (--prompts, with the same "
+                    "data.size/data.seed/data.split)"
                 )
             c["prompt"] = example["prompt"]
             c["reference"] = c["reference"] or example.get("answer")
@@ -126,11 +141,13 @@ def split_completion(completion: str) -> tuple[str, str] | str:
         return "no_answer"
     if THINK_CLOSE in text:
         start = text.find(THINK_OPEN) + len(THINK_OPEN)
-        reasoning = text[start:text.rfind(THINK_CLOSE)]
+        reasoning = text[start : text.rfind(THINK_CLOSE)]
     else:  # plain chain of thought: everything but the answer block
         open_at = text.find(ANSWER_OPEN)
         close_at = text.find(ANSWER_CLOSE, open_at)
-        reasoning = text if open_at < 0 else text[:open_at] + (text[close_at + len(ANSWER_CLOSE):] if close_at >= 0 else "")
+        reasoning = (
+            text if open_at < 0 else text[:open_at] + (text[close_at + len(ANSWER_CLOSE) :] if close_at >= 0 else "")
+        )
     reasoning = clean_reasoning(reasoning)
     return (reasoning, answer.strip()) if reasoning else "no_reasoning"
 
@@ -143,7 +160,9 @@ def r1_completion(reasoning: str, answer: str) -> str:
     return f"{THINK_OPEN}\n{reasoning}\n{THINK_CLOSE}\n{ANSWER_OPEN}{answer}{ANSWER_CLOSE}"
 
 
-def convert(candidates: list[dict], filters: list[tuple[str, Filter]], *, max_per_prompt: int) -> tuple[list[dict], Counter, dict[str, str]]:
+def convert(
+    candidates: list[dict], filters: list[tuple[str, Filter]], *, max_per_prompt: int
+) -> tuple[list[dict], Counter, dict[str, str]]:
     """Rewrite and select candidates → (SFT rows, rejections by reason, first detail per reason)."""
     from r1.rewards import score_completions
 
@@ -161,7 +180,14 @@ def convert(candidates: list[dict], filters: list[tuple[str, Filter]], *, max_pe
             if isinstance(parts, str):
                 reason = parts
             else:
-                pending.append({"id": c["id"], "prompt": c["prompt"], "completion": r1_completion(*parts), "answer": c["reference"]})
+                pending.append(
+                    {
+                        "id": c["id"],
+                        "prompt": c["prompt"],
+                        "completion": r1_completion(*parts),
+                        "answer": c["reference"],
+                    }
+                )
         if reason:
             rejected[reason] += 1
             details.setdefault(reason, f"id {c['id']}")
@@ -170,7 +196,10 @@ def convert(candidates: list[dict], filters: list[tuple[str, Filter]], *, max_pe
     kept = []
     for i, (row, example) in enumerate(zip(pending, examples)):
         if scores.values["accuracy"][i] != 1.0:
-            reason, detail = "incorrect", f"id {row['id']}: answer {extract_answer(row['completion'])!r}, reference {row['answer']!r}"
+            reason, detail = (
+                "incorrect",
+                f"id {row['id']}: answer {extract_answer(row['completion'])!r}, reference {row['answer']!r}",
+            )
         elif scores.values["format"][i] != 1.0:
             reason, detail = "format", f"id {row['id']}"
         else:
@@ -193,14 +222,28 @@ def prompt_examples(inputs: list[str | Path], source: str | None, data) -> list[
     from r1.data.datasets import load_examples
 
     if source is None:
-        config = next((Path(p).parent / "config.yaml" for p in inputs if (Path(p).parent / "config.yaml").is_file()), None)
+        config = next(
+            (Path(p).parent / "config.yaml" for p in inputs if (Path(p).parent / "config.yaml").is_file()), None
+        )
         if config is None:
-            raise DataError("these samples name their prompts only by id (an `r1 grpo` samples.jsonl) and no config.yaml sits next to them; "
-                            "pass --prompts DATASET")
+            raise DataError(
+                "these samples name their prompts only by id (an `r1 grpo` samples.jsonl) and no config.yaml sits "
+                "next to them; "
+                "pass --prompts DATASET"
+            )
         data = load_config(config).data
         source = data.source
-    return load_examples(source, split=data.split, question_field=data.question_field, answer_field=data.answer_field,
-                         limit=data.limit, size=data.size, seed=data.seed, arithmetic=vars(data.arithmetic), quiet=True)
+    return load_examples(
+        source,
+        split=data.split,
+        question_field=data.question_field,
+        answer_field=data.answer_field,
+        limit=data.limit,
+        size=data.size,
+        seed=data.seed,
+        arithmetic=vars(data.arithmetic),
+        quiet=True,
+    )
 
 
 def length_counter(cfg):
@@ -228,9 +271,20 @@ def coldstart_from_samples(inputs: list[str | Path], output: str | Path, cfg, *,
     candidates = read_candidates(inputs)
     if any(c["prompt"] is None for c in candidates):
         attach_prompts(candidates, prompt_examples(inputs, prompts, cfg.data))
-    rows, rejected, details = convert(candidates, filters_from_settings(cfg.sample, length_counter(cfg)), max_per_prompt=cfg.sample.max_per_prompt)
+    rows, rejected, details = convert(
+        candidates, filters_from_settings(cfg.sample, length_counter(cfg)), max_per_prompt=cfg.sample.max_per_prompt
+    )
     path = write_jsonl(rows, output)
-    report = {"inputs": [str(p) for p in inputs], "output": str(path), "candidates": len(candidates), "kept": len(rows),
-              "rejected": dict(sorted(rejected.items())), "first_rejected": details, "filters": list(cfg.sample.filters)}
-    path.with_suffix(".report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    report = {
+        "inputs": [str(p) for p in inputs],
+        "output": str(path),
+        "candidates": len(candidates),
+        "kept": len(rows),
+        "rejected": dict(sorted(rejected.items())),
+        "first_rejected": details,
+        "filters": list(cfg.sample.filters),
+    }
+    path.with_suffix(".report.json").write_text(
+        json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     return report

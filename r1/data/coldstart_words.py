@@ -55,8 +55,11 @@ def bakery(rng: random.Random, name: str) -> tuple[str, Story, int]:
     baked = s.step("Cookies baked", trays, "*", per)
     left = s.step("Cookies left", baked, "-", total - good)
     answer = s.step("Bags filled", left, "/", bag)
-    question = (f"{name} bakes {trays} trays of cookies with {per} cookies on each tray. {total - good} cookies burn and are thrown away. "
-                f"{name} packs the rest into bags of {bag} cookies. How many bags does {name} fill?")
+    question = (
+        f"{name} bakes {trays} trays of cookies with {per} cookies on each tray. {total - good} cookies burn and "
+        "are thrown away. "
+        f"{name} packs the rest into bags of {bag} cookies. How many bags does {name} fill?"
+    )
     return question, s, answer
 
 
@@ -67,8 +70,10 @@ def wages(rng: random.Random, name: str) -> tuple[str, Story, int]:
     hours = s.step("Hours worked", h1, "+", h2)
     pay = s.step("Pay in dollars", hours, "*", rate)
     answer = s.step("Dollars left", pay, "-", spent)
-    question = (f"{name} earns ${rate} an hour, works {h1} hours on Monday and {h2} hours on Tuesday, "
-                f"then spends ${spent} on groceries. How many dollars of the pay does {name} have left?")
+    question = (
+        f"{name} earns ${rate} an hour, works {h1} hours on Monday and {h2} hours on Tuesday, "
+        f"then spends ${spent} on groceries. How many dollars of the pay does {name} have left?"
+    )
     return question, s, answer
 
 
@@ -81,7 +86,10 @@ def reading(rng: random.Random, name: str) -> tuple[str, Story, int]:
         read = s.step("Pages read in total", read, "+", extra)
     answer = s.step("Pages left", pages, "-", read)
     weekend = f", and {extra} more pages on Sunday" if extra else ""
-    question = f"A book has {pages} pages. {name} reads {per} pages a day for {days} days{weekend}. How many pages are left to read?"
+    question = (
+        f"A book has {pages} pages. {name} reads {per} pages a day for {days} days{weekend}. How many pages "
+        "are left to read?"
+    )
     return question, s, answer
 
 
@@ -93,8 +101,10 @@ def shopping(rng: random.Random, name: str) -> tuple[str, Story, int]:
     pens = s.step("Cost of the pens in dollars", b, "*", pb)
     total = s.step("Total cost in dollars", notebooks, "+", pens)
     answer = s.step("Change in dollars", bill, "-", total)
-    question = (f"{name} buys {a} notebooks at ${pa} each and {b} pens at ${pb} each, and pays with a ${bill} bill. "
-                f"How many dollars of change does {name} get?")
+    question = (
+        f"{name} buys {a} notebooks at ${pa} each and {b} pens at ${pb} each, and pays with a ${bill} bill. "
+        f"How many dollars of change does {name} get?"
+    )
     return question, s, answer
 
 
@@ -106,8 +116,10 @@ def savings(rng: random.Random, name: str) -> tuple[str, Story, int]:
     saved = s.step("Dollars saved", save, "*", weeks)
     total = s.step("Dollars in total", start, "+", saved)
     answer = s.step("Dollars left", total, "-", price)
-    question = (f"{name} has ${start} and saves ${save} every week. After {weeks} weeks, {name} buys a {item} for ${price}. "
-                f"How many dollars does {name} have left?")
+    question = (
+        f"{name} has ${start} and saves ${save} every week. After {weeks} weeks, {name} buys a {item} for ${price}. "
+        f"How many dollars does {name} have left?"
+    )
     return question, s, answer
 
 
@@ -125,7 +137,10 @@ def eggs(rng: random.Random, name: str) -> tuple[str, Story, int]:
     if price:
         answer = s.step("Dollars earned", answer, "*", price)
         ask = f"If each box sells for ${price}, how many dollars does {name} earn?"
-    question = f"{name} keeps {hens} hens, and each hen lays {per} eggs a week. {name} keeps {kept} eggs and sells the rest in boxes of {box}. {ask}"
+    question = (
+        f"{name} keeps {hens} hens, and each hen lays {per} eggs a week. {name} keeps {kept} eggs and sells "
+        f"the rest in boxes of {box}. {ask}"
+    )
     return question, s, answer
 
 
@@ -135,8 +150,10 @@ def classroom(rng: random.Random, name: str) -> tuple[str, Story, int]:
     s = Story()
     total = s.step("Desks in the school", rooms, "*", desks)
     answer = s.step("Empty desks", total, "-", students)
-    question = (f"{name}'s school has {rooms} classrooms with {desks} desks each. Today {students} students are at school, "
-                "one at each desk. How many desks are empty?")
+    question = (
+        f"{name}'s school has {rooms} classrooms with {desks} desks each. Today {students} students are at school, "
+        "one at each desk. How many desks are empty?"
+    )
     return question, s, answer
 
 
@@ -150,15 +167,19 @@ def sharing(rng: random.Random, name: str) -> tuple[str, Story, int]:
     picked = s.step("Apples picked", a, "+", left + eaten - a)
     rest = s.step("Apples left after eating", picked, "-", eaten)
     answer = s.step("Apples per basket", rest, "/", baskets)
-    question = (f"{name} picks {a} apples and {friend} picks {left + eaten - a} apples. Together they eat {eaten} of them "
-                f"and share the rest equally among {baskets} baskets. How many apples go in each basket?")
+    question = (
+        f"{name} picks {a} apples and {friend} picks {left + eaten - a} apples. Together they eat {eaten} of them "
+        f"and share the rest equally among {baskets} baskets. How many apples go in each basket?"
+    )
     return question, s, answer
 
 
 TEMPLATES = {fn.__name__: fn for fn in (bakery, wages, reading, shopping, savings, eggs, classroom, sharing)}
 
 
-def make_word_problems(n: int, *, seed: int = 0, split: str = "train", min_steps: int = 2, max_steps: int = 4) -> list[dict]:
+def make_word_problems(
+    n: int, *, seed: int = 0, split: str = "train", min_steps: int = 2, max_steps: int = 4
+) -> list[dict]:
     """`n` distinct word problems of `split` with 2–4 worked steps, deterministic in all arguments."""
     if split not in SPLITS:
         raise ValueError(f"word-problem split must be one of {SPLITS}, got '{split}'")
@@ -168,7 +189,10 @@ def make_word_problems(n: int, *, seed: int = 0, split: str = "train", min_steps
     problems, seen, misses = [], set(), 0
     while len(problems) < n:
         if misses == 20_000:  # nothing new for this long: these settings cannot give n problems
-            raise ValueError(f"only {len(problems)} distinct '{split}' word problems with {min_steps}-{max_steps} steps; ask for fewer")
+            raise ValueError(
+                f"only {len(problems)} distinct '{split}' word problems with {min_steps}-{max_steps} steps; ask "
+                "for fewer"
+            )
         template = rng.choice(list(TEMPLATES))
         question, story, answer = TEMPLATES[template](rng, rng.choice(NAMES))
         if question in seen or split_of(question) != split or not min_steps <= len(story.steps) <= max_steps:
@@ -176,8 +200,16 @@ def make_word_problems(n: int, *, seed: int = 0, split: str = "train", min_steps
             continue
         misses = 0
         seen.add(question)
-        problems.append({"id": f"wordproblem-{split}-{seed}-{len(problems)}", "prompt": question, "answer": str(answer),
-                         "steps": story.steps, "template": template, "style": "word-problem"})
+        problems.append(
+            {
+                "id": f"wordproblem-{split}-{seed}-{len(problems)}",
+                "prompt": question,
+                "answer": str(answer),
+                "steps": story.steps,
+                "template": template,
+                "style": "word-problem",
+            }
+        )
     return problems
 
 

@@ -100,7 +100,9 @@ def json_lines(path: Path) -> Iterator[tuple[int, object]]:
             yield number, value
 
 
-def read_jsonl(path: Path, question_field: str | None, answer_field: str | None, name: str | None = None) -> tuple[list[dict], int]:
+def read_jsonl(
+    path: Path, question_field: str | None, answer_field: str | None, name: str | None = None
+) -> tuple[list[dict], int]:
     """Read a JSONL file of problems. Returns (examples, number of rows skipped)."""
     rows = []
     with open(path, "rb") as handle:
@@ -120,7 +122,9 @@ def read_jsonl(path: Path, question_field: str | None, answer_field: str | None,
     return _examples(rows, question_field, answer_field, name or path.stem, where=str(path))
 
 
-def _examples(rows: Iterable[tuple[int, dict]], question_field, answer_field, name: str, where: str) -> tuple[list[dict], int]:
+def _examples(
+    rows: Iterable[tuple[int, dict]], question_field, answer_field, name: str, where: str
+) -> tuple[list[dict], int]:
     examples, skipped, total = [], 0, 0
     for number, row in rows:
         total += 1
@@ -130,8 +134,13 @@ def _examples(rows: Iterable[tuple[int, dict]], question_field, answer_field, na
         else:
             examples.append(example)
     if total and not examples:
-        fields = f"question field '{question_field or '/'.join(QUESTION_FIELDS)}', answer field '{answer_field or 'answer'}'"
-        raise DataError(f"{where}: none of its {total} rows has both a question and an answer ({fields}); set data.question_field / data.answer_field")
+        fields = (
+            f"question field '{question_field or '/'.join(QUESTION_FIELDS)}', answer field '{answer_field or 'answer'}'"
+        )
+        raise DataError(
+            f"{where}: none of its {total} rows has both a question and an answer ({fields}); set "
+            "data.question_field / data.answer_field"
+        )
     if not total:
         raise DataError(f"{where}: contains no rows")
     return examples, skipped
@@ -146,7 +155,11 @@ def to_example(row: dict, question_field: str | None, answer_field: str | None, 
         answer = str(answer)
     if question is not None and row.get("kind") == "general" and not (isinstance(answer, str) and answer.strip()):
         # a general prompt (writing, QA, …) is scored by reward models (r1/rewards/models.py): no reference answer
-        return {**{k: v for k, v in row.items() if k != (answer_field or "answer")}, "id": str(row.get("id", default_id)), "prompt": question}
+        return {
+            **{k: v for k, v in row.items() if k != (answer_field or "answer")},
+            "id": str(row.get("id", default_id)),
+            "prompt": question,
+        }
     if question is None or not isinstance(answer, str) or not answer.strip():
         return None
     example = dict(row)
@@ -160,7 +173,9 @@ def to_example(row: dict, question_field: str | None, answer_field: str | None, 
 def code_task(example: dict) -> dict:
     """A HumanEval row as a chat question for the `code` reward; the reference answer is the full solution."""
     original = example["code_prompt"] = example["prompt"]
-    example.update(prompt=CODE_QUESTION.format(prompt=original), answer=original + example["canonical_solution"], reward="code")
+    example.update(
+        prompt=CODE_QUESTION.format(prompt=original), answer=original + example["canonical_solution"], reward="code"
+    )
     return example
 
 
@@ -174,7 +189,8 @@ def _from_hub(source: str, split: str, question_field, answer_field) -> tuple[li
         import datasets
     except ImportError:
         raise DataError(
-            f"'{source}' is not a bundled dataset ({', '.join([*BUNDLED, *CODE_TASKS, 'arithmetic'])}) nor an existing file; "
+            f"'{source}' is not a bundled dataset ({', '.join([*BUNDLED, *CODE_TASKS, 'arithmetic'])}) nor an "
+            "existing file; "
             "to load it from the Hugging Face hub install `datasets` (pip install datasets)"
         ) from None
     try:

@@ -65,14 +65,16 @@ def repeated_ngram_share(text: str, n: int) -> float:
     total = len(words) - n + 1
     if total <= 0:
         return 0.0
-    distinct = len({tuple(words[i:i + n]) for i in range(total)})
+    distinct = len({tuple(words[i : i + n]) for i in range(total)})
     return 1 - distinct / total
 
 
 def repetition(text: str, example: dict, *, repetition_ngram: int = 4, max_repetition: float = 0.3) -> str | None:
     """Reject when more than `max_repetition` of the word `repetition_ngram`-grams are repeats."""
     share = repeated_ngram_share(text, repetition_ngram)
-    return f"{share:.2f} of {repetition_ngram}-grams repeated > {max_repetition:.2f}" if share > max_repetition else None
+    return (
+        f"{share:.2f} of {repetition_ngram}-grams repeated > {max_repetition:.2f}" if share > max_repetition else None
+    )
 
 
 def task_has_code(example: dict) -> bool:
@@ -87,7 +89,9 @@ def code_blocks(text: str, example: dict) -> str | None:
     return "code block in a task without code" if CODE_FENCE in text and not task_has_code(example) else None
 
 
-def length_bounds(text: str, example: dict, *, min_length: int = 0, max_length: int | None = None, count: Callable[[str], int] = len) -> str | None:
+def length_bounds(
+    text: str, example: dict, *, min_length: int = 0, max_length: int | None = None, count: Callable[[str], int] = len
+) -> str | None:
     """Reject when `count(text)` is below `min_length` or above `max_length` (None = no bound)."""
     size = count(text)
     if size < min_length:
@@ -181,6 +185,12 @@ def filters_from_settings(settings, count: Callable[[str], int] = len) -> list[t
     """The filters a `SampleConfig` (r1/config.py) names, with its thresholds; `count` measures length."""
     s = settings
     return build_filters(
-        list(s.filters), min_language=s.min_language, max_paragraph_chars=s.max_paragraph_chars, repetition_ngram=s.repetition_ngram,
-        max_repetition=s.max_repetition, min_length=s.min_length, max_length=s.max_length, count=count,
+        list(s.filters),
+        min_language=s.min_language,
+        max_paragraph_chars=s.max_paragraph_chars,
+        repetition_ngram=s.repetition_ngram,
+        max_repetition=s.max_repetition,
+        min_length=s.min_length,
+        max_length=s.max_length,
+        count=count,
     )

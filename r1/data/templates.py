@@ -30,7 +30,9 @@ R1_ZERO_INSTRUCTION = (
 )
 # The same contract in a third of the tokens, for small models whose format comes from a cold start
 # anyway: on a CPU the instruction is most of every prompt, so it sets the cost of every step.
-R1_BRIEF_INSTRUCTION = "Reason step by step inside <think> </think>, then give the final answer inside <answer> </answer>."
+R1_BRIEF_INSTRUCTION = (
+    "Reason step by step inside <think> </think>, then give the final answer inside <answer> </answer>."
+)
 TEMPLATES = {"r1-zero": R1_ZERO_INSTRUCTION, "r1-brief": R1_BRIEF_INSTRUCTION, "none": None}
 FORMS = ("auto", "chat", "plain")
 
@@ -49,7 +51,9 @@ class Prompt:
         return tokenizer(self.text, add_special_tokens=not self.chat)["input_ids"]
 
 
-def render_prompt(tokenizer, question: str, *, template: str = "r1-zero", form: str = "auto", prefill_think: bool = False) -> Prompt:
+def render_prompt(
+    tokenizer, question: str, *, template: str = "r1-zero", form: str = "auto", prefill_think: bool = False
+) -> Prompt:
     """Render `question` with `template` in `form` (see module doc)."""
     if template not in TEMPLATES:
         raise TemplateError(f"unknown template '{template}'; choose one of {', '.join(TEMPLATES)}")
@@ -61,10 +65,12 @@ def render_prompt(tokenizer, question: str, *, template: str = "r1-zero", form: 
     if form == "chat":
         if not getattr(tokenizer, "chat_template", None):
             raise TemplateError("data.template_form=chat, but this tokenizer has no chat template; use plain")
-        messages = ([{"role": "system", "content": instruction}] if instruction else []) + [{"role": "user", "content": question}]
+        messages = ([{"role": "system", "content": instruction}] if instruction else []) + [
+            {"role": "user", "content": question}
+        ]
         # enable_thinking is read by templates that can switch thinking off, ignored by the rest.
         text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, enable_thinking=True)
-        tail = text[text.rfind(question) + len(question):]
+        tail = text[text.rfind(question) + len(question) :]
     else:
         head = f"{instruction}\n" if instruction else ""
         text = f"{head}User: {question}\nAssistant:"
@@ -106,12 +112,15 @@ def prepare_prompts(
         if len(ids) > max_prompt_tokens:
             if on_overlong == "error":
                 raise TemplateError(
-                    f"example '{example.get('id')}' has a {len(ids)}-token prompt, over data.max_prompt_tokens={max_prompt_tokens}; "
+                    f"example '{example.get('id')}' has a {len(ids)}-token prompt, over "
+                    f"data.max_prompt_tokens={max_prompt_tokens}; "
                     "raise the limit or set data.on_overlong_prompt=filter to drop such examples"
                 )
             dropped += 1
             continue
-        kept.append({**example, "prompt_text": prompt.text, "prompt_ids": ids, "think_prefilled": prompt.think_prefilled})
+        kept.append(
+            {**example, "prompt_text": prompt.text, "prompt_ids": ids, "think_prefilled": prompt.think_prefilled}
+        )
     if dropped and not quiet:
         print(f"[r1] dropped {dropped} example(s) with prompts over {max_prompt_tokens} tokens")
     if not kept:

@@ -10,6 +10,16 @@ from r1.eval.metrics import majority_vote, mean_ci, pass_at_1_mean, pass_at_k, p
 from r1.eval.report import compare, make_report
 
 __all__ = [
-    "EvalResult", "compare", "compute_metrics", "evaluate", "make_report", "majority_vote", "mean_ci",
-    "pass_at_1_mean", "pass_at_k", "pass_k_values", "run_eval", "wilson_interval",
+    "EvalResult",
+    "compare",
+    "compute_metrics",
+    "evaluate",
+    "make_report",
+    "majority_vote",
+    "mean_ci",
+    "pass_at_1_mean",
+    "pass_at_k",
+    "pass_k_values",
+    "run_eval",
+    "wilson_interval",
 ]

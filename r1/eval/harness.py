@@ -43,8 +43,12 @@ def reward_names(examples: list[dict]) -> list[str]:
     """REWARD_NAMES with the benchmark's correctness reward first: `example["reward"]` or accuracy."""
     correctness = {e.get("reward", "accuracy") for e in examples}
     if len(correctness) != 1:
-        raise ValueError(f"the examples name different correctness rewards {sorted(correctness)}; evaluate them separately")
+        raise ValueError(
+            f"the examples name different correctness rewards {sorted(correctness)}; evaluate them separately"
+        )
     return [correctness.pop(), *REWARD_NAMES[1:]]
+
+
 BREAKDOWN_FIELDS = ("subject", "level")  # MATH-500 carries both
 
 
@@ -108,11 +112,23 @@ def evaluate(
     if not examples:
         raise ValueError("evaluate needs at least one example")
     if "prompt_ids" not in examples[0]:
-        examples = prepare_prompts(examples, tokenizer, template=template, form=form, prefill_think=prefill_think, max_prompt_tokens=max_prompt_tokens)
+        examples = prepare_prompts(
+            examples,
+            tokenizer,
+            template=template,
+            form=form,
+            prefill_think=prefill_think,
+            max_prompt_tokens=max_prompt_tokens,
+        )
     start = time.perf_counter()
     rows = [e for e in examples for _ in range(k)]  # problem-major: problem p is rows p*k … p*k+k-1
     texts, lengths, truncated = _sample(
-        model, tokenizer, [e["prompt_ids"] for e in rows], generate_fn, progress=progress, batch_size=batch_size,
+        model,
+        tokenizer,
+        [e["prompt_ids"] for e in rows],
+        generate_fn,
+        progress=progress,
+        batch_size=batch_size,
         sampling=Sampling(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed, dtype=dtype),
     )
     generated = time.perf_counter()
@@ -169,10 +185,16 @@ def _score(examples, k, rows, texts, lengths, truncated) -> tuple[list[dict], di
         samples = []
         for j in range(p * k, p * k + k):
             rewards = {name: scores.values[name][j] for name in names}
-            samples.append({
-                "completion": texts[j], "answer": extract(texts[j], example), "correct": rewards[names[0]] == 1.0,
-                "rewards": rewards, "length": lengths[j], "truncated": truncated[j],
-            })
+            samples.append(
+                {
+                    "completion": texts[j],
+                    "answer": extract(texts[j], example),
+                    "correct": rewards[names[0]] == 1.0,
+                    "rewards": rewards,
+                    "length": lengths[j],
+                    "truncated": truncated[j],
+                }
+            )
         answer, correct = majority_vote([s["answer"] for s in samples], [s["correct"] for s in samples], equivalent)
         record = {"id": example.get("id"), "prompt": example["prompt"], "reference": example["answer"]}
         record.update({f: example[f] for f in BREAKDOWN_FIELDS if f in example})
@@ -216,7 +238,9 @@ def compute_metrics(records: list[dict], k: int) -> dict:
             if name in record:
                 groups.setdefault(str(record[name]), []).append(score)
         if groups:
-            metrics[f"by_{name}"] = {g: {**_ci(v), "problems": len(v)} for g, v in sorted(groups.items(), key=lambda kv: _natural(kv[0]))}
+            metrics[f"by_{name}"] = {
+                g: {**_ci(v), "problems": len(v)} for g, v in sorted(groups.items(), key=lambda kv: _natural(kv[0]))
+            }
     return metrics
 
 
@@ -247,8 +271,18 @@ def config_settings(cfg) -> dict:
     """The evaluation settings of a run config (`r1.config.Config`): its `eval` sampling, and the
     prompts (`data.template`, form, think prefill) and rollout engine its model was trained with."""
     e, d, r = cfg.eval, cfg.data, cfg.rollout
-    return {"k": e.k, "temperature": e.temperature, "top_p": e.top_p, "max_new_tokens": e.max_new_tokens, "seed": cfg.run.seed,
-            "template": d.template, "form": d.template_form, "prefill_think": d.prefill_think, "engine": r.engine, "dtype": r.dtype}
+    return {
+        "k": e.k,
+        "temperature": e.temperature,
+        "top_p": e.top_p,
+        "max_new_tokens": e.max_new_tokens,
+        "seed": cfg.run.seed,
+        "template": d.template,
+        "form": d.template_form,
+        "prefill_think": d.prefill_think,
+        "engine": r.engine,
+        "dtype": r.dtype,
+    }
 
 
 def evaluate_with_config(model, tokenizer, examples: list[dict], cfg, *, progress: bool = True) -> EvalResult:
@@ -301,10 +335,17 @@ def run_eval(
     out = Path(output_dir or f"runs/eval-{time.strftime('%Y%m%d-%H%M%S')}")
     import torch
 
-    model, tokenizer = load_model(model_name, device=("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
+    model, tokenizer = load_model(
+        model_name, device=("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+    )
     examples = load_examples(
-        benchmark, split="test", question_field=question_field, answer_field=answer_field, limit=limit,
-        size=limit or 500, seed=seed,
+        benchmark,
+        split="test",
+        question_field=question_field,
+        answer_field=answer_field,
+        limit=limit,
+        size=limit or 500,
+        seed=seed,
     )
     loaded = time.perf_counter()
     if generate_fn is None:
@@ -315,17 +356,42 @@ def run_eval(
     if progress:
         print(f"[r1] precision {choice.reason}", flush=True)
     result = evaluate(
-        model, tokenizer, examples, k=k, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed,
-        batch_size=batch_size, template=template, form=form, progress=progress, generate_fn=generate_fn, dtype=choice.dtype,
+        model,
+        tokenizer,
+        examples,
+        k=k,
+        temperature=temperature,
+        top_p=top_p,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+        batch_size=batch_size,
+        template=template,
+        form=form,
+        progress=progress,
+        generate_fn=generate_fn,
+        dtype=choice.dtype,
     )
     settings = {
-        "k": k, "limit": limit, "seed": seed, "temperature": temperature, "top_p": top_p, "max_new_tokens": max_new_tokens,
-        "batch_size": batch_size, "template": template, "form": form, "question_field": question_field,
-        "answer_field": answer_field, "rewards": reward_names(examples), "engine": engine, "dtype": choice.dtype,
+        "k": k,
+        "limit": limit,
+        "seed": seed,
+        "temperature": temperature,
+        "top_p": top_p,
+        "max_new_tokens": max_new_tokens,
+        "batch_size": batch_size,
+        "template": template,
+        "form": form,
+        "question_field": question_field,
+        "answer_field": answer_field,
+        "rewards": reward_names(examples),
+        "engine": engine,
+        "dtype": choice.dtype,
         "precision": choice.reason,
     }
     timings = {"total_seconds": round(time.perf_counter() - start, 3), "load_seconds": round(loaded - start, 3)}
-    results = result.save(out, model=model_name, benchmark=benchmark, settings=settings, versions=versions(), timings=timings)
+    results = result.save(
+        out, model=model_name, benchmark=benchmark, settings=settings, versions=versions(), timings=timings
+    )
     if progress:
         print_summary(results, out)
     return results

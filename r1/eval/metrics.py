@@ -122,7 +122,9 @@ def wilson_interval(successes: float, n: int, z: float = Z95) -> tuple[float, fl
     return low, high
 
 
-def mean_ci(values: Sequence[float], z: float = Z95, bounds: tuple[float, float] | None = (0.0, 1.0)) -> tuple[float, float, float]:
+def mean_ci(
+    values: Sequence[float], z: float = Z95, bounds: tuple[float, float] | None = (0.0, 1.0)
+) -> tuple[float, float, float]:
     """(mean, low, high): the mean of per-problem scores with a 95% interval (module doc).
 
     All values 0 or 1 → Wilson interval. Otherwise mean ± z · s / sqrt(n), with s the sample

@@ -24,18 +24,36 @@ CURVES = [
     ("accuracy", "Accuracy reward", "mean accuracy", ["reward/accuracy", "rewards/accuracy", "accuracy"]),
     ("format", "Format compliance", "mean format reward", ["reward/format", "rewards/format", "format"]),
     ("kl", "KL divergence to the reference policy", "KL", ["kl", "kl/mean", "loss/kl"]),
-    ("completion_length", "Mean completion length", "tokens", ["completion_len/mean", "completion_length/mean", "completion_len"]),
+    (
+        "completion_length",
+        "Mean completion length",
+        "tokens",
+        ["completion_len/mean", "completion_length/mean", "completion_len"],
+    ),
 ]
 REWARD_PREFIXES = ("reward/", "rewards/")
 EVENT_SUFFIXES = ("_errors", "_timeouts", "_crashes")  # counters from score_completions, not rewards
 # Reflection words. Latin ones match whole words case-insensitively ("re-check" is counted once,
 # not also as "check"); Chinese/Korean ones are substrings (no spaces between words).
-REFLECTION_LATIN = {"wait": r"wait", "re-check": r"re-?check(?:s|ed|ing)?", "check": r"check(?:s|ed|ing)?",
-                    "verify": r"verif(?:y|ies|ied|ying|ication)", "however": r"however"}
+REFLECTION_LATIN = {
+    "wait": r"wait",
+    "re-check": r"re-?check(?:s|ed|ing)?",
+    "check": r"check(?:s|ed|ing)?",
+    "verify": r"verif(?:y|ies|ied|ying|ication)",
+    "however": r"however",
+}
 # CJK words with ASCII plot labels (matplotlib's default font has no CJK glyphs).
-REFLECTION_CJK = {"잠깐": "ko jamkkan (wait)", "확인": "ko hwagin (check)", "等等": "zh dengdeng (wait)",
-                  "检查": "zh jiancha (check)", "验证": "zh yanzheng (verify)"}
-_LATIN_RE = re.compile(r"\b(?:" + "|".join(f"(?P<{re.sub(r'[^a-z]', '_', k)}>{v})" for k, v in REFLECTION_LATIN.items()) + r")\b", re.IGNORECASE)
+REFLECTION_CJK = {
+    "잠깐": "ko jamkkan (wait)",
+    "확인": "ko hwagin (check)",
+    "等等": "zh dengdeng (wait)",
+    "检查": "zh jiancha (check)",
+    "验证": "zh yanzheng (verify)",
+}
+_LATIN_RE = re.compile(
+    r"\b(?:" + "|".join(f"(?P<{re.sub(r'[^a-z]', '_', k)}>{v})" for k, v in REFLECTION_LATIN.items()) + r")\b",
+    re.IGNORECASE,
+)
 
 
 def _plt():
@@ -62,7 +80,10 @@ def _load_result(item) -> dict:
 def _labels(results: list[dict]) -> list[str]:
     several_benchmarks = len({r.get("benchmark") for r in results}) > 1
     labels = [f"{r['model']} [{r.get('benchmark')}]" if several_benchmarks else str(r["model"]) for r in results]
-    return [f"{label} #{labels[:i].count(label) + 1}" if labels.count(label) > 1 else label for i, label in enumerate(labels)]
+    return [
+        f"{label} #{labels[:i].count(label) + 1}" if labels.count(label) > 1 else label
+        for i, label in enumerate(labels)
+    ]
 
 
 def compare(results: list, out_dir: str | Path) -> list[Path]:
@@ -86,8 +107,17 @@ def compare(results: list, out_dir: str | Path) -> list[Path]:
         m = r["metrics"]
         k = m["samples_per_problem"]
         ci = lambda x: f"{x['mean']:.3f} [{x['low']:.3f}, {x['high']:.3f}]"  # noqa: E731
-        rows.append([label, f"{m['problems']} × {k}", ci(m["pass@1"]), ci(m[f"cons@{k}"]),
-                     f"{m['format']['mean']:.3f}", f"{m['mean_length']:.1f}", f"{m['truncated']:.3f}"])
+        rows.append(
+            [
+                label,
+                f"{m['problems']} × {k}",
+                ci(m["pass@1"]),
+                ci(m[f"cons@{k}"]),
+                f"{m['format']['mean']:.3f}",
+                f"{m['mean_length']:.1f}",
+                f"{m['truncated']:.3f}",
+            ]
+        )
     table = Table(title="pass@1 = mean correctness over k samples per problem; intervals over problems")
     for name in header:
         table.add_column(name)
@@ -95,13 +125,17 @@ def compare(results: list, out_dir: str | Path) -> list[Path]:
         table.add_row(*row)
     Console().print(table)
     markdown = out / "compare.md"
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(row) + " |" for row in rows]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + [
+        "| " + " | ".join(row) + " |" for row in rows
+    ]
     markdown.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
     plt = _plt()
     means = [r["metrics"]["pass@1"]["mean"] for r in results]
-    errors = [[m - r["metrics"]["pass@1"]["low"] for m, r in zip(means, results)],
-              [r["metrics"]["pass@1"]["high"] - m for m, r in zip(means, results)]]  # (2, models): below, above
+    errors = [
+        [m - r["metrics"]["pass@1"]["low"] for m, r in zip(means, results)],
+        [r["metrics"]["pass@1"]["high"] - m for m, r in zip(means, results)],
+    ]  # (2, models): below, above
     fig, ax = plt.subplots(figsize=(max(4.0, 1.4 * len(results) + 1.5), 4.0))
     ax.bar(range(len(results)), means, yerr=errors, capsize=4, color="tab:blue")
     ax.set_xticks(range(len(results)), labels, rotation=20, ha="right")
@@ -195,7 +229,14 @@ def make_report(run_dir: str | Path) -> list[Path]:
     keys = sorted({key for row in rows for key in row if _number(row[key]) is not None})
     reward_keys = [k for k in keys if k.startswith(REWARD_PREFIXES) and not k.endswith(EVENT_SUFFIXES)]
     if reward_keys:
-        written.append(_plot(out / "reward.png", "Reward (total and per reward)", "mean reward", {k: _series(rows, k) for k in reward_keys}))
+        written.append(
+            _plot(
+                out / "reward.png",
+                "Reward (total and per reward)",
+                "mean reward",
+                {k: _series(rows, k) for k in reward_keys},
+            )
+        )
         summary += [_describe(k, _series(rows, k)) for k in reward_keys]
     elif rows:
         notes.append("no reward/* keys in metrics.jsonl: no reward plot")
@@ -217,7 +258,9 @@ def make_report(run_dir: str | Path) -> list[Path]:
             for word in [*REFLECTION_LATIN, *REFLECTION_CJK]:
                 if any(reflection[s][word] for s in steps):
                     lines[REFLECTION_CJK.get(word, word)] = (steps, [reflection[s][word] for s in steps])
-            written.append(_plot(out / "reflection.png", "Reflection words per completion", "occurrences per completion", lines))
+            written.append(
+                _plot(out / "reflection.png", "Reflection words per completion", "occurrences per completion", lines)
+            )
             summary.append(_describe("reflection words per completion", lines["all reflection words"]))
     else:
         notes.append("no samples.jsonl: no reflection-word plot")

@@ -23,18 +23,62 @@ from r1.train.run import prepare_run_dir
 console = Console()
 
 
-def sample(model_name: str, examples: list[dict], *, n: int, max_new_tokens: int, temperature: float, top_p: float, form: str = "auto", prefill_think: bool = False, seed: int = 0, progress: bool = True):
+def sample(
+    model_name: str,
+    examples: list[dict],
+    *,
+    n: int,
+    max_new_tokens: int,
+    temperature: float,
+    top_p: float,
+    form: str = "auto",
+    prefill_think: bool = False,
+    seed: int = 0,
+    progress: bool = True,
+):
     """Sample and score n completions per example with the engine and precision `auto` picks → EvalResult."""
     model, tokenizer = load_model(model_name)
     return evaluate(
-        model, tokenizer, examples, k=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed,
-        form=form, prefill_think=prefill_think, progress=progress,
+        model,
+        tokenizer,
+        examples,
+        k=n,
+        temperature=temperature,
+        top_p=top_p,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+        form=form,
+        prefill_think=prefill_think,
+        progress=progress,
     )
 
 
-def generate_and_score(*, model: str, source: str, limit: int, n: int, max_new_tokens: int, temperature: float, top_p: float, form: str, prefill_think: bool, seed: int) -> list[dict]:
+def generate_and_score(
+    *,
+    model: str,
+    source: str,
+    limit: int,
+    n: int,
+    max_new_tokens: int,
+    temperature: float,
+    top_p: float,
+    form: str,
+    prefill_think: bool,
+    seed: int,
+) -> list[dict]:
     examples = load_examples(source, split="test" if source == "arithmetic" else "train", limit=limit, size=limit)
-    records = sample(model, examples, n=n, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, form=form, prefill_think=prefill_think, seed=seed, progress=False).records
+    records = sample(
+        model,
+        examples,
+        n=n,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        form=form,
+        prefill_think=prefill_think,
+        seed=seed,
+        progress=False,
+    ).records
     for record in records:
         for s in record["samples"]:
             rewards = "  ".join(f"{k}={v}" for k, v in s["rewards"].items())
@@ -49,12 +93,26 @@ def setup_check(*, output_dir: str | None, limit: int, n: int, max_new_tokens: i
     cfg.data.source, cfg.data.split, cfg.data.limit = "arithmetic", "test", limit
     run_dir = prepare_run_dir(cfg, "check")
     examples = load_examples("arithmetic", split="test", size=limit, seed=cfg.data.seed)
-    result = sample(cfg.model.name, examples, n=n, max_new_tokens=max_new_tokens, temperature=cfg.eval.temperature, top_p=cfg.eval.top_p)
+    result = sample(
+        cfg.model.name,
+        examples,
+        n=n,
+        max_new_tokens=max_new_tokens,
+        temperature=cfg.eval.temperature,
+        top_p=cfg.eval.top_p,
+    )
     result.save(run_dir, model=cfg.model.name, benchmark="arithmetic-test")
     m = result.metrics
     table = Table(title="setup check: bundled model, held-out arithmetic, R1-Zero template")
-    rows = {"problems": m["problems"], "samples": m["problems"] * n, "accuracy": m["pass@1"]["mean"], "format": m["format"]["mean"],
-            "mean_length": m["mean_length"], "truncated": m["truncated"], "seconds": result.timings["generation_seconds"] + result.timings["scoring_seconds"]}
+    rows = {
+        "problems": m["problems"],
+        "samples": m["problems"] * n,
+        "accuracy": m["pass@1"]["mean"],
+        "format": m["format"]["mean"],
+        "mean_length": m["mean_length"],
+        "truncated": m["truncated"],
+        "seconds": result.timings["generation_seconds"] + result.timings["scoring_seconds"],
+    }
     for key, value in rows.items():
         table.add_row(key, f"{value:.3f}" if isinstance(value, float) else str(value))
     console.print(table)

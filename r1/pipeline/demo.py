@@ -43,16 +43,35 @@ from r1.train.sft import train_sft
 HELDOUT_SEED = 20250122  # the held-out set's generator seed; training uses the train split
 DEMO = [
     "model.name=smollm2-135m",
-    "data.source=arithmetic", "data.size=2000", "data.template=r1-brief",
-    "data.arithmetic.min_digits=1", "data.arithmetic.max_digits=2", "data.arithmetic.max_steps=2",
-    "rollout.prompts_per_step=12", "rollout.samples_per_prompt=8", "rollout.max_new_tokens=96", "rollout.temperature=1.0",
-    "rollout.engine=auto", "rollout.dtype=auto", "train.bf16=auto",  # bf16 only where this machine measured it faster
+    "data.source=arithmetic",
+    "data.size=2000",
+    "data.template=r1-brief",
+    "data.arithmetic.min_digits=1",
+    "data.arithmetic.max_digits=2",
+    "data.arithmetic.max_steps=2",
+    "rollout.prompts_per_step=12",
+    "rollout.samples_per_prompt=8",
+    "rollout.max_new_tokens=96",
+    "rollout.temperature=1.0",
+    "rollout.engine=auto",
+    "rollout.dtype=auto",
+    "train.bf16=auto",  # bf16 only where this machine measured it faster
     "rewards.weights={accuracy: 1.0, format: 0.5}",
-    "grpo.beta=0.0", "grpo.clip_high=0.28", "grpo.loss_aggregation=token-mean",
-    "optim.lr=1e-5", "optim.warmup_steps=2",
-    "train.steps=30", "train.micro_batch_size=4", "train.save_every=1000", "train.sample_every=5",  # 4: under 3 GB (docs/perf.md)
-    "sft.epochs=1", "sft.batch_size=16", "sft.max_length=512",
-    "eval.limit=256", "eval.k=2", "eval.max_new_tokens=96",
+    "grpo.beta=0.0",
+    "grpo.clip_high=0.28",
+    "grpo.loss_aggregation=token-mean",
+    "optim.lr=1e-5",
+    "optim.warmup_steps=2",
+    "train.steps=30",
+    "train.micro_batch_size=4",
+    "train.save_every=1000",
+    "train.sample_every=5",  # 4: under 3 GB (docs/perf.md)
+    "sft.epochs=1",
+    "sft.batch_size=16",
+    "sft.max_length=512",
+    "eval.limit=256",
+    "eval.k=2",
+    "eval.max_new_tokens=96",
 ]
 COLDSTART = ["optim.lr=2e-5", "optim.warmup_steps=0"]  # SFT takes a larger step than RL; user overrides still win
 # 192 examples (12 SFT steps) already give ~100% format; 256 leave GRPO less to add, 128 leave the
@@ -71,8 +90,13 @@ def heldout_eval(model_path: str, examples: list[dict], cfg: Config, out: Path) 
     result = evaluate_with_config(model, tokenizer, examples, cfg)
     result.save(out, model=model_path, benchmark=f"arithmetic-test-seed{HELDOUT_SEED}", settings=config_settings(cfg))
     m = result.metrics
-    return {"accuracy": m["pass@1"]["mean"], "accuracy_ci": [m["pass@1"]["low"], m["pass@1"]["high"]], "format": m["format"]["mean"],
-            "accuracy_formatted": m["accuracy_formatted"], "mean_length": m["mean_length"]}
+    return {
+        "accuracy": m["pass@1"]["mean"],
+        "accuracy_ci": [m["pass@1"]["low"], m["pass@1"]["high"]],
+        "format": m["format"]["mean"],
+        "accuracy_formatted": m["accuracy_formatted"],
+        "mean_length": m["mean_length"],
+    }
 
 
 def run_demo(overrides: list[str] = (), coldstart_examples: int = COLDSTART_EXAMPLES) -> dict:
@@ -97,12 +121,27 @@ def run_demo(overrides: list[str] = (), coldstart_examples: int = COLDSTART_EXAM
     results = {"base": timed("eval_base", heldout_eval, cfg.model.name, heldout, cfg, run_dir / "eval" / "base")}
 
     console.print(f"2/5 cold start: SFT on {coldstart_examples} worked examples in the R1 format")
-    data = write_jsonl(arithmetic_worked_examples(coldstart_examples, seed=cfg.run.seed, min_digits=a.min_digits, max_digits=a.max_digits, min_steps=a.min_steps, max_steps=a.max_steps, ops=a.ops), run_dir / "coldstart.jsonl")
-    sft_dir = timed("coldstart_sft", train_sft, stage_config(overrides, run_dir / "coldstart", COLDSTART, sft__data=str(data)))
+    data = write_jsonl(
+        arithmetic_worked_examples(
+            coldstart_examples,
+            seed=cfg.run.seed,
+            min_digits=a.min_digits,
+            max_digits=a.max_digits,
+            min_steps=a.min_steps,
+            max_steps=a.max_steps,
+            ops=a.ops,
+        ),
+        run_dir / "coldstart.jsonl",
+    )
+    sft_dir = timed(
+        "coldstart_sft", train_sft, stage_config(overrides, run_dir / "coldstart", COLDSTART, sft__data=str(data))
+    )
     coldstart = str(sft_dir / "checkpoints" / "final")
 
     console.print("3/5 held-out eval of the cold-start checkpoint")
-    results["coldstart"] = timed("eval_coldstart", heldout_eval, coldstart, heldout, cfg, run_dir / "eval" / "coldstart")
+    results["coldstart"] = timed(
+        "eval_coldstart", heldout_eval, coldstart, heldout, cfg, run_dir / "eval" / "coldstart"
+    )
 
     console.print(f"4/5 GRPO from the cold-start checkpoint ({cfg.train.steps} steps)")
     grpo_dir = timed("grpo", train_grpo, stage_config(overrides, run_dir / "grpo", model__name=coldstart))
@@ -118,9 +157,14 @@ def run_demo(overrides: list[str] = (), coldstart_examples: int = COLDSTART_EXAM
         "accuracy_formatted": {stage: r["accuracy_formatted"] for stage, r in results.items()},
         "mean_length": {stage: r["mean_length"] for stage, r in results.items()},
         "heldout_ci": {stage: r["accuracy_ci"] for stage, r in results.items()},
-        "heldout_problems": len(heldout), "samples_per_problem": cfg.eval.k,
+        "heldout_problems": len(heldout),
+        "samples_per_problem": cfg.eval.k,
         "timings_s": {**timings, "total": round(time.perf_counter() - start, 1)},
-        "precision": {"rollout": cfg.rollout.dtype, "train_bf16": cfg.train.bf16, "cpu": precision.cpu_key()},  # auto, resolved
+        "precision": {
+            "rollout": cfg.rollout.dtype,
+            "train_bf16": cfg.train.bf16,
+            "cpu": precision.cpu_key(),
+        },  # auto, resolved
         "grpo_metrics": str(grpo_dir / "metrics.jsonl"),
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -129,12 +173,21 @@ def run_demo(overrides: list[str] = (), coldstart_examples: int = COLDSTART_EXAM
 
 
 def print_table(results: dict, summary: dict, run_dir: Path) -> None:
-    table = Table(title=f"held-out arithmetic ({summary['heldout_problems']} problems × {summary['samples_per_problem']} samples, T=0.6)")
+    table = Table(
+        title=f"held-out arithmetic ({summary['heldout_problems']} problems × {summary['samples_per_problem']} "
+        "samples, T=0.6)"
+    )
     for column in ("stage", "accuracy (95% CI)", "format", "accuracy in format", "mean length"):
         table.add_column(column)
     for stage, r in results.items():
         low, high = r["accuracy_ci"]
         in_format = "—" if r["accuracy_formatted"] is None else f"{r['accuracy_formatted']:.3f}"
-        table.add_row(stage, f"{r['accuracy']:.3f} [{low:.3f}, {high:.3f}]", f"{r['format']:.3f}", in_format, f"{r['mean_length']:.1f}")
+        table.add_row(
+            stage,
+            f"{r['accuracy']:.3f} [{low:.3f}, {high:.3f}]",
+            f"{r['format']:.3f}",
+            in_format,
+            f"{r['mean_length']:.1f}",
+        )
     console.print(table)
     console.print(f"time: {summary['timings_s']}  run directory: {run_dir}")

@@ -55,7 +55,9 @@ FLAGS = {"model.name": "--student", "data.source": "--prompts"}  # config keys t
 SFT_ONLY = ("sft", "optim", "train")  # config sections only the SFT part reads
 
 
-def run_distill(cfg: Config, *, teacher: str, student: str, generate_fn=None, judge=None, progress: bool = True) -> dict:
+def run_distill(
+    cfg: Config, *, teacher: str, student: str, generate_fn=None, judge=None, progress: bool = True
+) -> dict:
     """Sample from `teacher` on `data.source`, keep the good completions, SFT `student` on them
     (module doc); returns the manifest. `generate_fn` and `judge` go to `run_sample` (tests script them)."""
     cfg = copy.deepcopy(cfg)
@@ -84,14 +86,28 @@ def run_distill(cfg: Config, *, teacher: str, student: str, generate_fn=None, ju
     else:
         console.print(f"1/2 sample: rejection sampling from the teacher on {cfg.data.source}")
         sample_cfg = part_config(cfg, sample_dir, teacher)
-        report = run_part(out, manifest, "sample", lambda: run_sample(sample_cfg, generate_fn=generate_fn, judge=judge, progress=progress))
-    manifest["parts"]["sample"].update(status="finished", prompts=report["prompts"], samples=report["samples"], kept=report["kept"],
-                                       prompts_with_kept=report["prompts_with_kept"], rejected=report["rejected"], judged=report["judged"])
+        report = run_part(
+            out,
+            manifest,
+            "sample",
+            lambda: run_sample(sample_cfg, generate_fn=generate_fn, judge=judge, progress=progress),
+        )
+    manifest["parts"]["sample"].update(
+        status="finished",
+        prompts=report["prompts"],
+        samples=report["samples"],
+        kept=report["kept"],
+        prompts_with_kept=report["prompts_with_kept"],
+        rejected=report["rejected"],
+        judged=report["judged"],
+    )
     if report["kept"] == 0:
         reasons = ", ".join(f"{count} {reason}" for reason, count in report["rejected"].items()) or "no samples"
-        error = (f"rejection sampling kept 0 of {report['samples']} samples: {reasons} (first examples in {sample_dir / 'report.md'}); "
-                 "no data to train the student on. More samples (sample.k), a longer budget (rollout.max_new_tokens), the "
-                 "teacher's own template (data.template) or looser filters (sample.*) may help, in another run.output_dir")
+        error = (
+            f"rejection sampling kept 0 of {report['samples']} samples: {reasons} (first examples in {sample_dir / 'report.md'}); "
+            "no data to train the student on. More samples (sample.k), a longer budget (rollout.max_new_tokens), the "
+            "teacher's own template (data.template) or looser filters (sample.*) may help, in another run.output_dir"
+        )
         manifest["parts"]["sft"].update(status="not started", error=error)
         manifest["status"] = "failed"
         save_manifest(out, manifest)
@@ -108,7 +124,9 @@ def run_distill(cfg: Config, *, teacher: str, student: str, generate_fn=None, ju
     manifest["parts"]["sft"].update(status="finished", data_rows=report["kept"], steps=ckpt.checkpoint_step(final))
     manifest["status"] = "finished"
     save_manifest(out, manifest)
-    console.print(f"distilled: {teacher} → {student} on {report['kept']} samples; student checkpoint {final}; manifest {out / MANIFEST}")
+    console.print(
+        f"distilled: {teacher} → {student} on {report['kept']} samples; student checkpoint {final}; manifest {out / MANIFEST}"
+    )
     return manifest
 
 
@@ -141,21 +159,48 @@ def open_manifest(out: Path, cfg: Config, teacher: str, may_change: tuple[str, .
     saved = out / MANIFEST
     if not saved.is_file():
         sample, sft = out / "sample", out / "sft"
-        return {"status": "running", "inputs": {"teacher": teacher, "student": cfg.model.name, "prompts": cfg.data.source, "template": cfg.data.template},
-                "parts": {
-                    "sample": {"status": "pending", "dir": str(sample), "inputs": {"model": teacher, "prompts": cfg.data.source},
-                               "outputs": {"data": str(sample / "sft.jsonl"), "report": str(sample / "report.json")}, "seconds": 0.0},
-                    "sft": {"status": "pending", "dir": str(sft), "inputs": {"model": cfg.model.name, "data": str(sample / "sft.jsonl"), "template": cfg.data.template},
-                            "outputs": {"checkpoint": str(sft / "checkpoints" / "final")}, "seconds": 0.0},
-                }}
+        return {
+            "status": "running",
+            "inputs": {
+                "teacher": teacher,
+                "student": cfg.model.name,
+                "prompts": cfg.data.source,
+                "template": cfg.data.template,
+            },
+            "parts": {
+                "sample": {
+                    "status": "pending",
+                    "dir": str(sample),
+                    "inputs": {"model": teacher, "prompts": cfg.data.source},
+                    "outputs": {"data": str(sample / "sft.jsonl"), "report": str(sample / "report.json")},
+                    "seconds": 0.0,
+                },
+                "sft": {
+                    "status": "pending",
+                    "dir": str(sft),
+                    "inputs": {
+                        "model": cfg.model.name,
+                        "data": str(sample / "sft.jsonl"),
+                        "template": cfg.data.template,
+                    },
+                    "outputs": {"checkpoint": str(sft / "checkpoints" / "final")},
+                    "seconds": 0.0,
+                },
+            },
+        }
     manifest = json.loads(saved.read_text(encoding="utf-8"))
     changed = ["--teacher"] if manifest["inputs"]["teacher"] != teacher else []
     if (out / "config.yaml").is_file():
-        changed += [FLAGS.get(key, key) for key in changed_settings(out / "config.yaml", cfg, ignore=(*UNCOMPARED, "output_dir"))
-                    if key.split(".")[0] not in may_change]
+        changed += [
+            FLAGS.get(key, key)
+            for key in changed_settings(out / "config.yaml", cfg, ignore=(*UNCOMPARED, "output_dir"))
+            if key.split(".")[0] not in may_change
+        ]
     if changed:
-        raise ConfigError(f"{out} holds a distillation with other settings ({', '.join(changed)}); rerun it with the same "
-                          "command to resume it, or choose another run.output_dir")
+        raise ConfigError(
+            f"{out} holds a distillation with other settings ({', '.join(changed)}); rerun it with the same "
+            "command to resume it, or choose another run.output_dir"
+        )
     manifest["status"] = "running"
     return manifest
 

@@ -32,7 +32,16 @@ from pathlib import Path
 
 from r1.config import Config, ConfigError, StageConfig, to_dict
 from r1.pipeline import manifest as record
-from r1.pipeline.stages import MODEL_KINDS, RUNNERS, STAGE_REF, is_finished, output_of, stage_config, validate, write_stage_data
+from r1.pipeline.stages import (
+    MODEL_KINDS,
+    RUNNERS,
+    STAGE_REF,
+    is_finished,
+    output_of,
+    stage_config,
+    validate,
+    write_stage_data,
+)
 from r1.progress import Progress, format_duration
 from r1.train import distributed as dist
 from r1.train import checkpoint as ckpt
@@ -58,16 +67,20 @@ def run_pipeline(cfg: Config, *, start_from: str | None = None, only: str | None
     out = Path(cfg.run.output_dir or f"runs/pipeline-{time.strftime('%Y%m%d-%H%M%S')}")
     cfg.run.output_dir = str(out)
     outputs = {s.name: output_of(s, out / s.name) for s in cfg.pipeline.stages}
-    configs = {s.name: stage_config(cfg, s, out / s.name, outputs) for s in cfg.pipeline.stages}  # every stage checked before any runs
+    configs = {
+        s.name: stage_config(cfg, s, out / s.name, outputs) for s in cfg.pipeline.stages
+    }  # every stage checked before any runs
     prepare_run_dir(cfg, "pipeline")
     manifest = open_manifest(out, cfg)
     evaluate_fn = evaluate_fn or heldout_metrics
     first = names.index(only or start_from) if (only or start_from) else 0
-    selected = names[first: first + 1] if only else names[first:]
+    selected = names[first : first + 1] if only else names[first:]
     console.rule(f"[bold]r1 pipeline[/] — {len(names)} stages, run directory {out}")
 
     ensure_heldout(manifest, out, "base", cfg.model.name, cfg, evaluate_fn)
-    stages = Progress("pipeline stage", len(names), unit="stage", eta=False, min_interval_s=0)  # ETAs: in the stages' lines
+    stages = Progress(
+        "pipeline stage", len(names), unit="stage", eta=False, min_interval_s=0
+    )  # ETAs: in the stages' lines
     for index, stage in enumerate(cfg.pipeline.stages):
         t0 = time.perf_counter()
         stage_dir, entry = out / stage.name, manifest["stages"][stage.name]
@@ -76,7 +89,10 @@ def run_pipeline(cfg: Config, *, start_from: str | None = None, only: str | None
         label = f"{index + 1}/{len(names)} {stage.name} ({stage.kind})"
         if stage.name not in selected:
             if not is_finished(stage, stage_dir) and index < first:
-                raise ConfigError(f"stage '{stage.name}' has not finished, so '{names[first]}' has no inputs; run without --from/--only first")
+                raise ConfigError(
+                    f"stage '{stage.name}' has not finished, so '{names[first]}' has no inputs; run without "
+                    "--from/--only first"
+                )
             if index < first:
                 check_unchanged(stage, entry, fingerprint)
             continue
@@ -100,7 +116,9 @@ def run_pipeline(cfg: Config, *, start_from: str | None = None, only: str | None
     return manifest
 
 
-def run_stage(out: Path, manifest: dict, stage: StageConfig, scfg: Config, outputs: dict[str, Path], fingerprint: str) -> None:
+def run_stage(
+    out: Path, manifest: dict, stage: StageConfig, scfg: Config, outputs: dict[str, Path], fingerprint: str
+) -> None:
     stage_dir, entry = out / stage.name, manifest["stages"][stage.name]
     stage_dir.mkdir(parents=True, exist_ok=True)
     if stage.kind in MODEL_KINDS and ckpt.latest_checkpoint(stage_dir) is None:
@@ -120,15 +138,19 @@ def run_stage(out: Path, manifest: dict, stage: StageConfig, scfg: Config, outpu
     except (KeyboardInterrupt, Preempted):  # stopped on request: the stage resumes from its checkpoint
         raise
     except Exception as err:
-        raise StageFailed(f"stage '{stage.name}' ({stage.kind}) failed: {type(err).__name__}: {err}. Earlier stages are intact; "
-                          f"fix the cause and rerun the same command to resume at '{stage.name}'") from err
+        raise StageFailed(
+            f"stage '{stage.name}' ({stage.kind}) failed: {type(err).__name__}: {err}. Earlier stages are intact; "
+            f"fix the cause and rerun the same command to resume at '{stage.name}'"
+        ) from err
     entry["finished_at"] = time.time()
     entry["metrics"] = stage_metrics(stage, stage_dir)
     record.save_manifest(out / MANIFEST, manifest)
 
 
 def data_file(stage: StageConfig, scfg: Config) -> str | None:
-    return {"sft": scfg.sft.data, "grpo": scfg.data.source, "sample": scfg.data.source}.get(stage.kind) or getattr(getattr(scfg, "rm", None), "data", None)
+    return {"sft": scfg.sft.data, "grpo": scfg.data.source, "sample": scfg.data.source}.get(stage.kind) or getattr(
+        getattr(scfg, "rm", None), "data", None
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -142,7 +164,9 @@ def open_manifest(out: Path, cfg: Config) -> dict:
     manifest["status"] = "running"
     manifest["model"] = cfg.model.name
     for stage in cfg.pipeline.stages:
-        manifest["stages"].setdefault(stage.name, {"kind": stage.kind, "status": "pending", "dir": str(out / stage.name), "seconds": 0.0})
+        manifest["stages"].setdefault(
+            stage.name, {"kind": stage.kind, "status": "pending", "dir": str(out / stage.name), "seconds": 0.0}
+        )
     record.save_manifest(path, manifest)
     return manifest
 
@@ -153,18 +177,22 @@ def stage_fingerprint(scfg: Config, stage: StageConfig, manifest: dict) -> str:
     settings = to_dict(scfg)
     for section, key in UNCOMPARED:
         settings[section].pop(key, None)
-    refs = [stage.model] + [d[len(STAGE_REF):] for d in stage.data if d.startswith(STAGE_REF)]
-    refs += [v[len(STAGE_REF):] for v in stage.set.values() if isinstance(v, str) and v.startswith(STAGE_REF)]
+    refs = [stage.model] + [d[len(STAGE_REF) :] for d in stage.data if d.startswith(STAGE_REF)]
+    refs += [v[len(STAGE_REF) :] for v in stage.set.values() if isinstance(v, str) and v.startswith(STAGE_REF)]
     inputs = {ref: manifest["stages"].get(ref, {}).get("finished_at") for ref in refs if ref != "base"}
-    blob = json.dumps({"settings": settings, "kind": stage.kind, "data": stage.data, "inputs": inputs}, sort_keys=True, default=str)
+    blob = json.dumps(
+        {"settings": settings, "kind": stage.kind, "data": stage.data, "inputs": inputs}, sort_keys=True, default=str
+    )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def check_unchanged(stage: StageConfig, entry: dict, fingerprint: str) -> None:
     recorded = entry.get("fingerprint")
     if recorded is not None and recorded != fingerprint:
-        raise ConfigError(f"stage '{stage.name}' finished with other settings or inputs than the config now gives it; "
-                          f"rerun with --from {stage.name} to redo it and every later stage, or use another run.output_dir")
+        raise ConfigError(
+            f"stage '{stage.name}' finished with other settings or inputs than the config now gives it; "
+            f"rerun with --from {stage.name} to redo it and every later stage, or use another run.output_dir"
+        )
 
 
 def move_aside(stage_dir: Path, heldout: Path) -> None:
@@ -206,16 +234,30 @@ def heldout_metrics(model_path: str, cfg: Config) -> dict:
     from r1.models import load_model
 
     p = cfg.pipeline
-    examples = load_examples(p.heldout, split=p.heldout_split, limit=cfg.eval.limit, size=cfg.eval.limit or 2000, seed=p.heldout_seed,
-                             arithmetic=vars(cfg.data.arithmetic), quiet=True)
+    examples = load_examples(
+        p.heldout,
+        split=p.heldout_split,
+        limit=cfg.eval.limit,
+        size=cfg.eval.limit or 2000,
+        seed=p.heldout_seed,
+        arithmetic=vars(cfg.data.arithmetic),
+        quiet=True,
+    )
     model, tokenizer = load_model(model_path, dtype=cfg.model.dtype, device=dist.device(cfg.run.device))
     start = time.perf_counter()
     result = evaluate_with_config(model, tokenizer, examples, cfg)
     samples = [s for record_ in result.records for s in record_["samples"]]
     m = result.metrics
-    return {"accuracy": m["pass@1"]["mean"], "accuracy_ci": [m["pass@1"]["low"], m["pass@1"]["high"]], "format": m["format"]["mean"],
-            "language": sum(s["rewards"].get("language") or 0.0 for s in samples) / len(samples), "mean_length": m["mean_length"],
-            "seconds": round(time.perf_counter() - start, 1), "problems": len(examples), "k": cfg.eval.k}
+    return {
+        "accuracy": m["pass@1"]["mean"],
+        "accuracy_ci": [m["pass@1"]["low"], m["pass@1"]["high"]],
+        "format": m["format"]["mean"],
+        "language": sum(s["rewards"].get("language") or 0.0 for s in samples) / len(samples),
+        "mean_length": m["mean_length"],
+        "seconds": round(time.perf_counter() - start, 1),
+        "problems": len(examples),
+        "k": cfg.eval.k,
+    }
 
 
 def ensure_heldout(manifest: dict, out: Path, name: str, model_path: str, cfg: Config, evaluate_fn) -> dict:
@@ -224,7 +266,9 @@ def ensure_heldout(manifest: dict, out: Path, name: str, model_path: str, cfg: C
     if saved.is_file():
         metrics = json.loads(saved.read_text(encoding="utf-8"))
     else:
-        console.print(f"held-out evaluation of {name} ({cfg.pipeline.heldout}, {cfg.eval.limit} problems × {cfg.eval.k})")
+        console.print(
+            f"held-out evaluation of {name} ({cfg.pipeline.heldout}, {cfg.eval.limit} problems × {cfg.eval.k})"
+        )
         metrics = evaluate_fn(model_path, cfg)
         saved.parent.mkdir(parents=True, exist_ok=True)
         record.write_atomic(saved, json.dumps(metrics, indent=2) + "\n")
@@ -242,8 +286,16 @@ def report_rows(manifest: dict, cfg: Config) -> list[dict]:
         rows.append({"stage": "base", "kind": "", **manifest["heldout"]["base"], "stage_seconds": 0.0})
     for stage in cfg.pipeline.stages:
         entry = manifest["stages"][stage.name]
-        rows.append({"stage": stage.name, "kind": stage.kind, **(entry.get("heldout") or {}), "stage_seconds": entry.get("seconds", 0.0),
-                     "status": entry.get("status"), "note": note(stage, entry)})
+        rows.append(
+            {
+                "stage": stage.name,
+                "kind": stage.kind,
+                **(entry.get("heldout") or {}),
+                "stage_seconds": entry.get("seconds", 0.0),
+                "status": entry.get("status"),
+                "note": note(stage, entry),
+            }
+        )
     return rows
 
 
@@ -262,12 +314,20 @@ def _fmt(row: dict, key: str) -> str:
 
 
 def report_markdown(rows: list[dict], out: Path) -> str:
-    lines = [f"# r1 pipeline: {out}", "", "| after | kind | held-out accuracy (95% CI) | format | language | mean length | stage time | eval time | note |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# r1 pipeline: {out}",
+        "",
+        "| after | kind | held-out accuracy (95% CI) | format | language | mean length | stage time | eval time | "
+        "note |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         ci = f" [{r['accuracy_ci'][0]:.3f}, {r['accuracy_ci'][1]:.3f}]" if r.get("accuracy_ci") else ""
-        lines.append(f"| {r['stage']} | {r['kind']} | {_fmt(r, 'accuracy')}{ci} | {_fmt(r, 'format')} | {_fmt(r, 'language')} | "
-                     f"{_fmt(r, 'mean_length')} | {r['stage_seconds']:.0f} s | {r.get('seconds', 0):.0f} s | {r.get('note', '')} |")
+        lines.append(
+            f"| {r['stage']} | {r['kind']} | {_fmt(r, 'accuracy')}{ci} | {_fmt(r, 'format')} | {_fmt(r, 'language')} | "
+            f"{_fmt(r, 'mean_length')} | {r['stage_seconds']:.0f} s | {r.get('seconds', 0):.0f} s | {r.get('note', '')} "
+            "|"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -278,7 +338,16 @@ def print_report(rows: list[dict], out: Path) -> None:
     for column in ("after", "kind", "accuracy", "format", "language", "length", "stage s", "eval s", "note"):
         table.add_column(column)
     for r in rows:
-        table.add_row(r["stage"], r["kind"], _fmt(r, "accuracy"), _fmt(r, "format"), _fmt(r, "language"), _fmt(r, "mean_length"),
-                      f"{r['stage_seconds']:.0f}", f"{r.get('seconds', 0):.0f}", r.get("note", ""))
+        table.add_row(
+            r["stage"],
+            r["kind"],
+            _fmt(r, "accuracy"),
+            _fmt(r, "format"),
+            _fmt(r, "language"),
+            _fmt(r, "mean_length"),
+            f"{r['stage_seconds']:.0f}",
+            f"{r.get('seconds', 0):.0f}",
+            r.get("note", ""),
+        )
     console.print(table)
     console.print(f"manifest: {out / MANIFEST}; report: {out / 'report.md'}")

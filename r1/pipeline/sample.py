@@ -63,8 +63,16 @@ def load_prompts(d) -> list[dict]:
     reference answer: they become examples with `answer: None`, for the judge."""
     path = Path(d.source).expanduser()
     if d.source in BUNDLED or d.source == "arithmetic" or not (d.source.endswith(".jsonl") or path.is_file()):
-        return load_examples(d.source, split=d.split, question_field=d.question_field, answer_field=d.answer_field,
-                             limit=d.limit, size=d.size, seed=d.seed, arithmetic=vars(d.arithmetic))
+        return load_examples(
+            d.source,
+            split=d.split,
+            question_field=d.question_field,
+            answer_field=d.answer_field,
+            limit=d.limit,
+            size=d.size,
+            seed=d.seed,
+            arithmetic=vars(d.arithmetic),
+        )
     if not path.is_file():
         raise DataError(f"prompt file not found: {path}")
     examples = []
@@ -76,11 +84,16 @@ def load_prompts(d) -> list[dict]:
             raise DataError(f"{path}:{number}: not valid UTF-8 JSON ({type(err).__name__})") from None
         if not isinstance(row, dict):
             raise DataError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
-        example = _prompt_row(row, d.question_field, d.answer_field, default_id=f"{path.stem}-{number}") if row else None
+        example = (
+            _prompt_row(row, d.question_field, d.answer_field, default_id=f"{path.stem}-{number}") if row else None
+        )
         if example is not None:
             examples.append(example)
     if not examples:
-        raise DataError(f"{path}: no row has a question (field '{d.question_field or '/'.join(QUESTION_FIELDS)}'); set data.question_field")
+        raise DataError(
+            f"{path}: no row has a question (field '{d.question_field or '/'.join(QUESTION_FIELDS)}'); set "
+            "data.question_field"
+        )
     return examples[: d.limit] if d.limit is not None else examples
 
 
@@ -91,7 +104,9 @@ def _prompt_row(row: dict, question_field: str | None, answer_field: str | None,
         return example
     fields = (question_field,) if question_field else QUESTION_FIELDS
     question = next((row[f] for f in fields if isinstance(row.get(f), str) and row[f].strip()), None)
-    return None if question is None else {**row, "id": str(row.get("id", default_id)), "prompt": question, "answer": None}
+    return (
+        None if question is None else {**row, "id": str(row.get("id", default_id)), "prompt": question, "answer": None}
+    )
 
 
 def rule_reason(sample: dict, text: str, example: dict, filters, *, require_format: bool) -> tuple[str, str] | None:
@@ -107,7 +122,11 @@ def rule_reason(sample: dict, text: str, example: dict, filters, *, require_form
     failed = first_rejection(text, example, filters)
     if failed is not None:
         return failed
-    return None if checkable else ("uncheckable", "no reference answer" if example.get("answer") is None else "accuracy reward failed")
+    return (
+        None
+        if checkable
+        else ("uncheckable", "no reference answer" if example.get("answer") is None else "accuracy reward failed")
+    )
 
 
 def select(records: list[dict], examples: list[dict], filters, judge=None, *, require_format: bool = True) -> dict:
@@ -124,7 +143,10 @@ def select(records: list[dict], examples: list[dict], filters, judge=None, *, re
                 pending.append(len(decisions))
             decisions.append((example, text, reason, None))
     if pending:
-        items = [(decisions[i][0]["prompt"], after_think(decisions[i][1]) or decisions[i][1], decisions[i][0].get("answer")) for i in pending]
+        items = [
+            (decisions[i][0]["prompt"], after_think(decisions[i][1]) or decisions[i][1], decisions[i][0].get("answer"))
+            for i in pending
+        ]
         for i, score in zip(pending, judge.scores(items)):
             example, text, _, _ = decisions[i]
             if score is None:
@@ -135,8 +157,15 @@ def select(records: list[dict], examples: list[dict], filters, judge=None, *, re
     rows, rejected, details = [], Counter(), {}
     for example, text, reason, score in decisions:
         if reason is None:
-            rows.append({"id": example.get("id"), "prompt": example["prompt"], "completion": text, "answer": example.get("answer"),
-                         **({"judge": score} if score is not None else {})})
+            rows.append(
+                {
+                    "id": example.get("id"),
+                    "prompt": example["prompt"],
+                    "completion": text,
+                    "answer": example.get("answer"),
+                    **({"judge": score} if score is not None else {}),
+                }
+            )
         else:
             rejected[reason[0]] += 1
             details.setdefault(reason[0], f"{example.get('id')}: {reason[1]}")
@@ -179,14 +208,22 @@ def changed_settings(saved_path: Path, cfg: Config, ignore: tuple[str, ...] = UN
     """The dotted keys whose value in `cfg` differs from the saved config.yaml (`run.<ignore>` aside).
 
     An `auto` precision matches what it was resolved to in the saved file (r1/precision.py)."""
-    saved, current = yaml.safe_load(saved_path.read_text(encoding="utf-8")) or {}, yaml.safe_load(yaml.safe_dump(to_dict(cfg)))
+    saved, current = (
+        yaml.safe_load(saved_path.read_text(encoding="utf-8")) or {},
+        yaml.safe_load(yaml.safe_dump(to_dict(cfg))),
+    )
     for settings in (saved, current):
         for key in ignore:
             settings.get("run", {}).pop(key, None)
     for section, key in (("rollout", "dtype"), ("train", "bf16")):
         if current[section][key] == "auto" and key in saved.get(section, {}):
             current[section][key] = saved[section][key]
-    return sorted(f"{section}.{key}" for section in current for key in current[section] if saved.get(section, {}).get(key) != current[section][key])
+    return sorted(
+        f"{section}.{key}"
+        for section in current
+        for key in current[section]
+        if saved.get(section, {}).get(key) != current[section][key]
+    )
 
 
 def check_same_config(out: Path, cfg: Config) -> None:
@@ -196,8 +233,10 @@ def check_same_config(out: Path, cfg: Config) -> None:
         return
     changed = changed_settings(saved_path, cfg)
     if changed:
-        raise ConfigError(f"{out} holds an unfinished `r1 sample` run with other settings ({', '.join(changed)}); "
-                          "rerun with the same settings to resume it, or choose another run.output_dir")
+        raise ConfigError(
+            f"{out} holds an unfinished `r1 sample` run with other settings ({', '.join(changed)}); "
+            "rerun with the same settings to resume it, or choose another run.output_dir"
+        )
 
 
 def finish(out: Path, chunks: list[dict], cfg: Config, seconds: float) -> dict:
@@ -211,12 +250,21 @@ def finish(out: Path, chunks: list[dict], cfg: Config, seconds: float) -> dict:
     write_atomic(out / "sft.jsonl", "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
     prompts = sum(len(chunk["ids"]) for chunk in chunks)
     report = {
-        "finished": True, "model": cfg.model.name, "prompts_source": cfg.data.source, "prompts": prompts,
-        "samples": prompts * cfg.sample.k, "kept": len(rows), "prompts_with_kept": len({row["id"] for row in rows}),
-        "rejected": dict(sorted(rejected.items(), key=lambda kv: -kv[1])), "first_rejected": details,
-        "judged": sum(chunk["judged"] for chunk in chunks), "judge": cfg.sample.judge,
+        "finished": True,
+        "model": cfg.model.name,
+        "prompts_source": cfg.data.source,
+        "prompts": prompts,
+        "samples": prompts * cfg.sample.k,
+        "kept": len(rows),
+        "prompts_with_kept": len({row["id"] for row in rows}),
+        "rejected": dict(sorted(rejected.items(), key=lambda kv: -kv[1])),
+        "first_rejected": details,
+        "judged": sum(chunk["judged"] for chunk in chunks),
+        "judge": cfg.sample.judge,
         "reward_events": dict(sum((Counter(chunk.get("events", {})) for chunk in chunks), Counter())),
-        "sft": str(out / "sft.jsonl"), "template": cfg.data.template, "seconds_this_run": round(seconds, 1),
+        "sft": str(out / "sft.jsonl"),
+        "template": cfg.data.template,
+        "seconds_this_run": round(seconds, 1),
     }
     write_atomic(out / "report.md", report_markdown(report))
     write_atomic(out / "report.json", json.dumps(report, indent=2, ensure_ascii=False) + "\n")
@@ -225,11 +273,16 @@ def finish(out: Path, chunks: list[dict], cfg: Config, seconds: float) -> dict:
 
 def report_markdown(report: dict) -> str:
     lines = [
-        f"# Rejection sampling: {report['model']} on {report['prompts_source']}", "",
-        f"{report['prompts']} prompts × {report['samples'] // max(report['prompts'], 1)} samples = {report['samples']} samples; "
-        f"**kept {report['kept']}** ({report['kept'] / max(report['samples'], 1):.1%}) for {report['prompts_with_kept']} prompts; "
-        f"{report['judged']} sent to the judge ({report['judge'] or 'none'}).", "",
-        "| rejected because | samples | first example |", "|---|---:|---|",
+        f"# Rejection sampling: {report['model']} on {report['prompts_source']}",
+        "",
+        f"{report['prompts']} prompts × {report['samples'] // max(report['prompts'], 1)} samples = "
+        f"{report['samples']} samples; "
+        f"**kept {report['kept']}** ({report['kept'] / max(report['samples'], 1):.1%}) for "
+        f"{report['prompts_with_kept']} prompts; "
+        f"{report['judged']} sent to the judge ({report['judge'] or 'none'}).",
+        "",
+        "| rejected because | samples | first example |",
+        "|---|---:|---|",
     ]
     for reason, count in report["rejected"].items():
         detail = report["first_rejected"].get(reason, "").replace("|", "\\|").replace("\n", " ")
@@ -257,39 +310,76 @@ def run_sample(cfg: Config, *, generate_fn=None, judge=None, progress: bool = Tr
     out = Path(cfg.run.output_dir or f"runs/sample-{time.strftime('%Y%m%d-%H%M%S')}")
     if (out / "report.json").is_file():
         report = json.loads((out / "report.json").read_text(encoding="utf-8"))
-        console.print(f"{out} is finished (report.json): kept {report['kept']} of {report['samples']} samples; nothing to do "
-                      "(other settings need another run.output_dir)")
+        console.print(
+            f"{out} is finished (report.json): kept {report['kept']} of {report['samples']} samples; nothing to do "
+            "(other settings need another run.output_dir)"
+        )
         return report
     cfg.run.output_dir = str(out)
     check_same_config(out, cfg)
     start_run(cfg, "sample")
     s, r, d = cfg.sample, cfg.rollout, cfg.data
     model, tokenizer = load_model(cfg.model.name, dtype=cfg.model.dtype, device=dist.device(cfg.run.device))
-    examples = prepare_prompts(load_prompts(d), tokenizer, template=d.template, form=d.template_form, prefill_think=d.prefill_think,
-                               max_prompt_tokens=d.max_prompt_tokens, on_overlong=d.on_overlong_prompt)
+    examples = prepare_prompts(
+        load_prompts(d),
+        tokenizer,
+        template=d.template,
+        form=d.template_form,
+        prefill_think=d.prefill_think,
+        max_prompt_tokens=d.max_prompt_tokens,
+        on_overlong=d.on_overlong_prompt,
+    )
     generate_fn = generate_fn or engine(r.engine, model)
     if judge is None and s.judge:
         same = s.judge == cfg.model.name
-        judge = load_judge(s.judge, engine=r.engine, dtype=r.dtype, max_new_tokens=s.judge_max_new_tokens, temperature=s.judge_temperature,
-                           seed=cfg.run.seed, model=model if same else None, tokenizer=tokenizer if same else None, device=model.device)
-    count = (lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])) if s.length_unit == "tokens" else len
+        judge = load_judge(
+            s.judge,
+            engine=r.engine,
+            dtype=r.dtype,
+            max_new_tokens=s.judge_max_new_tokens,
+            temperature=s.judge_temperature,
+            seed=cfg.run.seed,
+            model=model if same else None,
+            tokenizer=tokenizer if same else None,
+            device=model.device,
+        )
+    count = (
+        (lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])) if s.length_unit == "tokens" else len
+    )
     filters = filters_from_settings(s, count)
     progress_path = out / "progress.jsonl"
     chunks = read_progress(progress_path)
     starts = range(0, len(examples), s.chunk_prompts)
     if len(chunks) > len(starts):
-        raise DataError(f"{progress_path} has {len(chunks)} finished chunks but {d.source} gives only {len(starts)}; use another run.output_dir")
+        raise DataError(
+            f"{progress_path} has {len(chunks)} finished chunks but {d.source} gives only {len(starts)}; use "
+            "another run.output_dir"
+        )
     bar = Progress("sample chunk", len(starts), unit="chunk", begin=len(chunks))  # the ETA counts this run's chunks
     for index, begin in enumerate(starts):
-        part = examples[begin:begin + s.chunk_prompts]
+        part = examples[begin : begin + s.chunk_prompts]
         ids = [str(e.get("id")) for e in part]
         if index < len(chunks):
             if chunks[index]["ids"] != ids:
-                raise DataError(f"{progress_path}: chunk {index} was made from other prompts than {d.source} gives now; use another run.output_dir")
+                raise DataError(
+                    f"{progress_path}: chunk {index} was made from other prompts than {d.source} gives now; use "
+                    "another run.output_dir"
+                )
             continue
-        result = evaluate(model, tokenizer, part, k=s.k, temperature=r.temperature, top_p=r.top_p, max_new_tokens=r.max_new_tokens,
-                          seed=cfg.run.seed + CHUNK_SEED_STRIDE * index, batch_size=s.batch_size, progress=progress, generate_fn=generate_fn,
-                          dtype=r.dtype)
+        result = evaluate(
+            model,
+            tokenizer,
+            part,
+            k=s.k,
+            temperature=r.temperature,
+            top_p=r.top_p,
+            max_new_tokens=r.max_new_tokens,
+            seed=cfg.run.seed + CHUNK_SEED_STRIDE * index,
+            batch_size=s.batch_size,
+            progress=progress,
+            generate_fn=generate_fn,
+            dtype=r.dtype,
+        )
         chosen = select(result.records, part, filters, judge, require_format=s.require_format)
         events = {k: v for k, v in result.metrics["reward_events"].items() if isinstance(v, int)}
         chunks.append({"chunk": index, "ids": ids, **chosen, "events": events})
@@ -297,5 +387,7 @@ def run_sample(cfg: Config, *, generate_fn=None, judge=None, progress: bool = Tr
         passed = f"{len(chosen['rows'])}/{len(part) * s.k}"  # before dedup and the per-prompt cap
         bar.update(index + 1, passed=passed, rejected=chosen["rejected"])
     report = finish(out, chunks, cfg, time.perf_counter() - start)
-    console.print(f"kept {report['kept']} of {report['samples']} samples → {report['sft']}; report: {out / 'report.md'}")
+    console.print(
+        f"kept {report['kept']} of {report['samples']} samples → {report['sft']}; report: {out / 'report.md'}"
+    )
     return report

@@ -67,16 +67,24 @@ def validate(p: PipelineConfig) -> None:
     for i, stage in enumerate(p.stages):
         where = f"pipeline.stages[{i}] ({stage.name or 'unnamed'})"
         if not stage.name or not stage.name.replace("_", "").replace("-", "").isalnum():
-            raise ConfigError(f"{where}: name must be non-empty letters, digits, '-' or '_' (it names the stage's folder)")
+            raise ConfigError(
+                f"{where}: name must be non-empty letters, digits, '-' or '_' (it names the stage's folder)"
+            )
         if stage.name in seen or stage.name == "base":
-            raise ConfigError(f"{where}: the name '{stage.name}' is {'reserved' if stage.name == 'base' else 'used twice'}")
+            raise ConfigError(
+                f"{where}: the name '{stage.name}' is {'reserved' if stage.name == 'base' else 'used twice'}"
+            )
         if stage.model != "base":
             source = seen.get(stage.model)
             if source is None or source.kind not in MODEL_KINDS:
                 starts = ", ".join(["base"] + [s.name for s in seen.values() if s.kind in MODEL_KINDS])
-                raise ConfigError(f"{where}: model '{stage.model}' is not an earlier sft/grpo stage; choose one of: {starts}")
-        for ref in [d for d in stage.data if d.startswith(STAGE_REF)] + [v for v in stage.set.values() if isinstance(v, str) and v.startswith(STAGE_REF)]:
-            if ref[len(STAGE_REF):] not in seen:
+                raise ConfigError(
+                    f"{where}: model '{stage.model}' is not an earlier sft/grpo stage; choose one of: {starts}"
+                )
+        for ref in [d for d in stage.data if d.startswith(STAGE_REF)] + [
+            v for v in stage.set.values() if isinstance(v, str) and v.startswith(STAGE_REF)
+        ]:
+            if ref[len(STAGE_REF) :] not in seen:
                 raise ConfigError(f"{where}: '{ref}' does not name an earlier stage ({', '.join(seen) or 'none yet'})")
         if stage.kind in ("sft", "rm") and not stage.data:
             raise ConfigError(f"{where}: a {stage.kind} stage needs data (SFT rows or preference pairs)")
@@ -90,7 +98,7 @@ def stage_config(cfg: Config, stage: StageConfig, stage_dir: Path, outputs: dict
     data["pipeline"] = to_dict(PipelineConfig())  # a stage's saved config.yaml is a plain command config
     for key, value in stage.set.items():
         if isinstance(value, str) and value.startswith(STAGE_REF):
-            value = str(outputs.get(value[len(STAGE_REF):], value))
+            value = str(outputs.get(value[len(STAGE_REF) :], value))
         try:
             set_dotted(data, str(key), copy.deepcopy(value), Config)
         except ConfigError as err:
@@ -119,9 +127,9 @@ def split_limit(item: str) -> tuple[str, int | None]:
 def sft_rows(item: str, cfg: Config, outputs: dict[str, Path]) -> list[dict]:
     """One `data` item of an SFT stage as SFT rows (module doc)."""
     if item.startswith(STAGE_REF):
-        return read_rows(outputs[item[len(STAGE_REF):]])
+        return read_rows(outputs[item[len(STAGE_REF) :]])
     if item.startswith("coldstart:"):
-        task, n = split_limit(item[len("coldstart:"):])
+        task, n = split_limit(item[len("coldstart:") :])
         if task not in GENERATORS:
             raise DataError(f"'{item}': no worked-example generator for '{task}' (choose from {', '.join(GENERATORS)})")
         return GENERATORS[task](n or 256, seed=cfg.data.seed)
@@ -129,7 +137,10 @@ def sft_rows(item: str, cfg: Config, outputs: dict[str, Path]) -> list[dict]:
     rows = read_rows(find_file(source))[:limit]
     converted = [as_sft_row(row) for row in rows]
     if not any(converted):
-        raise DataError(f"'{item}': its rows are neither SFT rows (prompt/completion, messages) nor preference pairs (prompt/chosen)")
+        raise DataError(
+            f"'{item}': its rows are neither SFT rows (prompt/completion, messages) nor preference pairs "
+            "(prompt/chosen)"
+        )
     return [row for row in converted if row]
 
 
@@ -137,7 +148,11 @@ def as_sft_row(row: dict) -> dict | None:
     if "completion" in row or "messages" in row:
         return row
     if isinstance(row.get("prompt"), str) and isinstance(row.get("chosen"), str):
-        return {"prompt": row["prompt"], "completion": GENERAL_COMPLETION.format(response=row["chosen"].strip()), "kind": "general"}
+        return {
+            "prompt": row["prompt"],
+            "completion": GENERAL_COMPLETION.format(response=row["chosen"].strip()),
+            "kind": "general",
+        }
     return None
 
 
@@ -145,8 +160,17 @@ def prompt_rows(item: str, cfg: Config) -> list[dict]:
     """One `data` item of a grpo/sample stage as prompt rows, each with its `kind`."""
     source, limit = split_limit(item)
     d = cfg.data
-    examples = load_examples(source, split=d.split, question_field=d.question_field, answer_field=d.answer_field,
-                             limit=limit, size=max(d.size, limit or 0), seed=d.seed, arithmetic=vars(d.arithmetic), quiet=True)
+    examples = load_examples(
+        source,
+        split=d.split,
+        question_field=d.question_field,
+        answer_field=d.answer_field,
+        limit=limit,
+        size=max(d.size, limit or 0),
+        seed=d.seed,
+        arithmetic=vars(d.arithmetic),
+        quiet=True,
+    )
     keep = ("id", "prompt", "answer", "kind", "solution", "test", "entry_point")
     return [{k: e[k] for k in keep if k in e} | {"kind": e.get("kind", "reasoning")} for e in examples]
 
@@ -165,16 +189,28 @@ def write_stage_data(stage: StageConfig, cfg: Config, stage_dir: Path, outputs: 
         rows = [row for item in stage.data for row in prompt_rows(item, cfg)]
         for i, row in enumerate(rows):
             row["id"] = f"{row.get('id', 'row')}#{i}"  # unique across mixed sources
-        cfg.data.source, cfg.data.question_field, cfg.data.answer_field, cfg.data.limit = str(write_jsonl(rows, stage_dir / "prompts.jsonl")), "prompt", "answer", None
+        cfg.data.source, cfg.data.question_field, cfg.data.answer_field, cfg.data.limit = (
+            str(write_jsonl(rows, stage_dir / "prompts.jsonl")),
+            "prompt",
+            "answer",
+            None,
+        )
     return cfg
 
 
 def find_file(source: str) -> Path:
     """A JSONL path, or a file bundled with r1 by its name (`preference_pairs`)."""
-    for path in (Path(source).expanduser(), BUNDLED_DIR / source, BUNDLED_DIR / f"{source}.jsonl", BUNDLED_DIR / f"{source.replace('-', '_')}.jsonl"):
+    for path in (
+        Path(source).expanduser(),
+        BUNDLED_DIR / source,
+        BUNDLED_DIR / f"{source}.jsonl",
+        BUNDLED_DIR / f"{source.replace('-', '_')}.jsonl",
+    ):
         if path.is_file():
             return path
-    raise DataError(f"data file not found: {source} (a JSONL path, or one of r1's bundled files: {', '.join(sorted(p.stem for p in BUNDLED_DIR.glob('*.jsonl')))})")
+    raise DataError(
+        f"data file not found: {source} (a JSONL path, or one of r1's bundled files: {', '.join(sorted(p.stem for p in BUNDLED_DIR.glob('*.jsonl')))})"
+    )
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -202,7 +238,10 @@ def run_sample_stage(cfg: Config) -> None:
 
     report = run_sample(cfg, progress=True)
     if report["kept"] == 0:
-        raise DataError(f"rejection sampling kept 0 of {report['samples']} samples ({report['rejected']}); see {cfg.run.output_dir}/report.md")
+        raise DataError(
+            f"rejection sampling kept 0 of {report['samples']} samples ({report['rejected']}); see "
+            f"{cfg.run.output_dir}/report.md"
+        )
 
 
 def run_rm(cfg: Config) -> None:

@@ -59,8 +59,9 @@ def reference_answer(answer: str) -> str:
     return ", ".join(boxed) if boxed else reference
 
 
-def _same_collection(reference: str, ref_values: list[str], ref_names: dict[str, str] | None,
-                     candidates: list[str]) -> bool | None:
+def _same_collection(
+    reference: str, ref_values: list[str], ref_names: dict[str, str] | None, candidates: list[str]
+) -> bool | None:
     """For a reference of several values (`parts.values` of it): True/False when the prediction's
     values settle it, None when it names fewer values than the reference (then it is compared whole:
     ``1 \\pm \\sqrt{2}``)."""

@@ -41,11 +41,18 @@ def gsm8k_gold(answer_field: str) -> str:
 
 def _cases() -> dict[str, list[tuple[str, dict]]]:
     """Dataset label → (completion, example) pairs that must all score 1.0."""
-    gsm = [(f"<think>…</think><answer>{gsm8k_gold(r['answer'])}</answer>",
-            {"answer": gsm8k_gold(r["answer"]), "prompt": r["question"]}) for r in _rows("gsm8k_test.jsonl")]
+    gsm = [
+        (
+            f"<think>…</think><answer>{gsm8k_gold(r['answer'])}</answer>",
+            {"answer": gsm8k_gold(r["answer"]), "prompt": r["question"]},
+        )
+        for r in _rows("gsm8k_test.jsonl")
+    ]
     math = _rows("math500_test.jsonl")
-    wrapped = [(f"<think>…</think><answer>{r['answer']}</answer>", {"answer": r["answer"], "prompt": r["problem"]})
-               for r in math]
+    wrapped = [
+        (f"<think>…</think><answer>{r['answer']}</answer>", {"answer": r["answer"], "prompt": r["problem"]})
+        for r in math
+    ]
     solution = [(r["solution"], {"answer": r["answer"], "prompt": r["problem"]}) for r in math]
     return {"gsm8k_test/answer": gsm, "math500/answer": wrapped, "math500/solution": solution}
 
@@ -56,8 +63,11 @@ def reference_check() -> dict:
     for label, cases in _cases().items():
         completions, examples = [c for c, _ in cases], [e for _, e in cases]
         values = score_completions(completions, examples, ["accuracy"]).values["accuracy"]
-        misses = [{"answer": e["answer"], "completion_tail": c[-120:]} for c, e, v in zip(completions, examples, values)
-                  if v != 1.0]
+        misses = [
+            {"answer": e["answer"], "completion_tail": c[-120:]}
+            for c, e, v in zip(completions, examples, values)
+            if v != 1.0
+        ]
         rate = 1 - len(misses) / len(cases)
         report[label] = {"n": len(cases), "rate": rate, "exceptions": misses}
         print(f"{label:34s} n={len(cases):5d} rate={rate:.4f} exceptions={len(misses)}")
@@ -81,7 +91,7 @@ def _perturb(answer: str, rng: random.Random) -> str:
     if not numbers:
         return answer + " + 1"
     m = rng.choice(numbers)
-    return answer[:m.start()] + str(int(m.group()) + rng.randint(1, 9)) + answer[m.end():]
+    return answer[: m.start()] + str(int(m.group()) + rng.randint(1, 9)) + answer[m.end() :]
 
 
 def throughput(n: int = 10000, batch_size: int = 256, seed: int = 0) -> dict:
@@ -104,16 +114,25 @@ def throughput(n: int = 10000, batch_size: int = 256, seed: int = 0) -> dict:
             worst, worst_answer = time.perf_counter() - start, completion[-80:]
     start, counts, correct = time.perf_counter(), {}, 0.0
     for i in range(0, n, batch_size):
-        batch = samples[i:i + batch_size]
+        batch = samples[i : i + batch_size]
         scores = score_completions([c for c, _ in batch], [e for _, e in batch], ["accuracy"])
         correct += sum(v or 0.0 for v in scores.values["accuracy"])
         for key, value in scores.counts.items():
             counts[key] = counts.get(key, 0) + value
     elapsed = time.perf_counter() - start
-    result = {"n": n, "seconds": elapsed, "completions_per_s": n / elapsed, "worst_call_s": worst,
-              "worst_call_tail": worst_answer, "mean_accuracy": correct / n, "counts": counts}
-    print(f"{n} completions in {elapsed:.1f}s = {n / elapsed:.0f} completions/s; "
-          f"worst single call {worst * 1000:.0f} ms (of 200 timed); mean accuracy {correct / n:.3f}; {counts}")
+    result = {
+        "n": n,
+        "seconds": elapsed,
+        "completions_per_s": n / elapsed,
+        "worst_call_s": worst,
+        "worst_call_tail": worst_answer,
+        "mean_accuracy": correct / n,
+        "counts": counts,
+    }
+    print(
+        f"{n} completions in {elapsed:.1f}s = {n / elapsed:.0f} completions/s; "
+        f"worst single call {worst * 1000:.0f} ms (of 200 timed); mean accuracy {correct / n:.3f}; {counts}"
+    )
     return result
 
 

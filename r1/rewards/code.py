@@ -49,12 +49,12 @@ def fenced_blocks(text: str) -> list[str]:
         stripped = line.strip()
         if lines is None:
             if stripped.startswith(FENCE):
-                tag = stripped[len(FENCE):].split()
+                tag = stripped[len(FENCE) :].split()
                 lines = [] if (tag[0].lower() if tag else "") in PYTHON_TAGS else False
                 indent = len(line) - len(line.lstrip())
         elif stripped == FENCE:
             if lines is not False:
-                blocks.append("".join(ln[min(indent, len(ln) - len(ln.lstrip())):] + "\n" for ln in lines))
+                blocks.append("".join(ln[min(indent, len(ln) - len(ln.lstrip())) :] + "\n" for ln in lines))
             lines = None
         elif lines is not False:
             lines.append(line)
@@ -92,7 +92,8 @@ def check_statements(test_code: str) -> tuple[str, tuple[sandbox.Statement, ...]
     check = checks[0]
     setup = "\n".join(ast.unparse(node) for node in tree.body if node is not check)
     statements = tuple(
-        sandbox.Statement(ast.unparse(node), counted=any(_real_assert(n) for n in ast.walk(node))) for node in check.body
+        sandbox.Statement(ast.unparse(node), counted=any(_real_assert(n) for n in ast.walk(node)))
+        for node in check.body
     )
     if not any(s.counted for s in statements):
         raise ValueError("check() in example['test'] contains no assert")
@@ -108,7 +109,9 @@ def build_job(code: str, example: dict) -> sandbox.Job:
     """The sandbox job for ``code`` on a code example (module doc, rule 2)."""
     test, entry_point = example.get("test"), example.get("entry_point")
     if not isinstance(test, str) or not isinstance(entry_point, str) or not entry_point.isidentifier():
-        raise ValueError("the code reward needs example['test'] (code defining check(candidate)) and example['entry_point']")
+        raise ValueError(
+            "the code reward needs example['test'] (code defining check(candidate)) and example['entry_point']"
+        )
     setup, statements, parameter = check_statements(test)
     prompt = example.get("code_prompt") or ""
     if prompt and not prompt.endswith("\n"):
@@ -117,7 +120,9 @@ def build_job(code: str, example: dict) -> sandbox.Job:
     program = prompt + code if body_only else f"{prompt}\n\n{code}"
     # Tests may call the entry point by name as well (HumanEval/33): in the original harness they
     # share the program's namespace, so that name is the program's function too, not the stub.
-    return sandbox.Job(program, statements, setup=f"{prompt}\n{setup}", functions={parameter: entry_point, entry_point: entry_point})
+    return sandbox.Job(
+        program, statements, setup=f"{prompt}\n{setup}", functions={parameter: entry_point, entry_point: entry_point}
+    )
 
 
 @register("code", concurrent=True)

@@ -39,19 +39,64 @@ NET_TCP = 1 << 0 | 1 << 1  # bind_tcp, connect_tcp (ABI 4)
 SCOPES = 1 << 0 | 1 << 1  # abstract_unix_socket, signal (ABI 6)
 
 DENIED_X86_64 = {
-    "ptrace": 101, "process_vm_readv": 310, "process_vm_writev": 311, "kcmp": 312, "process_madvise": 440,
-    "socket": 41, "mknod": 133, "mknodat": 259,
-    "setxattr": 188, "lsetxattr": 189, "fsetxattr": 190, "removexattr": 197, "lremovexattr": 198,
-    "fremovexattr": 199, "setxattrat": 463, "removexattrat": 466,
-    "pidfd_open": 434, "pidfd_send_signal": 424, "pidfd_getfd": 438,
-    "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427,
-    "bpf": 321, "perf_event_open": 298, "userfaultfd": 323, "fanotify_init": 300,
-    "keyctl": 250, "add_key": 248, "request_key": 249,
-    "unshare": 272, "setns": 308, "mount": 165, "umount2": 166, "pivot_root": 155, "chroot": 161,
-    "open_tree": 428, "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433,
-    "mount_setattr": 442, "name_to_handle_at": 303, "open_by_handle_at": 304, "quotactl": 179, "quotactl_fd": 443,
-    "kexec_load": 246, "kexec_file_load": 320, "init_module": 175, "finit_module": 313, "delete_module": 176,
-    "acct": 163, "swapon": 167, "swapoff": 168, "reboot": 169, "syslog": 103, "iopl": 172, "ioperm": 173,
+    "ptrace": 101,
+    "process_vm_readv": 310,
+    "process_vm_writev": 311,
+    "kcmp": 312,
+    "process_madvise": 440,
+    "socket": 41,
+    "mknod": 133,
+    "mknodat": 259,
+    "setxattr": 188,
+    "lsetxattr": 189,
+    "fsetxattr": 190,
+    "removexattr": 197,
+    "lremovexattr": 198,
+    "fremovexattr": 199,
+    "setxattrat": 463,
+    "removexattrat": 466,
+    "pidfd_open": 434,
+    "pidfd_send_signal": 424,
+    "pidfd_getfd": 438,
+    "io_uring_setup": 425,
+    "io_uring_enter": 426,
+    "io_uring_register": 427,
+    "bpf": 321,
+    "perf_event_open": 298,
+    "userfaultfd": 323,
+    "fanotify_init": 300,
+    "keyctl": 250,
+    "add_key": 248,
+    "request_key": 249,
+    "unshare": 272,
+    "setns": 308,
+    "mount": 165,
+    "umount2": 166,
+    "pivot_root": 155,
+    "chroot": 161,
+    "open_tree": 428,
+    "move_mount": 429,
+    "fsopen": 430,
+    "fsconfig": 431,
+    "fsmount": 432,
+    "fspick": 433,
+    "mount_setattr": 442,
+    "name_to_handle_at": 303,
+    "open_by_handle_at": 304,
+    "quotactl": 179,
+    "quotactl_fd": 443,
+    "kexec_load": 246,
+    "kexec_file_load": 320,
+    "init_module": 175,
+    "finit_module": 313,
+    "delete_module": 176,
+    "acct": 163,
+    "swapon": 167,
+    "swapoff": 168,
+    "reboot": 169,
+    "syslog": 103,
+    "iopl": 172,
+    "ioperm": 173,
     "vhangup": 153,
 }
 CLONE_X86_64, CLONE3_X86_64 = 56, 435
@@ -111,18 +156,32 @@ def restrict_writes(workdir: str) -> str:
 
 def _filter_x86_64() -> bytes:
     """The BPF program: check the architecture, refuse x32 and DENIED_X86_64, vet clone's flags."""
+
     def op(code: int, jt: int, jf: int, k: int) -> bytes:
         return struct.pack("HBBI", code, jt, jf, k)
+
     load, jeq, jge, jset, ret = 0x20, 0x15, 0x35, 0x45, 0x06  # BPF_LD|W|ABS, BPF_JMP|JEQ/JGE/JSET|K, BPF_RET|K
     allow, kill = 0x7FFF0000, 0x80000000  # SECCOMP_RET_ALLOW, SECCOMP_RET_KILL_PROCESS
     errno = lambda number: 0x00050000 | number  # noqa: E731 (SECCOMP_RET_ERRNO)
-    program = [op(load, 0, 0, 4), op(jeq, 1, 0, AUDIT_ARCH_X86_64), op(ret, 0, 0, kill),  # seccomp_data.arch
-               op(load, 0, 0, 0), op(jge, 0, 1, X32_BIT), op(ret, 0, 0, errno(ENOSYS))]  # seccomp_data.nr
+    program = [
+        op(load, 0, 0, 4),
+        op(jeq, 1, 0, AUDIT_ARCH_X86_64),
+        op(ret, 0, 0, kill),  # seccomp_data.arch
+        op(load, 0, 0, 0),
+        op(jge, 0, 1, X32_BIT),
+        op(ret, 0, 0, errno(ENOSYS)),
+    ]  # seccomp_data.nr
     for number in sorted(DENIED_X86_64.values()):
         program += [op(jeq, 0, 1, number), op(ret, 0, 0, errno(EPERM))]
-    program += [op(jeq, 0, 1, CLONE3_X86_64), op(ret, 0, 0, errno(ENOSYS)),
-                op(jeq, 0, 3, CLONE_X86_64), op(load, 0, 0, 16),  # the low half of args[0], clone's flags
-                op(jset, 0, 1, CLONE_NAMESPACES), op(ret, 0, 0, errno(EPERM)), op(ret, 0, 0, allow)]
+    program += [
+        op(jeq, 0, 1, CLONE3_X86_64),
+        op(ret, 0, 0, errno(ENOSYS)),
+        op(jeq, 0, 3, CLONE_X86_64),
+        op(load, 0, 0, 16),  # the low half of args[0], clone's flags
+        op(jset, 0, 1, CLONE_NAMESPACES),
+        op(ret, 0, 0, errno(EPERM)),
+        op(ret, 0, 0, allow),
+    ]
     return b"".join(program)
 
 

@@ -48,7 +48,7 @@ def after_think(text: str) -> str | None:
     close = text.rfind(THINK_CLOSE)
     if close < 0:
         return None if THINK_OPEN in text else text
-    rest = text[close + len(THINK_CLOSE):]
+    rest = text[close + len(THINK_CLOSE) :]
     return None if THINK_OPEN in rest else rest
 
 
@@ -74,7 +74,7 @@ def _boxes(text: str) -> list[tuple[str, int]]:
             end = _matching_brace(text, j)
             if end < 0:  # truncated box: nothing after it can close it either
                 return found
-            found.append((text[j + 1:end], end + 1))
+            found.append((text[j + 1 : end], end + 1))
             i = end + 1
 
 
@@ -114,7 +114,7 @@ def answer_candidates(completion: str, example: dict | None = None) -> list[str]
     if boxes:
         # words before the box are working ("so x = \boxed{5}"); a number after the last box is a
         # second value ("\boxed{5} or 6") and makes the block ambiguous
-        tail = content[boxes[-1][1]:]
+        tail = content[boxes[-1][1] :]
         return [] if any(ch.isdigit() for ch in tail) else _distinct([value for value, _ in boxes])
     value = sentence_value(content)
     if value is not None:  # "She makes $18 every day." → 18; "It is not 5." → no answer

@@ -44,16 +44,16 @@ def _parts(completion: str, example: dict) -> dict[str, bool]:
     pos = {tag: text.find(tag) for tag in _TAGS}
     think_ok = counts[THINK_OPEN] == 1 and counts[THINK_CLOSE] == 1 and pos[THINK_OPEN] < pos[THINK_CLOSE]
     if think_ok:
-        inside = text[pos[THINK_OPEN] + len(THINK_OPEN):pos[THINK_CLOSE]]
+        inside = text[pos[THINK_OPEN] + len(THINK_OPEN) : pos[THINK_CLOSE]]
         think_ok = bool(inside.strip()) and not any(tag in inside for tag in _TAGS)
     answer_ok = counts[ANSWER_OPEN] == 1 and counts[ANSWER_CLOSE] == 1 and pos[ANSWER_OPEN] < pos[ANSWER_CLOSE]
     if answer_ok:
-        answer_ok = bool(text[pos[ANSWER_OPEN] + len(ANSWER_OPEN):pos[ANSWER_CLOSE]].strip())
+        answer_ok = bool(text[pos[ANSWER_OPEN] + len(ANSWER_OPEN) : pos[ANSWER_CLOSE]].strip())
     order_ok = think_ok and answer_ok and pos[THINK_CLOSE] < pos[ANSWER_OPEN]
     outside_ok = order_ok and not (
-        text[:pos[THINK_OPEN]].strip()
-        or text[pos[THINK_CLOSE] + len(THINK_CLOSE):pos[ANSWER_OPEN]].strip()
-        or text[pos[ANSWER_CLOSE] + len(ANSWER_CLOSE):].strip()
+        text[: pos[THINK_OPEN]].strip()
+        or text[pos[THINK_CLOSE] + len(THINK_CLOSE) : pos[ANSWER_OPEN]].strip()
+        or text[pos[ANSWER_CLOSE] + len(ANSWER_CLOSE) :].strip()
     )
     return {"think": think_ok, "answer": answer_ok, "order": order_ok, "outside": outside_ok}
 

@@ -57,9 +57,12 @@ _WORD = re.compile(r"[a-z]+")
 _VERDICT = re.compile(r"verdict", re.IGNORECASE)
 _NUMBER = r"(\d+(?:\.\d+)?)"
 _SCALED = re.compile(  # "score: 7/10", "rating 7 / 10", "8 out of 10"
-    rf"\b(?:score|rating|grade)[\s:=*]{{0,6}}{_NUMBER}\s*(?:/|out\s+of)\s*{_NUMBER}|{_NUMBER}\s+out\s+of\s+{_NUMBER}", re.IGNORECASE
+    rf"\b(?:score|rating|grade)[\s:=*]{{0,6}}{_NUMBER}\s*(?:/|out\s+of)\s*{_NUMBER}|{_NUMBER}\s+out\s+of\s+{_NUMBER}",
+    re.IGNORECASE,
 )
-_BARE_SCORE = re.compile(rf"\b(?:score|rating|grade)[\s:=*]{{0,6}}{_NUMBER}(?!\d|\.\d|\s*(?:/|out\s+of))", re.IGNORECASE)
+_BARE_SCORE = re.compile(
+    rf"\b(?:score|rating|grade)[\s:=*]{{0,6}}{_NUMBER}(?!\d|\.\d|\s*(?:/|out\s+of))", re.IGNORECASE
+)
 
 
 def _polarities(segment: str) -> list[float]:
@@ -88,7 +91,7 @@ def _marked(text: str) -> list[float | None]:
     values = []
     for match in _VERDICT.finditer(text):
         end = text.find("\n", match.end())
-        values.append(_agree(_polarities(text[match.end():] if end < 0 else text[match.end():end])))
+        values.append(_agree(_polarities(text[match.end() :] if end < 0 else text[match.end() : end])))
     return values
 
 
@@ -172,7 +175,9 @@ class Judge:
         """Token ids of the judge's prompt: the rubric as the user turn, `prefill` (`VERDICT:`) pre-filled."""
         from r1.data.templates import render_prompt
 
-        prompt = render_prompt(self.tokenizer, self.prompt_fn(question, response, reference), template="none", form=self.form)
+        prompt = render_prompt(
+            self.tokenizer, self.prompt_fn(question, response, reference), template="none", form=self.form
+        )
         text = prompt.text + (self.prefill if prompt.chat else " " + self.prefill)
         return self.tokenizer(text, add_special_tokens=not prompt.chat)["input_ids"]
 
@@ -181,11 +186,15 @@ class Judge:
         from r1.rollout import Sampling
 
         prompts = [self.render(*item) for item in items]
-        sampling = Sampling(n=1, temperature=self.temperature, top_p=1.0, max_new_tokens=self.max_new_tokens, dtype=self.dtype)
+        sampling = Sampling(
+            n=1, temperature=self.temperature, top_p=1.0, max_new_tokens=self.max_new_tokens, dtype=self.dtype
+        )
         outputs: list[str] = []
         for chunk, start in enumerate(range(0, len(prompts), self.batch_size)):
-            batch = prompts[start:start + self.batch_size]
-            outputs += list(self.generate_fn(self.model, self.tokenizer, batch, sampling.but(seed=self.seed + chunk)).texts)
+            batch = prompts[start : start + self.batch_size]
+            outputs += list(
+                self.generate_fn(self.model, self.tokenizer, batch, sampling.but(seed=self.seed + chunk)).texts
+            )
         return outputs
 
     def scores(self, items: list[tuple[str, str, str | None]]) -> list[float | None]:
@@ -202,8 +211,19 @@ class Judge:
         return self.scores([(question, response, reference)])[0]
 
 
-def load_judge(name: str, *, engine: str = "auto", dtype: str = "auto", max_new_tokens: int = 16, temperature: float = 0.0,
-               batch_size: int = 16, seed: int = 0, model=None, tokenizer=None, device="cpu") -> Judge:
+def load_judge(
+    name: str,
+    *,
+    engine: str = "auto",
+    dtype: str = "auto",
+    max_new_tokens: int = 16,
+    temperature: float = 0.0,
+    batch_size: int = 16,
+    seed: int = 0,
+    model=None,
+    tokenizer=None,
+    device="cpu",
+) -> Judge:
     """A `Judge` on model `name` (anything `load_model` takes); pass `model`/`tokenizer` to reuse loaded ones.
 
     Temperature 0 judges greedily, with every engine.
@@ -214,5 +234,13 @@ def load_judge(name: str, *, engine: str = "auto", dtype: str = "auto", max_new_
         from r1.models import load_model
 
         model, tokenizer = load_model(name, device=device)
-    return Judge(model, tokenizer, pick(engine, model), max_new_tokens=max_new_tokens, temperature=temperature, batch_size=batch_size,
-                 dtype=dtype, seed=seed)
+    return Judge(
+        model,
+        tokenizer,
+        pick(engine, model),
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        batch_size=batch_size,
+        dtype=dtype,
+        seed=seed,
+    )

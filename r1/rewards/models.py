@@ -136,7 +136,9 @@ def sequence_scores(model, sequences: list[list[int]], pad_id: int):
 
     device = next(model.parameters()).device
     lengths = torch.tensor([len(s) for s in sequences], device=device)  # (B,)
-    ids = pad_sequence([torch.tensor(s, device=device) for s in sequences], batch_first=True, padding_value=pad_id)  # (B, T)
+    ids = pad_sequence(
+        [torch.tensor(s, device=device) for s in sequences], batch_first=True, padding_value=pad_id
+    )  # (B, T)
     mask = (torch.arange(ids.shape[1], device=device)[None, :] < lengths[:, None]).long()  # (B, T)
     hidden = model.base_model(input_ids=ids, attention_mask=mask).last_hidden_state  # (B, T, H)
     last = hidden[torch.arange(len(sequences), device=device), lengths - 1]  # (B, H)
@@ -159,7 +161,7 @@ class ScalarRM:
         out = [0.0] * len(seqs)
         with torch.no_grad():
             for start in range(0, len(order), self.batch_size):
-                chunk = order[start:start + self.batch_size]
+                chunk = order[start : start + self.batch_size]
                 values = sequence_scores(self.model, [seqs[i] for i in chunk], self.tokenizer.pad_token_id).tolist()
                 for i, value in zip(chunk, values):
                     out[i] = value
@@ -182,8 +184,12 @@ def load_scalar_rm(name: str, *, dtype: str = "float32"):
     except (OSError, ValueError) as err:
         raise ModelLoadError(f"could not load '{name}' as a scalar reward model: {err}") from None
     if not hasattr(model, "score"):
-        raise ModelLoadError(f"'{name}': {type(model).__name__} has no `score` head; r1's reward models support Llama/Qwen2-style models")
-    model.config.pad_token_id = tokenizer.pad_token_id  # HF's own forward needs it for batches; saved with the checkpoint
+        raise ModelLoadError(
+            f"'{name}': {type(model).__name__} has no `score` head; r1's reward models support Llama/Qwen2-style models"
+        )
+    model.config.pad_token_id = (
+        tokenizer.pad_token_id
+    )  # HF's own forward needs it for batches; saved with the checkpoint
     return model.eval(), tokenizer
 
 
@@ -219,8 +225,17 @@ def load_scorer(model: str, reward: str) -> Scorer:
     if is_scalar_rm(source):
         return ScalarRM(*_cached(source, "scalar", load_scalar_rm)).scores
     lm, tokenizer = _cached(source, "causal", load_model)
-    judge = load_judge(model, model=lm, tokenizer=tokenizer, max_new_tokens=JUDGE_MAX_NEW_TOKENS, temperature=0.0, batch_size=BATCH_SIZE)
-    judge = dataclasses.replace(judge, prompt_fn=functools.partial(rubric_prompt, RUBRICS[reward]), prefill=SCORE_PREFILL, parse=parse_score)
+    judge = load_judge(
+        model,
+        model=lm,
+        tokenizer=tokenizer,
+        max_new_tokens=JUDGE_MAX_NEW_TOKENS,
+        temperature=0.0,
+        batch_size=BATCH_SIZE,
+    )
+    judge = dataclasses.replace(
+        judge, prompt_fn=functools.partial(rubric_prompt, RUBRICS[reward]), prefill=SCORE_PREFILL, parse=parse_score
+    )
     return lambda questions, responses: judge.scores([(q, r, None) for q, r in zip(questions, responses)])
 
 
@@ -238,7 +253,10 @@ def configure_reward_models(paths: dict[str, str | None], *, used: Iterable[str]
 
 def _score(reward: str, examples: list[dict], responses: list[str]) -> list:
     if reward not in _SCORERS:
-        raise RuntimeError(f"reward '{reward}' has no model: set rewards.{reward}_model (an `r1 rm` checkpoint, or a causal LM to use as a judge)")
+        raise RuntimeError(
+            f"reward '{reward}' has no model: set rewards.{reward}_model (an `r1 rm` checkpoint, or a causal LM to "
+            "use as a judge)"
+        )
     values = _SCORERS[reward]([e["prompt"] for e in examples], responses)
     for value in values:
         if value is None:
@@ -249,7 +267,11 @@ def _score(reward: str, examples: list[dict], responses: list[str]) -> list:
 @register("helpfulness", batched=True)
 def helpfulness(completions: list[str], examples: list[dict]) -> list:
     """The reward model's score of each completion's final summary only (`final_summary`)."""
-    return _score("helpfulness", examples, [final_summary(c, think_open=bool(e.get("think_prefilled"))) for c, e in zip(completions, examples)])
+    return _score(
+        "helpfulness",
+        examples,
+        [final_summary(c, think_open=bool(e.get("think_prefilled"))) for c, e in zip(completions, examples)],
+    )
 
 
 @register("harmlessness", batched=True)

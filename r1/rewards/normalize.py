@@ -85,7 +85,7 @@ def normalize(answer: str) -> str:
 def _strip_wrappers(s: str) -> str:
     for left, right in _WRAPPERS:
         if s.startswith(left) and s.endswith(right) and len(s) >= len(left) + len(right):
-            return s[len(left):len(s) - len(right)].strip()
+            return s[len(left) : len(s) - len(right)].strip()
     return s
 
 
@@ -95,7 +95,7 @@ def _strip_units(s: str) -> str:
     if stripped.strip():
         s = stripped.strip()
     match = _WORD_UNIT.match(s)
-    if match and not _HEDGE_WORDS.search(s[match.end(1):]):
+    if match and not _HEDGE_WORDS.search(s[match.end(1) :]):
         s = match.group(1).strip()
     return s
 

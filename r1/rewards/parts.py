@@ -32,8 +32,32 @@ _NUMBER = re.compile(r"(?<![\w.])-?\d+(?:,\d{3})*(?:\.\d+)?(?![\w])|(?<![\w.])-?
 _WORD = re.compile(r"[A-Za-z]{2,}")
 _LETTER = re.compile(r"^[A-Za-z](?:_\{?\w+\}?)?$")
 _COMMAND = re.compile(r"\\(?:begin|end)\s*\{[^{}]*\}|\\[A-Za-z]+")
-_MATH_WORDS = {"sin", "cos", "tan", "cot", "sec", "csc", "log", "exp", "lim", "max", "min", "gcd", "lcm", "det", "mod",
-               "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh", "inf", "sup", "deg"}
+_MATH_WORDS = {
+    "sin",
+    "cos",
+    "tan",
+    "cot",
+    "sec",
+    "csc",
+    "log",
+    "exp",
+    "lim",
+    "max",
+    "min",
+    "gcd",
+    "lcm",
+    "det",
+    "mod",
+    "arcsin",
+    "arccos",
+    "arctan",
+    "sinh",
+    "cosh",
+    "tanh",
+    "inf",
+    "sup",
+    "deg",
+}
 _SENTENCE_HEDGE = re.compile(
     r"\b(or|either|between|any|from|maybe|perhaps|possibly|probably|approximately|about|around|roughly|"
     r"nearly|least|most|more|less|than|range|not|no|except|neither|nor|isn't|wrong)\b|"
@@ -81,7 +105,7 @@ def named(part: str) -> tuple[str | None, str]:
     match = _NAME.match(part)
     if not match:
         return None, part
-    return "".join(part[: match.end()].rstrip().rstrip("=").split()), part[match.end():].strip()
+    return "".join(part[: match.end()].rstrip().rstrip("=").split()), part[match.end() :].strip()
 
 
 def values(answer: str, reference: bool = False) -> tuple[list[str], dict[str, str] | None]:

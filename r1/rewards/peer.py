@@ -87,8 +87,12 @@ def agreement(cases: list[Case], verdict: str) -> dict:
     fp = [c for c in cases if getattr(c, verdict) and not c.expected]
     fn = [c for c in cases if not getattr(c, verdict) and c.expected]
     n = len(cases)
-    return {"n": n, "agreement": (n - len(fp) - len(fn)) / n if n else float("nan"),
-            "false_positives": len(fp), "false_negatives": len(fn)}
+    return {
+        "n": n,
+        "agreement": (n - len(fp) - len(fn)) / n if n else float("nan"),
+        "false_positives": len(fp),
+        "false_negatives": len(fn),
+    }
 
 
 def _short(text: str, width: int = 70) -> str:
@@ -111,26 +115,41 @@ def peer_bench(path: str | Path, with_peer: bool = True) -> dict:
         if with_peer:
             score_peer(case)
     ours = agreement(cases, "scored")
-    print(f"r1 accuracy reward: {ours['agreement']:.1%} agreement on {ours['n']} cases; "
-          f"{ours['false_positives']} false positives, {ours['false_negatives']} false negatives")
+    print(
+        f"r1 accuracy reward: {ours['agreement']:.1%} agreement on {ours['n']} cases; "
+        f"{ours['false_positives']} false positives, {ours['false_negatives']} false negatives"
+    )
     short = [c for c in cases if len(c.prediction) <= SHORT]
     if 0 < len(short) < len(cases):  # a whole derivation as the answer block is rare in RL; said apart
         part = agreement(short, "scored")
-        print(f"  on the {part['n']} predictions of ≤ {SHORT} characters: {part['agreement']:.1%} "
-              f"({part['false_positives']} false positives, {part['false_negatives']} false negatives)")
+        print(
+            f"  on the {part['n']} predictions of ≤ {SHORT} characters: {part['agreement']:.1%} "
+            f"({part['false_positives']} false positives, {part['false_negatives']} false negatives)"
+        )
     theirs = agreement(cases, "peer") if with_peer else None
     if theirs:
-        print(f"math-verify direct: {theirs['agreement']:.1%} agreement; "
-              f"{theirs['false_positives']} false positives, {theirs['false_negatives']} false negatives")
+        print(
+            f"math-verify direct: {theirs['agreement']:.1%} agreement; "
+            f"{theirs['false_positives']} false positives, {theirs['false_negatives']} false negatives"
+        )
     slowest = max(cases, key=lambda c: c.seconds)
-    print(f"slowest case: {slowest.seconds * 1000:.0f} ms  "
-          f"{_short(slowest.reference, 30)!r} vs {_short(slowest.prediction, 50)!r}")
+    print(
+        f"slowest case: {slowest.seconds * 1000:.0f} ms  "
+        f"{_short(slowest.reference, 30)!r} vs {_short(slowest.prediction, 50)!r}"
+    )
     wrong = [c for c in cases if c.scored != c.expected]
     for c in wrong:
         kind = "FALSE POSITIVE" if c.scored else "false negative"
         print(f"  {kind}: {_short(c.reference, 40)!r} vs {_short(c.prediction)!r}  [{c.source}]")
-    print(f"SUMMARY n={ours['n']} agreement={ours['agreement']:.4f} false_positives={ours['false_positives']} "
-          f"false_negatives={ours['false_negatives']} skipped={len(skipped)}"
-          + (f" peer_agreement={theirs['agreement']:.4f}" if theirs else ""))
-    return {"r1": ours, "peer": theirs, "skipped": len(skipped), "slowest_s": slowest.seconds,
-            "disagreements": [vars(c) for c in wrong]}
+    print(
+        f"SUMMARY n={ours['n']} agreement={ours['agreement']:.4f} false_positives={ours['false_positives']} "
+        f"false_negatives={ours['false_negatives']} skipped={len(skipped)}"
+        + (f" peer_agreement={theirs['agreement']:.4f}" if theirs else "")
+    )
+    return {
+        "r1": ours,
+        "peer": theirs,
+        "skipped": len(skipped),
+        "slowest_s": slowest.seconds,
+        "disagreements": [vars(c) for c in wrong],
+    }

@@ -67,8 +67,18 @@ def _kill_as(uid: int, python: str) -> None:
     kill = shutil.which("kill", path=SAFE_PATH)
     argv = [kill, "-9", "-1"] if kill else [python, "-I", "-S", "-c", "import os; os.kill(-1, 9)"]
     try:
-        subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd="/",
-                       env={"PATH": SAFE_PATH}, user=uid, group=uid, extra_groups=[], timeout=10)
+        subprocess.run(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd="/",
+            env={"PATH": SAFE_PATH},
+            user=uid,
+            group=uid,
+            extra_groups=[],
+            timeout=10,
+        )
     except (OSError, subprocess.SubprocessError):
         pass
 

@@ -209,7 +209,12 @@ def _run(job: Job, limits: Limits, iso: Isolation, uid: int | None) -> Result:
     start, total = time.monotonic(), sum(t.counted for t in job.tests)
     nonce, token = secrets.token_hex(16), secrets.token_hex(8)
     workdir = tempfile.mkdtemp(prefix="r1-sandbox-")
-    secret = {"nonce": nonce, "setup": job.setup, "tests": [asdict(t) for t in job.tests], "functions": dict(job.functions)}
+    secret = {
+        "nonce": nonce,
+        "setup": job.setup,
+        "tests": [asdict(t) for t in job.tests],
+        "functions": dict(job.functions),
+    }
     data = _job_data(job, limits, workdir, uid, iso)
     fds = [_filled_pipe(json.dumps(data).encode()), _filled_pipe(json.dumps(secret).encode())]
     proc = result_r = None
@@ -220,12 +225,30 @@ def _run(job: Job, limits: Limits, iso: Isolation, uid: int | None) -> Result:
             os.chown(workdir, uid, uid)
         result_r, result_w = os.pipe()
         fds.append(result_w)
-        env = {"PATH": SAFE_PATH, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "HOME": workdir, "TMPDIR": workdir, "R1_SANDBOX": token}
+        env = {
+            "PATH": SAFE_PATH,
+            "LANG": "C.UTF-8",
+            "LC_ALL": "C.UTF-8",
+            "HOME": workdir,
+            "TMPDIR": workdir,
+            "R1_SANDBOX": token,
+        }
         # -u: the program's prints reach us even though the candidate ends with SIGKILL
         argv = [*iso.prefix, iso.python, "-I", "-S", "-B", "-u", "-c", _child_source(), *map(str, fds)]
         try:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=workdir, env=env,
-                                    start_new_session=True, pass_fds=fds, user=uid, group=uid, extra_groups=None if uid is None else [])
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                cwd=workdir,
+                env=env,
+                start_new_session=True,
+                pass_fds=fds,
+                user=uid,
+                group=uid,
+                extra_groups=None if uid is None else [],
+            )
         except OSError as exc:
             return Result(0, total, "error", error=f"could not start the sandbox: {exc}")
         finally:
@@ -254,10 +277,22 @@ def _job_data(job: Job, limits: Limits, workdir: str, uid: int | None, iso: Isol
     # many; `unshare --fork` adds one of the run's own, waiting outside the namespace for the checker.
     running = 0 if uid is not None else sum(n for _, _, n in processes(os.geteuid()))
     running += "--fork" in iso.prefix
-    rlimits = {"RLIMIT_AS": limits.memory_mb << 20, "RLIMIT_CPU": limits.cpu_s or int(limits.wall_s + 0.999) + 1,
-               "RLIMIT_FSIZE": limits.file_mb << 20, "RLIMIT_NOFILE": limits.open_files, "RLIMIT_CORE": 0}
-    return {"program": job.program, "workdir": workdir, "hooks": limits.hooks, "wall_s": limits.wall_s,
-            "nproc": running + limits.processes, "rlimits": rlimits, "require": iso.required()}
+    rlimits = {
+        "RLIMIT_AS": limits.memory_mb << 20,
+        "RLIMIT_CPU": limits.cpu_s or int(limits.wall_s + 0.999) + 1,
+        "RLIMIT_FSIZE": limits.file_mb << 20,
+        "RLIMIT_NOFILE": limits.open_files,
+        "RLIMIT_CORE": 0,
+    }
+    return {
+        "program": job.program,
+        "workdir": workdir,
+        "hooks": limits.hooks,
+        "wall_s": limits.wall_s,
+        "nproc": running + limits.processes,
+        "rlimits": rlimits,
+        "require": iso.required(),
+    }
 
 
 def _close(fds: list) -> None:
@@ -271,7 +306,11 @@ def _close(fds: list) -> None:
 def _collect(proc, result_r: int, limits: Limits) -> tuple[bytes, bytes, bytes, bool]:
     """Read stdout, stderr and the verdict pipe until the verdict pipe closes (plus DRAIN_S for
     the others) or the wall-clock limit plus GRACE_S; keep at most ``output_kb`` of each stream."""
-    caps = {proc.stdout.fileno(): limits.output_kb << 10, proc.stderr.fileno(): limits.output_kb << 10, result_r: MAX_JOB_BYTES}
+    caps = {
+        proc.stdout.fileno(): limits.output_kb << 10,
+        proc.stderr.fileno(): limits.output_kb << 10,
+        result_r: MAX_JOB_BYTES,
+    }
     kept = {fd: bytearray() for fd in caps}
     stop, finished = time.monotonic() + limits.wall_s + GRACE_S, False
     with selectors.DefaultSelector() as selector:

@@ -43,14 +43,50 @@ except NameError:  # imported as a module (tests, tools)
 
 MAX_DEPTH = 64  # nesting of values passed between checker and candidate
 MAX_REPLY_BYTES = 8 << 20
-BLOCKED_MODULES = frozenset({"ctypes", "_ctypes", "_posixsubprocess", "sqlite3", "_sqlite3", "dbm", "_dbm", "_gdbm",
-                             "_xxsubinterpreters", "_testcapi", "_testinternalcapi"})
-DENIED_EVENTS = frozenset({"os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty", "subprocess.Popen",
-                           "os.kill", "os.killpg", "socket.__new__", "socket.connect", "socket.bind", "os.symlink", "os.link",
-                           "resource.setrlimit", "resource.prlimit"})
+BLOCKED_MODULES = frozenset(
+    {
+        "ctypes",
+        "_ctypes",
+        "_posixsubprocess",
+        "sqlite3",
+        "_sqlite3",
+        "dbm",
+        "_dbm",
+        "_gdbm",
+        "_xxsubinterpreters",
+        "_testcapi",
+        "_testinternalcapi",
+    }
+)
+DENIED_EVENTS = frozenset(
+    {
+        "os.system",
+        "os.exec",
+        "os.posix_spawn",
+        "os.spawn",
+        "os.fork",
+        "os.forkpty",
+        "subprocess.Popen",
+        "os.kill",
+        "os.killpg",
+        "socket.__new__",
+        "socket.connect",
+        "socket.bind",
+        "os.symlink",
+        "os.link",
+        "resource.setrlimit",
+        "resource.prlimit",
+    }
+)
 PATH_EVENTS = {  # audit event -> (argument positions of the paths it writes, of its dir_fd arguments)
-    "os.remove": ((0,), (1,)), "os.rmdir": ((0,), (1,)), "os.mkdir": ((0,), (2,)), "os.rename": ((0, 1), (2, 3)),
-    "os.chmod": ((0,), (2,)), "os.chown": ((0,), (3,)), "os.utime": ((0,), (3,)), "os.truncate": ((0,), ()),
+    "os.remove": ((0,), (1,)),
+    "os.rmdir": ((0,), (1,)),
+    "os.mkdir": ((0,), (2,)),
+    "os.rename": ((0, 1), (2, 3)),
+    "os.chmod": ((0,), (2,)),
+    "os.chown": ((0,), (3,)),
+    "os.utime": ((0,), (3,)),
+    "os.truncate": ((0,), ()),
 }
 
 
@@ -100,7 +136,7 @@ def _decode(data, depth: int = 0):
     if type(data) is list:
         return [_decode(v, depth + 1) for v in data]
     if type(data) is dict and len(data) == 1:
-        (tag, items), = data.items()
+        ((tag, items),) = data.items()
         if tag == "bytes" and type(items) is str:
             return bytes.fromhex(items)
         if type(items) is list:
@@ -155,7 +191,7 @@ class _Channel:
         while view:
             self._wait(readable=False)
             try:
-                view = view[os.write(self.calls, view):]
+                view = view[os.write(self.calls, view) :]
             except BrokenPipeError:
                 self.stop("the program exited")
                 raise CandidateError(self.failure) from None
@@ -170,7 +206,7 @@ class _Channel:
             self.buffer += chunk
         end = self.buffer.index(b"\n")
         line = bytes(self.buffer[:end])
-        del self.buffer[:end + 1]
+        del self.buffer[: end + 1]
         return line
 
 
@@ -261,7 +297,7 @@ def _candidate(job: dict, reader, replies_fd: int) -> None:
             reply = json.dumps({"error": _describe(exc)})
         data = reply.encode() + b"\n"
         while data:
-            data = data[os.write(replies_fd, data):]
+            data = data[os.write(replies_fd, data) :]
     os._exit(0)
 
 

@@ -121,8 +121,12 @@ def _score_one_reward(name: str, completions: list[str], examples: list[dict], l
         concurrent = getattr(fn, "concurrent", False)
         limit_s = max_check_s() if concurrent else configured_timeout_s()
         samples = list(zip(completions, examples))
-        values = run_with_deadline(lambda sample: _safe_call(name, fn, *sample, log), samples, limit_s,
-                                   lanes=configured_workers() if concurrent else 1)
+        values = run_with_deadline(
+            lambda sample: _safe_call(name, fn, *sample, log),
+            samples,
+            limit_s,
+            lanes=configured_workers() if concurrent else 1,
+        )
     for value, completion in zip(values, completions):
         if value is TIMED_OUT:
             _timed_out(log, name, limit_s, completion)
@@ -133,13 +137,16 @@ def check_kinds(examples: list[dict], routes: dict[str, list[str]] | None) -> No
     """Raise ValueError when an example's kind has no entry in non-empty ``routes``."""
     missing = sorted({e.get("kind", DEFAULT_KIND) for e in examples} - set(routes)) if routes else []
     if missing:
-        raise ValueError(f"examples of kind {missing} have no entry in rewards.routes "
-                         f"(routed kinds: {sorted(routes)}); "
-                         "add a route for them or set their `kind` field")
+        raise ValueError(
+            f"examples of kind {missing} have no entry in rewards.routes "
+            f"(routed kinds: {sorted(routes)}); "
+            "add a route for them or set their `kind` field"
+        )
 
 
-def score_completions(completions: list[str], examples: list[dict], names: list[str],
-                      routes: dict[str, list[str]] | None = None) -> Scores:
+def score_completions(
+    completions: list[str], examples: list[dict], names: list[str], routes: dict[str, list[str]] | None = None
+) -> Scores:
     """Score ``completions[i]`` against ``examples[i]`` with each reward in ``names``.
 
     ``routes`` (kind → reward names), when given and non-empty, limits each reward to the

@@ -67,16 +67,28 @@ def isolation() -> Isolation:
             if _isolation.missing() or not _isolation.uids:
                 missing = _isolation.missing().items()
                 weaker = [f"{layer} ({reason.removeprefix('none: ')})" for layer, reason in missing]
-                log.warning("the code sandbox runs with fewer walls on this machine: %s; runs: %s (docs/sandbox.md)",
-                            ", ".join(weaker) or "all kernel layers present", _isolation.user)
+                log.warning(
+                    "the code sandbox runs with fewer walls on this machine: %s; runs: %s (docs/sandbox.md)",
+                    ", ".join(weaker) or "all kernel layers present",
+                    _isolation.user,
+                )
         return _isolation
 
 
 def _try(argv: list[str], uid: int | None) -> tuple[str | None, str]:
     """(stdout, "") of a successful probe command run as ``uid``, else (None, reason)."""
     try:
-        done = subprocess.run(argv, capture_output=True, timeout=60, stdin=subprocess.DEVNULL, cwd="/",
-                              env={"PATH": SAFE_PATH}, user=uid, group=uid, extra_groups=None if uid is None else [])
+        done = subprocess.run(
+            argv,
+            capture_output=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+            cwd="/",
+            env={"PATH": SAFE_PATH},
+            user=uid,
+            group=uid,
+            extra_groups=None if uid is None else [],
+        )
     except (OSError, subprocess.SubprocessError) as exc:
         return None, str(exc)
     lines = done.stderr.decode(errors="replace").strip().splitlines()
@@ -105,8 +117,13 @@ def _probe_user() -> tuple[str, tuple[int, ...], str]:
         return sys.executable, (), f"same uid as the trainer (root): slot uids {taken} belong to accounts"
     # The trainer's interpreter may sit under a directory only root can read (e.g. /root/.pyenv).
     version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
-    names = [sys.executable, getattr(sys, "_base_executable", ""), os.path.realpath(sys.executable),
-             shutil.which(version, path=SAFE_PATH), shutil.which("python3", path=SAFE_PATH)]
+    names = [
+        sys.executable,
+        getattr(sys, "_base_executable", ""),
+        os.path.realpath(sys.executable),
+        shutil.which(version, path=SAFE_PATH),
+        shutil.which("python3", path=SAFE_PATH),
+    ]
     check = "import sys; print(sys.version_info >= (3, 9))"
     runnable = (p for p in dict.fromkeys(names) if p and _try([p, "-I", "-S", "-B", "-c", check], uids[0])[0] == "True")
     python = next(runnable, None)
@@ -121,8 +138,10 @@ def _probe_namespaces(python: str, uid: int | None) -> tuple[str, str, tuple[str
     if unshare is None:
         return "none: no unshare command", "none: no unshare command", ()
     me, group = (uid, uid) if uid is not None else (os.geteuid(), os.getegid())
-    check = ("import os, socket; "
-             "print(len(socket.if_nameindex()), os.getpid(), sum(p.isdigit() for p in os.listdir('/proc')))")
+    check = (
+        "import os, socket; "
+        "print(len(socket.if_nameindex()), os.getpid(), sum(p.isdigit() for p in os.listdir('/proc')))"
+    )
     reason = ""
     # --map-user/--map-group for util-linux < 2.38, which has no --map-current-user
     for user in (["--map-current-user"], [f"--map-user={me}", f"--map-group={group}"]):

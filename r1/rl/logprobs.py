@@ -40,9 +40,7 @@ from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
 
-def _per_row(
-    fn: Callable[..., Tensor], logits: Tensor, *extra: Tensor, chunk_rows: int
-) -> Tensor:
+def _per_row(fn: Callable[..., Tensor], logits: Tensor, *extra: Tensor, chunk_rows: int) -> Tensor:
     """Apply `fn(logits_rows (n, V), *extra_rows (n,)) -> (n,)` over chunks of B·T rows.
 
     Returns (B, T) float32. Each chunk is checkpointed when a graph is being built, so
@@ -69,9 +67,7 @@ def _scaled(rows: Tensor, temperature: float) -> Tensor:
     return rows if temperature == 1.0 else rows / temperature
 
 
-def token_logprobs(
-    logits: Tensor, tokens: Tensor, *, temperature: float = 1.0, chunk_rows: int = 4096
-) -> Tensor:
+def token_logprobs(logits: Tensor, tokens: Tensor, *, temperature: float = 1.0, chunk_rows: int = 4096) -> Tensor:
     """log π(token) under softmax(logits / temperature), computed in float32.
 
         logp[b, t] = log_softmax(float(logits[b, t]) / τ)[tokens[b, t]]
@@ -123,8 +119,13 @@ def token_entropy(logits: Tensor, *, temperature: float = 1.0, chunk_rows: int =
 
 
 def head_logprobs(
-    hidden: Tensor, weight: Tensor, tokens: Tensor, *,
-    temperature: float = 1.0, entropy: bool = False, chunk_rows: int = 512,
+    hidden: Tensor,
+    weight: Tensor,
+    tokens: Tensor,
+    *,
+    temperature: float = 1.0,
+    entropy: bool = False,
+    chunk_rows: int = 512,
 ) -> tuple[Tensor, Tensor | None]:
     """log π(token) (and the entropy) under softmax(W h / τ), the logits formed chunk by chunk.
 

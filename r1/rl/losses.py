@@ -87,9 +87,7 @@ def _masked(x: Tensor, mask: Tensor) -> Tensor:
     return torch.where(mask.bool(), x, torch.zeros_like(x))
 
 
-def kl_reward_penalty(
-    logp_old: Tensor, ref_logp: Tensor, mask: Tensor, *, beta: float, estimator: str
-) -> Tensor:
+def kl_reward_penalty(logp_old: Tensor, ref_logp: Tensor, mask: Tensor, *, beta: float, estimator: str) -> Tensor:
     """β Σ_t KL_t per sequence, for KL placed in the reward (no gradient).
 
     Subtract it from the sequence reward *before* computing advantages:
@@ -304,7 +302,11 @@ def grpo_loss(
         if entropy_coef != 0:
             per_token = per_token - entropy_coef * entropy
     loss = aggregate(
-        per_token, m, total_seqs=total_seqs, total_tokens=total_tokens, max_len=max_len,
+        per_token,
+        m,
+        total_seqs=total_seqs,
+        total_tokens=total_tokens,
+        max_len=max_len,
         aggregation=aggregation,
     )
     return loss, _token_metrics(stats, m)

@@ -28,7 +28,10 @@ def bradley_terry_loss(chosen: torch.Tensor, rejected: torch.Tensor) -> torch.Te
     tensor([0.6931, 0.1269])
     """
     if chosen.shape != rejected.shape or chosen.dim() != 1:
-        raise ValueError(f"chosen and rejected must both be (P,) score vectors, got {tuple(chosen.shape)} and {tuple(rejected.shape)}")
+        raise ValueError(
+            f"chosen and rejected must both be (P,) score vectors, got {tuple(chosen.shape)} and "
+            f"{tuple(rejected.shape)}"
+        )
     return F.softplus(rejected - chosen)  # (P,)
 
 
@@ -38,5 +41,7 @@ def pair_accuracy(chosen: torch.Tensor, rejected: torch.Tensor) -> float:
     A tie counts as wrong (an untrained model that gives every response the same score is at 0).
     """
     if chosen.shape != rejected.shape or chosen.numel() == 0:
-        raise ValueError(f"need two equal-shaped, non-empty score vectors, got {tuple(chosen.shape)} and {tuple(rejected.shape)}")
+        raise ValueError(
+            f"need two equal-shaped, non-empty score vectors, got {tuple(chosen.shape)} and {tuple(rejected.shape)}"
+        )
     return int((chosen > rejected).sum()) / chosen.numel()

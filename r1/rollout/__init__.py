@@ -13,9 +13,22 @@ def engine(name: str, model):
     return ENGINES[pick_engine(name, model, fast.unsupported)]
 
 
-def generate(model, tokenizer, prompt_ids: list[list[int]], sampling: Sampling = Sampling(), *, engine_name: str = "auto") -> Rollout:
+def generate(
+    model, tokenizer, prompt_ids: list[list[int]], sampling: Sampling = Sampling(), *, engine_name: str = "auto"
+) -> Rollout:
     """Sample with the engine `engine_name` picks for this model (module doc)."""
     return engine(engine_name, model)(model, tokenizer, prompt_ids, sampling)
 
 
-__all__ = ["ENGINES", "Rollout", "Sampling", "completion_lengths", "engine", "fast", "generate", "hf", "stop_token_ids", "vllm_engine"]
+__all__ = [
+    "ENGINES",
+    "Rollout",
+    "Sampling",
+    "completion_lengths",
+    "engine",
+    "fast",
+    "generate",
+    "hf",
+    "stop_token_ids",
+    "vllm_engine",
+]

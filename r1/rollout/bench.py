@@ -21,8 +21,15 @@ import time
 import torch
 
 
-def bench_rollout(dtype: str = "auto", n_rows: int = 64, new_tokens: int = 128, repeats: int = 3, engine: str = "fast",
-                  threads: int | None = None, model_name: str = "smollm2-135m") -> dict:
+def bench_rollout(
+    dtype: str = "auto",
+    n_rows: int = 64,
+    new_tokens: int = 128,
+    repeats: int = 3,
+    engine: str = "fast",
+    threads: int | None = None,
+    model_name: str = "smollm2-135m",
+) -> dict:
     """Median new tokens/s of `repeats` forced-length rollouts; `threads` sets torch's thread count."""
     from r1.data import make_problems, prepare_prompts
     from r1.models import load_model
@@ -45,13 +52,27 @@ def bench_rollout(dtype: str = "auto", n_rows: int = 64, new_tokens: int = 128, 
         if engine == "hf":
             _hf_forced(model, tokenizer, prompts, n, new_tokens, seed=i)
         else:
-            rollout = ENGINES[engine](model, tokenizer, prompts, Sampling(n=n, max_new_tokens=new_tokens, seed=i, dtype=dtype, ignore_eos=True))
+            rollout = ENGINES[engine](
+                model,
+                tokenizer,
+                prompts,
+                Sampling(n=n, max_new_tokens=new_tokens, seed=i, dtype=dtype, ignore_eos=True),
+            )
             assert rollout.completion_ids.shape == (n_rows, new_tokens)
         seconds = time.perf_counter() - start
         rates.append(n_rows * new_tokens / seconds)
-        print(f"run {i}: {engine} {dtype} {n_rows}x{new_tokens} tokens in {seconds:.1f} s = {rates[-1]:.0f} tok/s", flush=True)
-    result = {"engine": engine, "dtype": dtype, "tok_s": statistics.median(rates), "runs": rates,
-              "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "threads": torch.get_num_threads()}
+        print(
+            f"run {i}: {engine} {dtype} {n_rows}x{new_tokens} tokens in {seconds:.1f} s = {rates[-1]:.0f} tok/s",
+            flush=True,
+        )
+    result = {
+        "engine": engine,
+        "dtype": dtype,
+        "tok_s": statistics.median(rates),
+        "runs": rates,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "threads": torch.get_num_threads(),
+    }
     print(f"SUMMARY tok_s={result['tok_s']:.1f} peak_rss_mib={result['peak_rss_mib']:.0f}", flush=True)
     return result
 
@@ -64,8 +85,15 @@ def _hf_forced(model, tokenizer, prompts, n, new_tokens, seed):
     ids = torch.tensor([[pad] * (width - len(p)) + p for p in rows])
     attention = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in rows])
     torch.manual_seed(seed)
-    model.generate(input_ids=ids, attention_mask=attention, do_sample=True, top_k=0, max_new_tokens=new_tokens,
-                   min_new_tokens=new_tokens, pad_token_id=pad)
+    model.generate(
+        input_ids=ids,
+        attention_mask=attention,
+        do_sample=True,
+        top_k=0,
+        max_new_tokens=new_tokens,
+        min_new_tokens=new_tokens,
+        pad_token_id=pad,
+    )
 
 
 if __name__ == "__main__":

@@ -86,14 +86,21 @@ class Decoder:
         self.layers = []
         for layer in inner.layers:
             a, m = layer.self_attn, layer.mlp
-            self.layers.append({
-                "ln1": cast(layer.input_layernorm.weight),
-                "qkv": linear(torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight]), _cat_bias(a.q_proj, a.k_proj, a.v_proj)),
-                "o": linear(a.o_proj.weight, a.o_proj.bias),
-                "ln2": cast(layer.post_attention_layernorm.weight),
-                "gate_up": linear(torch.cat([m.gate_proj.weight, m.up_proj.weight]), _cat_bias(m.gate_proj, m.up_proj)),
-                "down": linear(m.down_proj.weight, m.down_proj.bias),
-            })
+            self.layers.append(
+                {
+                    "ln1": cast(layer.input_layernorm.weight),
+                    "qkv": linear(
+                        torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight]),
+                        _cat_bias(a.q_proj, a.k_proj, a.v_proj),
+                    ),
+                    "o": linear(a.o_proj.weight, a.o_proj.bias),
+                    "ln2": cast(layer.post_attention_layernorm.weight),
+                    "gate_up": linear(
+                        torch.cat([m.gate_proj.weight, m.up_proj.weight]), _cat_bias(m.gate_proj, m.up_proj)
+                    ),
+                    "down": linear(m.down_proj.weight, m.down_proj.bias),
+                }
+            )
         self.embed = cast(inner.embed_tokens.weight)  # (V, H)
         self.norm = cast(inner.norm.weight)
         head = model.get_output_embeddings()

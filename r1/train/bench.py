@@ -32,11 +32,21 @@ from r1.train import distributed as dist
 from r1.train.run import IndexSampler, load_prompt_dataset
 
 STANDARD = [
-    "model.name=smollm2-135m", "data.source=arithmetic", "data.size=64", "data.template=r1-zero",
-    "rollout.prompts_per_step=4", "rollout.samples_per_prompt=8", "rollout.max_new_tokens=128",
-    "rollout.ignore_eos=true", "rollout.temperature=1.0", "rollout.engine=fast",
-    "rewards.weights={accuracy: 1.0, format: 1.0}", "grpo.beta=0.04", "grpo.ppo_epochs=1",
-    "train.micro_batch_size=16", "optim.lr=1e-6",
+    "model.name=smollm2-135m",
+    "data.source=arithmetic",
+    "data.size=64",
+    "data.template=r1-zero",
+    "rollout.prompts_per_step=4",
+    "rollout.samples_per_prompt=8",
+    "rollout.max_new_tokens=128",
+    "rollout.ignore_eos=true",
+    "rollout.temperature=1.0",
+    "rollout.engine=fast",
+    "rewards.weights={accuracy: 1.0, format: 1.0}",
+    "grpo.beta=0.04",
+    "grpo.ppo_epochs=1",
+    "train.micro_batch_size=16",
+    "optim.lr=1e-6",
 ]
 PHASES = ("step", "generate", "score", "train")
 
@@ -57,7 +67,9 @@ def bench_grpo_step(dtype: str = "auto", steps: int = 6, threads: int | None = N
     bf16 = "auto" if dtype == "auto" else str(dtype == "bfloat16").lower()
     precision = [f"rollout.dtype={dtype}", f"train.bf16={bf16}"]
     cfg = load_config(None, [*STANDARD, *precision, *overrides])
-    cfg.rollout.dtype, cfg.train.bf16, _ = resolve_precision(cfg.rollout.dtype, cfg.train.bf16, dist.device(cfg.run.device))
+    cfg.rollout.dtype, cfg.train.bf16, _ = resolve_precision(
+        cfg.rollout.dtype, cfg.train.bf16, dist.device(cfg.run.device)
+    )
     configure_rewards(workers=cfg.rewards.workers, timeout_s=cfg.rewards.timeout_s)
     vllm_engine.configure(cfg.rollout.vllm)
     policy, reference, tokenizer = load_policy(cfg)
@@ -69,8 +81,19 @@ def bench_grpo_step(dtype: str = "auto", steps: int = 6, threads: int | None = N
         row = {phase: metrics[f"time/{phase}"] for phase in PHASES}
         row["gen_tok_s"] = float(batch.lengths.sum()) / row["generate"]
         rows.append(row)
-        print(f"step {step}: " + " ".join(f"{k}={v:.2f}" for k, v in row.items()) + f" reward={metrics['reward/mean']:.3f} rss_mib={rss_mib():.0f} peak_mib={metrics['memory/peak_mib']:.0f}", flush=True)
-    return {"dtype": dtype, "rollout_dtype": cfg.rollout.dtype, "train_bf16": cfg.train.bf16, "threads": torch.get_num_threads(), **summarize(rows)}
+        print(
+            f"step {step}: "
+            + " ".join(f"{k}={v:.2f}" for k, v in row.items())
+            + f" reward={metrics['reward/mean']:.3f} rss_mib={rss_mib():.0f} peak_mib={metrics['memory/peak_mib']:.0f}",
+            flush=True,
+        )
+    return {
+        "dtype": dtype,
+        "rollout_dtype": cfg.rollout.dtype,
+        "train_bf16": cfg.train.bf16,
+        "threads": torch.get_num_threads(),
+        **summarize(rows),
+    }
 
 
 def summarize(rows: list[dict]) -> dict:
@@ -78,8 +101,13 @@ def summarize(rows: list[dict]) -> dict:
     timed = rows[1:6] or rows
     m = {key: statistics.median(r[key] for r in timed) for key in rows[0]}
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    on_gpu = torch.cuda.is_available() and torch.cuda.is_initialized()  # then also the GPU's peak (scripts/gpu_check.py)
+    on_gpu = (
+        torch.cuda.is_available() and torch.cuda.is_initialized()
+    )  # then also the GPU's peak (scripts/gpu_check.py)
     cuda = f" peak_cuda_mib={torch.cuda.max_memory_allocated() / 2**20:.0f}" if on_gpu else ""
-    print(f"SUMMARY step_s={m['step']:.2f} gen_s={m['generate']:.2f} score_s={m['score']:.3f} train_s={m['train']:.2f} "
-          f"gen_tok_s={m['gen_tok_s']:.1f} peak_rss_mib={peak:.0f}{cuda}", flush=True)
+    print(
+        f"SUMMARY step_s={m['step']:.2f} gen_s={m['generate']:.2f} score_s={m['score']:.3f} train_s={m['train']:.2f} "
+        f"gen_tok_s={m['gen_tok_s']:.1f} peak_rss_mib={peak:.0f}{cuda}",
+        flush=True,
+    )
     return {"steps": rows, "median": m, "peak_rss_mib": peak}

@@ -55,8 +55,17 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state(state["cuda"])
 
 
-def save_checkpoint(directory: Path, model, tokenizer, state: dict, *, reference=None, final: bool = False,
-                    finished: bool = False, config=None) -> Path:
+def save_checkpoint(
+    directory: Path,
+    model,
+    tokenizer,
+    state: dict,
+    *,
+    reference=None,
+    final: bool = False,
+    finished: bool = False,
+    config=None,
+) -> Path:
     """Write model + tokenizer + trainer state to `directory` atomically. Returns the directory.
 
     `final`: a LoRA model is also written merged, as a plain transformers model (lora.save).
@@ -123,8 +132,11 @@ def _complete(root: Path) -> list[Path]:
 def _newest_first(paths: list[Path]) -> list[Path]:
     """By step, final before step-N at the same step, the placed copy before its `.tmp`, then `.old`."""
     rank = {"": 2, ".tmp": 1, ".old": 0}
-    return sorted(paths, key=lambda p: (checkpoint_step(p), base_name(p) == "final", rank[p.name[len(base_name(p)):]]),
-                  reverse=True)
+    return sorted(
+        paths,
+        key=lambda p: (checkpoint_step(p), base_name(p) == "final", rank[p.name[len(base_name(p)) :]]),
+        reverse=True,
+    )
 
 
 def base_name(path: Path) -> str:
@@ -169,8 +181,10 @@ def _promote(path: Path) -> Path:
 def _agreed(found: Path | None, run_dir: Path) -> Path | None:
     seen = dist.gather_objects(str(found) if found else None)
     if len(set(seen)) > 1:
-        raise ConfigError(f"the ranks found different checkpoints to resume from in {run_dir} (by rank: {seen}): "
-                          "run.output_dir must be on a file system every node shares")
+        raise ConfigError(
+            f"the ranks found different checkpoints to resume from in {run_dir} (by rank: {seen}): "
+            "run.output_dir must be on a file system every node shares"
+        )
     return found
 
 
@@ -199,8 +213,10 @@ def load_state(checkpoint: Path) -> dict:
     try:  # on the CPU: a GPU-written state then loads anywhere, and load_state_dict moves it to the parameters' device
         return torch.load(path, map_location="cpu", weights_only=False)
     except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as err:
-        raise RunError(f"{path} cannot be read ({type(err).__name__}: {str(err)[:200]}); remove {checkpoint} "
-                       "to resume from the checkpoint before it") from None
+        raise RunError(
+            f"{path} cannot be read ({type(err).__name__}: {str(err)[:200]}); remove {checkpoint} "
+            "to resume from the checkpoint before it"
+        ) from None
 
 
 def load_reference(checkpoint: Path, reference) -> bool:
@@ -214,8 +230,21 @@ def load_reference(checkpoint: Path, reference) -> bool:
     return True
 
 
-def save_training(path: Path, model, tokenizer, *, optimizer, scheduler, sampler, counters: dict, step: int,
-                  reference=None, final: bool = False, finished: bool = False, config=None) -> Path:
+def save_training(
+    path: Path,
+    model,
+    tokenizer,
+    *,
+    optimizer,
+    scheduler,
+    sampler,
+    counters: dict,
+    step: int,
+    reference=None,
+    final: bool = False,
+    finished: bool = False,
+    config=None,
+) -> Path:
     """Checkpoint a training loop (GRPO or SFT) at `step`. Every rank calls it; rank 0 writes.
 
     An FSDP-sharded model is gathered first (weights and optimizer state; r1/train/fsdp.py)."""
@@ -224,13 +253,21 @@ def save_training(path: Path, model, tokenizer, *, optimizer, scheduler, sampler
     optimizer_state = fsdp.full_optimizer_state(model, optimizer) if sharded else optimizer.state_dict()
     model = fsdp.gathered(model) if sharded else model
     if dist.is_main():
-        state = {"step": step, "optimizer": optimizer_state, "optimizer_by_name": sharded,
-                 "scheduler": scheduler.state_dict(), "sampler": sampler.state_dict(),
-                 "counters": counters, "world_size": dist.world(), "rng_per_rank": rngs}
+        state = {
+            "step": step,
+            "optimizer": optimizer_state,
+            "optimizer_by_name": sharded,
+            "scheduler": scheduler.state_dict(),
+            "sampler": sampler.state_dict(),
+            "counters": counters,
+            "world_size": dist.world(),
+            "rng_per_rank": rngs,
+        }
         failure = None
         try:
-            save_checkpoint(path, model, tokenizer, state, reference=reference, final=final, finished=finished,
-                            config=config)
+            save_checkpoint(
+                path, model, tokenizer, state, reference=reference, final=final, finished=finished, config=config
+            )
         except RunError as err:
             failure = str(err)
     else:

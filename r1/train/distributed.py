@@ -56,7 +56,9 @@ def device(setting: str = "auto") -> torch.device:
     if setting == "auto":
         setting = f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if torch.cuda.is_available() else "cpu"
     if setting.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"run.device={setting} but CUDA is not available here (torch {torch.__version__}); use run.device=cpu")
+        raise ConfigError(
+            f"run.device={setting} but CUDA is not available here (torch {torch.__version__}); use run.device=cpu"
+        )
     return torch.device(setting)
 
 
@@ -67,7 +69,10 @@ def require_single_process(command: str) -> None:
     """Refuse to start any other command under a multi-process launcher."""
     launched = int(os.environ.get("WORLD_SIZE", "1"))
     if launched > 1 and command not in DATA_PARALLEL:
-        raise ConfigError(f"r1 {command} runs as one process (this launch started {launched}); only grpo and sft run data-parallel under torchrun/accelerate")
+        raise ConfigError(
+            f"r1 {command} runs as one process (this launch started {launched}); only grpo and sft run "
+            "data-parallel under torchrun/accelerate"
+        )
 
 
 def rank() -> int:
@@ -90,7 +95,9 @@ def barrier() -> None:
 def require_divisible(key: str, value: int) -> None:
     """A global batch size must split evenly over the processes."""
     if value % world():
-        raise ConfigError(f"{key}={value} is the global count and must be divisible by the number of processes ({world()})")
+        raise ConfigError(
+            f"{key}={value} is the global count and must be divisible by the number of processes ({world()})"
+        )
 
 
 def shard(items: list) -> list:

@@ -116,7 +116,9 @@ def space_message(target: Path, needed: int) -> str:
     """One paragraph: where the disk is full, how much is free, how much a checkpoint needs."""
     where = Path(target).parent
     free = free_bytes(where)
-    return (f"the disk is full: writing the checkpoint {target} needs about {needed / 2**20:,.0f} MiB and "
-            f"{where} has {free / 2**20:,.0f} MiB free. The previous checkpoint is intact. Free some space "
-            f"(or lower train.keep_checkpoints, or point run.output_dir elsewhere) and rerun the same command "
-            f"with run.resume=true to continue from it.")
+    return (
+        f"the disk is full: writing the checkpoint {target} needs about {needed / 2**20:,.0f} MiB and "
+        f"{where} has {free / 2**20:,.0f} MiB free. The previous checkpoint is intact. Free some space "
+        f"(or lower train.keep_checkpoints, or point run.output_dir elsewhere) and rerun the same command "
+        f"with run.resume=true to continue from it."
+    )

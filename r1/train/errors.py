@@ -18,5 +18,7 @@ class Preempted(RuntimeError):
 
     def __init__(self, signal_name: str, step: int, checkpoint):
         self.signal_name, self.step, self.checkpoint = signal_name, step, checkpoint
-        super().__init__(f"{signal_name} received: stopped after step {step}, checkpoint {checkpoint}; "
-                         "rerun the same command with run.resume=true to continue")
+        super().__init__(
+            f"{signal_name} received: stopped after step {step}, checkpoint {checkpoint}; "
+            "rerun the same command with run.resume=true to continue"
+        )

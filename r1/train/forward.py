@@ -48,7 +48,9 @@ from r1.train import fsdp, lora
 PLAIN_HEAD_TYPES = {"llama", "mistral", "qwen2", "qwen3", "smollm3", "olmo2", "phi3"}
 
 
-def assemble(prompt_ids: list[list[int]], completion_ids: torch.Tensor, pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def assemble(
+    prompt_ids: list[list[int]], completion_ids: torch.Tensor, pad_id: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Left-padded prompts + completions → (input_ids (B, P+T), attention_mask, position_ids)."""
     width = max(len(ids) for ids in prompt_ids)
     B, T = completion_ids.shape
@@ -56,8 +58,8 @@ def assemble(prompt_ids: list[list[int]], completion_ids: torch.Tensor, pad_id: 
     prompt_mask = torch.zeros((B, width), dtype=torch.long)
     for i, ids in enumerate(prompt_ids):
         if ids:
-            prompts[i, width - len(ids):] = torch.tensor(ids)
-            prompt_mask[i, width - len(ids):] = 1
+            prompts[i, width - len(ids) :] = torch.tensor(ids)
+            prompt_mask[i, width - len(ids) :] = 1
     input_ids = torch.cat([prompts, completion_ids.long()], dim=1)  # (B, P+T)
     attention = torch.cat([prompt_mask, torch.ones((B, T), dtype=torch.long)], dim=1)  # (B, P+T)
     positions = (attention.cumsum(dim=1) - 1).clamp(min=0)  # (B, P+T)
@@ -105,7 +107,7 @@ def completion_logprobs(
     columns, logps, ents = 0, [], []
     for logits in parts:  # consecutive column ranges of the (B, T) result
         width = logits.shape[1]
-        logps.append(token_logprobs(logits, targets[:, columns:columns + width], temperature=temperature))
+        logps.append(token_logprobs(logits, targets[:, columns : columns + width], temperature=temperature))
         if entropy:
             with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
                 ents.append(token_entropy(logits, temperature=temperature))
@@ -113,10 +115,14 @@ def completion_logprobs(
     return torch.cat(logps, dim=1), torch.cat(ents, dim=1) if entropy else None
 
 
-def hidden_logprobs(hidden, weight, targets, temperature: float, entropy: bool, entropy_grad: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+def hidden_logprobs(
+    hidden, weight, targets, temperature: float, entropy: bool, entropy_grad: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(B, T, H) final hidden states and the (V, H) head → logp (B, T), entropy (B, T) or None."""
     B, T, H = hidden.shape
-    logp, ent = head_logprobs(hidden.reshape(B * T, H), weight, targets.reshape(B * T), temperature=temperature, entropy=entropy)
+    logp, ent = head_logprobs(
+        hidden.reshape(B * T, H), weight, targets.reshape(B * T), temperature=temperature, entropy=entropy
+    )
     if ent is not None:
         ent = (ent if entropy_grad else ent.detach()).view(B, T)
     return logp.view(B, T), ent
@@ -159,20 +165,36 @@ def last_columns(model, body, keep: int, **inputs):
     return (hidden[:, -keep:] if keep else hidden), out
 
 
-def plain_outputs(model, body, prompt_ids: list[list[int]], completion_ids: torch.Tensor, pad_id: int, device) -> torch.Tensor:
+def plain_outputs(
+    model, body, prompt_ids: list[list[int]], completion_ids: torch.Tensor, pad_id: int, device
+) -> torch.Tensor:
     """Every row's prompt + completion in one forward → (B, T, D): column t predicts completion token t
     (D: logits, or hidden states given the `body`, as in `last_columns`)."""
     input_ids, attention, positions = assemble(prompt_ids, completion_ids, pad_id)
     T = completion_ids.shape[1]
-    out, _ = last_columns(model, body, T + 1, input_ids=input_ids.to(device), attention_mask=attention.to(device), position_ids=positions.to(device), use_cache=False)
+    out, _ = last_columns(
+        model,
+        body,
+        T + 1,
+        input_ids=input_ids.to(device),
+        attention_mask=attention.to(device),
+        position_ids=positions.to(device),
+        use_cache=False,
+    )
     return out[:, :-1]
 
 
 def can_share(model, prompt_ids: list[list[int]]) -> bool:
     """Worth it (some prompt repeats) and possible (a KV cache: HF drops it under gradient checkpointing)."""
-    name = "is_activation_checkpointing" if hasattr(model, "is_activation_checkpointing") else "is_gradient_checkpointing"  # renamed in transformers 5
+    name = (
+        "is_activation_checkpointing" if hasattr(model, "is_activation_checkpointing") else "is_gradient_checkpointing"
+    )  # renamed in transformers 5
     checkpointing = getattr(model, name, False)
-    return all(prompt_ids) and len({tuple(p) for p in prompt_ids}) < len(prompt_ids) and not (checkpointing and model.training)
+    return (
+        all(prompt_ids)
+        and len({tuple(p) for p in prompt_ids}) < len(prompt_ids)
+        and not (checkpointing and model.training)
+    )
 
 
 def cache_argument(model) -> str:
@@ -185,16 +207,30 @@ def cache_argument(model) -> str:
     return "cache" if "cache" in inspect.signature(type(inner).forward).parameters else "past_key_values"
 
 
-def shared_prompt_outputs(model, body, prompt_ids: list[list[int]], completion_ids: torch.Tensor, device) -> list[torch.Tensor]:
+def shared_prompt_outputs(
+    model, body, prompt_ids: list[list[int]], completion_ids: torch.Tensor, device
+) -> list[torch.Tensor]:
     """Each distinct prompt once, then every row's completion against its prompt's cached keys/values.
 
     Returns [(B, 1, D) outputs predicting completion token 0, (B, T-1, D) predicting tokens 1..T-1]
     (D: logits, or hidden states given the `body`, as in `last_columns`)."""
     distinct: dict[tuple, int] = {}
-    row_prompt = torch.tensor([distinct.setdefault(tuple(p), len(distinct)) for p in prompt_ids], device=device)  # (B,) → prompt index
+    row_prompt = torch.tensor(
+        [distinct.setdefault(tuple(p), len(distinct)) for p in prompt_ids], device=device
+    )  # (B,) → prompt index
     prompts = [list(p) for p in distinct]
-    ids, attention, positions = assemble(prompts, torch.zeros((len(prompts), 0), dtype=torch.long), pad_id=0)  # (U, P); pads are masked
-    last, out = last_columns(model, body, 1, input_ids=ids.to(device), attention_mask=attention.to(device), position_ids=positions.to(device), use_cache=True)
+    ids, attention, positions = assemble(
+        prompts, torch.zeros((len(prompts), 0), dtype=torch.long), pad_id=0
+    )  # (U, P); pads are masked
+    last, out = last_columns(
+        model,
+        body,
+        1,
+        input_ids=ids.to(device),
+        attention_mask=attention.to(device),
+        position_ids=positions.to(device),
+        use_cache=True,
+    )
     first = last[row_prompt]  # (B, 1, D)
     T = completion_ids.shape[1]
     if T == 1:
@@ -203,16 +239,34 @@ def shared_prompt_outputs(model, body, prompt_ids: list[list[int]], completion_i
     cache.reorder_cache(row_prompt)  # (U, …) → (B, …) keys/values per layer, gradient-tracked
     B = len(prompt_ids)
     prompt_lengths = torch.tensor([len(p) for p in prompts], device=device)[row_prompt]  # (B,)
-    mask = torch.cat([attention.to(device)[row_prompt], torch.ones((B, T - 1), dtype=torch.long, device=device)], dim=1)  # (B, P + T-1)
+    mask = torch.cat(
+        [attention.to(device)[row_prompt], torch.ones((B, T - 1), dtype=torch.long, device=device)], dim=1
+    )  # (B, P + T-1)
     rest, _ = last_columns(
-        model, body, 0, input_ids=completion_ids[:, :-1].to(device), attention_mask=mask, **{cache_argument(body or model): cache},
-        position_ids=prompt_lengths[:, None] + torch.arange(T - 1, device=device)[None, :], use_cache=True,
+        model,
+        body,
+        0,
+        input_ids=completion_ids[:, :-1].to(device),
+        attention_mask=mask,
+        **{cache_argument(body or model): cache},
+        position_ids=prompt_lengths[:, None] + torch.arange(T - 1, device=device)[None, :],
+        use_cache=True,
     )
     return [first, rest]  # (B, T-1, D): column t predicts completion token t + 1
 
 
 @torch.no_grad()
-def batched_logprobs(model, prompt_ids: list[list[int]], completion_ids: torch.Tensor, lengths: torch.Tensor, *, pad_id: int, temperature: float, micro_batch_size: int, bf16: bool = False) -> torch.Tensor:
+def batched_logprobs(
+    model,
+    prompt_ids: list[list[int]],
+    completion_ids: torch.Tensor,
+    lengths: torch.Tensor,
+    *,
+    pad_id: int,
+    temperature: float,
+    micro_batch_size: int,
+    bf16: bool = False,
+) -> torch.Tensor:
     """`completion_logprobs` over the whole batch in micro-batches, without grad → (B, T) float32.
 
     Columns after a row's length are 0. Used for π_old (μ > 1) and π_ref. Runs in eval mode, so
@@ -225,7 +279,9 @@ def batched_logprobs(model, prompt_ids: list[list[int]], completion_ids: torch.T
     for start in range(0, B, micro_batch_size):
         rows = slice(start, start + micro_batch_size)
         width = int(lengths[rows].max())
-        logp, _ = completion_logprobs(model, prompt_ids[rows], completion_ids[rows, :width], pad_id=pad_id, temperature=temperature, bf16=bf16)
+        logp, _ = completion_logprobs(
+            model, prompt_ids[rows], completion_ids[rows, :width], pad_id=pad_id, temperature=temperature, bf16=bf16
+        )
         result[rows, :width] = logp.float().cpu()
     model.train(was_training)
     return result.masked_fill_(torch.arange(T)[None, :] >= lengths[:, None], 0.0)  # (B, T)

@@ -33,7 +33,12 @@ from __future__ import annotations
 import copy
 
 import torch
-from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict, get_optimizer_state_dict, set_optimizer_state_dict
+from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
+    get_model_state_dict,
+    get_optimizer_state_dict,
+    set_optimizer_state_dict,
+)
 
 _full_copies: dict[int, torch.nn.Module] = {}  # id(sharded model) → its plain copy on this rank
 

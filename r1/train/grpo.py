@@ -47,7 +47,14 @@ from r1.models import load_model
 from r1.rewards import applies, check_kinds, configure_reward_models, score_completions
 from r1.rewards import configure as configure_rewards
 from r1.rewards.registry import check_reward_names
-from r1.rl import combine_metrics, group_advantages, grpo_loss, kl_reward_penalty, overlong_penalty, zero_variance_groups
+from r1.rl import (
+    combine_metrics,
+    group_advantages,
+    grpo_loss,
+    kl_reward_penalty,
+    overlong_penalty,
+    zero_variance_groups,
+)
 from r1.rollout import Sampling, engine, vllm_engine
 from r1.train import checkpoint as ckpt
 from r1.train import distributed as dist
@@ -72,7 +79,9 @@ class Batch:
     lengths: torch.Tensor  # (B,)
     truncated: torch.Tensor  # (B,) bool
     texts: list[str]
-    rewards: dict[str, list[float | None]]  # per reward name, (B,); None = failed, NaN = not routed to the sample's kind
+    rewards: dict[
+        str, list[float | None]
+    ]  # per reward name, (B,); None = failed, NaN = not routed to the sample's kind
     total: torch.Tensor  # (B,) weighted reward (NaN where invalid)
     valid: torch.Tensor  # (B,) bool: every weighted reward that applies produced a value
     loss_mask: torch.Tensor | None = None  # (B, T)
@@ -85,14 +94,18 @@ class Batch:
         return len(self.texts)
 
 
-def weighted_total(values: dict[str, list[float | None]], weights: dict[str, float]) -> tuple[torch.Tensor, torch.Tensor]:
+def weighted_total(
+    values: dict[str, list[float | None]], weights: dict[str, float]
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Σ_name weight · reward per sample → (total (B,), valid (B,)).
 
     None (the reward failed) makes the sample invalid (total NaN); NaN (NOT_APPLICABLE: the reward
     is not routed to the sample's kind) adds nothing and leaves the sample valid.
     """
     failed = torch.tensor([[v is None for v in values[name]] for name in weights], dtype=torch.bool)  # (R, B)
-    stacked = torch.tensor([[0.0 if v is None else v for v in values[name]] for name in weights], dtype=torch.float32)  # (R, B)
+    stacked = torch.tensor(
+        [[0.0 if v is None else v for v in values[name]] for name in weights], dtype=torch.float32
+    )  # (R, B)
     w = torch.tensor(list(weights.values()), dtype=torch.float32)[:, None]
     valid = ~failed.any(dim=0)
     return (w * stacked).nansum(dim=0).masked_fill(~valid, float("nan")), valid
@@ -103,9 +116,25 @@ def rollout_and_score(sampler_model, tokenizer, examples: list[dict], cfg: Confi
     r = cfg.rollout
     if not examples:  # a data-parallel rank's share of a small dynamic-sampling refill
         none = torch.zeros(0, dtype=torch.bool)
-        return Batch([], [], torch.zeros((0, 1), dtype=torch.long), torch.zeros(0, dtype=torch.long), none, [], {k: [] for k in cfg.rewards.weights}, torch.zeros(0), none)
-    sampling = Sampling(n=r.samples_per_prompt, temperature=r.temperature, top_p=r.top_p, max_new_tokens=r.max_new_tokens,
-                        dtype=r.dtype, ignore_eos=r.ignore_eos)  # seed None: torch's RNG, seeded per run and rank
+        return Batch(
+            [],
+            [],
+            torch.zeros((0, 1), dtype=torch.long),
+            torch.zeros(0, dtype=torch.long),
+            none,
+            [],
+            {k: [] for k in cfg.rewards.weights},
+            torch.zeros(0),
+            none,
+        )
+    sampling = Sampling(
+        n=r.samples_per_prompt,
+        temperature=r.temperature,
+        top_p=r.top_p,
+        max_new_tokens=r.max_new_tokens,
+        dtype=r.dtype,
+        ignore_eos=r.ignore_eos,
+    )  # seed None: torch's RNG, seeded per run and rank
     rollout = engine(r.engine, sampler_model)(sampler_model, tokenizer, [e["prompt_ids"] for e in examples], sampling)
     rows = [e for e in examples for _ in range(r.samples_per_prompt)]
     t0 = time.perf_counter()
@@ -116,7 +145,18 @@ def rollout_and_score(sampler_model, tokenizer, examples: list[dict], cfg: Confi
     for name, message in scores.first_error.items():
         counters.setdefault(f"first_error/{name}", message)
     total, valid = weighted_total(scores.values, cfg.rewards.weights)
-    return Batch(rows, rollout.prompt_ids, rollout.completion_ids, rollout.lengths, rollout.truncated, rollout.texts, scores.values, total, valid, engine_logp=rollout.logprobs)
+    return Batch(
+        rows,
+        rollout.prompt_ids,
+        rollout.completion_ids,
+        rollout.lengths,
+        rollout.truncated,
+        rollout.texts,
+        scores.values,
+        total,
+        valid,
+        engine_logp=rollout.logprobs,
+    )
 
 
 def concat(batches: list[Batch]) -> Batch:
@@ -126,26 +166,41 @@ def concat(batches: list[Batch]) -> Batch:
     T = max(b.completion_ids.shape[1] for b in batches)
     pad = lambda x: torch.nn.functional.pad(x, (0, T - x.shape[1]))  # noqa: E731
     return Batch(
-        examples=[e for b in batches for e in b.examples], prompt_ids=[p for b in batches for p in b.prompt_ids],
-        completion_ids=torch.cat([pad(b.completion_ids) for b in batches]), lengths=torch.cat([b.lengths for b in batches]),
-        truncated=torch.cat([b.truncated for b in batches]), texts=[t for b in batches for t in b.texts],
+        examples=[e for b in batches for e in b.examples],
+        prompt_ids=[p for b in batches for p in b.prompt_ids],
+        completion_ids=torch.cat([pad(b.completion_ids) for b in batches]),
+        lengths=torch.cat([b.lengths for b in batches]),
+        truncated=torch.cat([b.truncated for b in batches]),
+        texts=[t for b in batches for t in b.texts],
         rewards={k: [v for b in batches for v in b.rewards[k]] for k in batches[0].rewards},
-        total=torch.cat([b.total for b in batches]), valid=torch.cat([b.valid for b in batches]),
+        total=torch.cat([b.total for b in batches]),
+        valid=torch.cat([b.valid for b in batches]),
         advantages=torch.cat([b.advantages for b in batches]) if batches[0].advantages is not None else None,
-        engine_logp=torch.cat([pad(b.engine_logp) for b in batches]) if all(b.engine_logp is not None for b in batches) else None,
+        engine_logp=torch.cat([pad(b.engine_logp) for b in batches])
+        if all(b.engine_logp is not None for b in batches)
+        else None,
     )
 
 
 def select_groups(batch: Batch, keep: torch.Tensor, G: int) -> Batch:
     rows = [i for i, k in enumerate(keep.repeat_interleave(G).tolist()) if k]
     return Batch(
-        [batch.examples[i] for i in rows], [batch.prompt_ids[i] for i in rows], batch.completion_ids[rows], batch.lengths[rows],
-        batch.truncated[rows], [batch.texts[i] for i in rows], {k: [v[i] for i in rows] for k, v in batch.rewards.items()},
-        batch.total[rows], batch.valid[rows], engine_logp=batch.engine_logp[rows] if batch.engine_logp is not None else None,
+        [batch.examples[i] for i in rows],
+        [batch.prompt_ids[i] for i in rows],
+        batch.completion_ids[rows],
+        batch.lengths[rows],
+        batch.truncated[rows],
+        [batch.texts[i] for i in rows],
+        {k: [v[i] for i in rows] for k, v in batch.rewards.items()},
+        batch.total[rows],
+        batch.valid[rows],
+        engine_logp=batch.engine_logp[rows] if batch.engine_logp is not None else None,
     )
 
 
-def collect(sampler_model, tokenizer, examples: list[dict], sampler: IndexSampler, cfg: Config, counters: dict) -> tuple[Batch, float]:
+def collect(
+    sampler_model, tokenizer, examples: list[dict], sampler: IndexSampler, cfg: Config, counters: dict
+) -> tuple[Batch, float]:
     """Draw prompts, sample and score; with dynamic sampling drop (and refill) zero-variance groups.
 
     Every rank draws the same global prompts and samples its share; the counts are global."""
@@ -177,15 +232,23 @@ def prepare_update(batch: Batch, policy, reference, cfg: Config, pad_id: int) ->
         total += overlong_penalty(batch.lengths, max_len=r.max_new_tokens, cache_len=g.overlong_buffer)
     args = (batch.prompt_ids, batch.completion_ids, batch.lengths)
     if g.ppo_epochs > 1 or (g.beta > 0 and g.kl_placement == "in_reward"):
-        batch.old_logp = batched_logprobs(policy, *args, pad_id=pad_id, temperature=r.temperature, micro_batch_size=mb, bf16=cfg.train.bf16)
+        batch.old_logp = batched_logprobs(
+            policy, *args, pad_id=pad_id, temperature=r.temperature, micro_batch_size=mb, bf16=cfg.train.bf16
+        )
     if reference is not None:
-        batch.ref_logp = batched_logprobs(reference, *args, pad_id=pad_id, temperature=r.temperature, micro_batch_size=mb, bf16=cfg.train.bf16)
+        batch.ref_logp = batched_logprobs(
+            reference, *args, pad_id=pad_id, temperature=r.temperature, micro_batch_size=mb, bf16=cfg.train.bf16
+        )
         if g.kl_placement == "in_reward":
-            total -= kl_reward_penalty(batch.old_logp, batch.ref_logp, batch.loss_mask, beta=g.beta, estimator=g.kl_estimator)
+            total -= kl_reward_penalty(
+                batch.old_logp, batch.ref_logp, batch.loss_mask, beta=g.beta, estimator=g.kl_estimator
+            )
     totals, mine = dist.gather_rows(total)  # every rank's rewards: a batch-wide scale sees them all
     valid, _ = dist.gather_rows(batch.valid)
     G = r.samples_per_prompt
-    batch.advantages = group_advantages(totals.view(-1, G), scale=g.advantage_scale, valid=valid.view(-1, G)).flatten()[mine]
+    batch.advantages = group_advantages(totals.view(-1, G), scale=g.advantage_scale, valid=valid.view(-1, G)).flatten()[
+        mine
+    ]
 
 
 def trainable_rows(batch: Batch, cfg: Config) -> torch.Tensor:
@@ -213,18 +276,44 @@ def policy_update(policy, optimizer, scheduler, batch: Batch, cfg: Config, pad_i
     for epoch in range(g.ppo_epochs):
         parts, loss_sum = [], 0.0
         for start in range(0, len(train_rows), mb):
-            rows = train_rows[start:start + mb]
+            rows = train_rows[start : start + mb]
             width = max(1, int(batch.lengths[rows].max()))
             prompts = [batch.prompt_ids[i] for i in rows.tolist()]
-            logp, entropy = completion_logprobs(policy, prompts, batch.completion_ids[rows, :width], pad_id=pad_id, temperature=cfg.rollout.temperature, entropy=True, entropy_grad=g.entropy_coef != 0, bf16=cfg.train.bf16)
+            logp, entropy = completion_logprobs(
+                policy,
+                prompts,
+                batch.completion_ids[rows, :width],
+                pad_id=pad_id,
+                temperature=cfg.rollout.temperature,
+                entropy=True,
+                entropy_grad=g.entropy_coef != 0,
+                bf16=cfg.train.bf16,
+            )
             here = lambda t: None if t is None else t[rows, :width].to(logp.device)  # noqa: E731 (batch tensors live on the CPU)
-            mask, ref, old = here(batch.loss_mask), here(batch.ref_logp), here(batch.old_logp) if batch.old_logp is not None else logp.detach()
+            mask, ref, old = (
+                here(batch.loss_mask),
+                here(batch.ref_logp),
+                here(batch.old_logp) if batch.old_logp is not None else logp.detach(),
+            )
             if epoch == 0 and batch.engine_logp is not None:  # the policy the engine sampled from, before any update
                 engine_gap = max(engine_gap, float(((logp.detach() - here(batch.engine_logp)).abs() * mask).max()))
             loss, m = grpo_loss(
-                logp, old, batch.advantages[rows].to(logp.device), mask, ref_logp=ref, beta=g.beta if in_loss else 0.0, kl_estimator=g.kl_estimator,
-                clip_low=g.clip_low, clip_high=g.clip_high, dual_clip=g.dual_clip, aggregation=g.loss_aggregation,
-                total_seqs=B, total_tokens=total_tokens, max_len=cfg.rollout.max_new_tokens, entropy=entropy, entropy_coef=g.entropy_coef,
+                logp,
+                old,
+                batch.advantages[rows].to(logp.device),
+                mask,
+                ref_logp=ref,
+                beta=g.beta if in_loss else 0.0,
+                kl_estimator=g.kl_estimator,
+                clip_low=g.clip_low,
+                clip_high=g.clip_high,
+                dual_clip=g.dual_clip,
+                aggregation=g.loss_aggregation,
+                total_seqs=B,
+                total_tokens=total_tokens,
+                max_len=cfg.rollout.max_new_tokens,
+                entropy=entropy,
+                entropy_coef=g.entropy_coef,
             )
             loss.backward()
             parts.append({k: v.cpu() for k, v in m.items()})  # CPU: gathered, a CUDA tensor lands on its rank's GPU
@@ -242,7 +331,9 @@ def policy_update(policy, optimizer, scheduler, batch: Batch, cfg: Config, pad_i
     metrics["optimizer_steps_skipped"] = g.ppo_epochs - applied
     metrics["trained_rows"] = dist.sum_all(len(train_rows))
     if batch.engine_logp is not None:
-        metrics["rollout/logprob_max_diff"] = max(dist.gather_objects(engine_gap))  # |engine − trainer| log-prob over the trained tokens
+        metrics["rollout/logprob_max_diff"] = max(
+            dist.gather_objects(engine_gap)
+        )  # |engine − trainer| log-prob over the trained tokens
     return metrics
 
 
@@ -252,8 +343,10 @@ def batch_metrics(batch: Batch, zero_var_frac: float) -> dict:
         "reward/mean": float(valid_total.mean()) if len(valid_total) else float("nan"),
         "reward/std": float(valid_total.std()) if len(valid_total) > 1 else 0.0,
         "groups/zero_variance_frac": zero_var_frac,
-        "completion_len/mean": float(batch.lengths.float().mean()), "completion_len/max": int(batch.lengths.max()) if len(batch) else 0,
-        "truncated_frac": float(batch.truncated.float().mean()), "samples": len(batch),
+        "completion_len/mean": float(batch.lengths.float().mean()),
+        "completion_len/max": int(batch.lengths.max()) if len(batch) else 0,
+        "truncated_frac": float(batch.truncated.float().mean()),
+        "samples": len(batch),
     }
     for name, values in batch.rewards.items():
         present = [v for v in values if v is not None and applies(v)]  # the samples it scored
@@ -264,7 +357,7 @@ def batch_metrics(batch: Batch, zero_var_frac: float) -> dict:
 def check_error_rate(counters: dict, samples_seen: int, limit: float) -> None:
     for key, count in counters.items():
         if key.startswith("rewards/") and key.endswith("_errors") and count > limit * samples_seen:
-            name = key[len("rewards/"):-len("_errors")]
+            name = key[len("rewards/") : -len("_errors")]
             raise TrainingError(
                 f"reward '{name}' failed on {count} of {samples_seen} samples (over rewards.max_error_rate={limit}); "
                 f"example: {counters.get(f'first_error/{name}', 'n/a')}"
@@ -281,7 +374,17 @@ def add_counts(counters: dict, parts: list[dict]) -> None:
                 counters[key] = counters.get(key, 0) + value
 
 
-def grpo_step(policy, reference, tokenizer, examples: list[dict], optimizer, scheduler, sampler: IndexSampler, cfg: Config, counters: dict) -> tuple[dict, Batch]:
+def grpo_step(
+    policy,
+    reference,
+    tokenizer,
+    examples: list[dict],
+    optimizer,
+    scheduler,
+    sampler: IndexSampler,
+    cfg: Config,
+    counters: dict,
+) -> tuple[dict, Batch]:
     """One GRPO step: sample → reward → advantage → update. Returns (metrics, the scored batch of all ranks)."""
     t0 = time.perf_counter()
     counts = {"time/score": 0.0}
@@ -296,18 +399,26 @@ def grpo_step(policy, reference, tokenizer, examples: list[dict], optimizer, sch
     if rows:
         prepare_update(batch, policy, reference, cfg, tokenizer.pad_token_id)
         update = policy_update(policy, optimizer, scheduler, batch, cfg, tokenizer.pad_token_id)
-    light = replace(batch, loss_mask=None, old_logp=None, ref_logp=None, engine_logp=None)  # what metrics and samples need
+    light = replace(
+        batch, loss_mask=None, old_logp=None, ref_logp=None, engine_logp=None
+    )  # what metrics and samples need
     everyone = concat(dist.gather_objects(light))
     metrics = {**batch_metrics(everyone, zero_var_frac), **update}
     counters["nonfinite_steps"] = counters.get("nonfinite_steps", 0) + metrics.get("optimizer_steps_skipped", 0)
     gen_time = t_collect - score_time
-    metrics.update({
-        "lr": scheduler.get_last_lr()[0], "time/generate": gen_time, "time/score": score_time,
-        "time/train": time.perf_counter() - t1, "time/step": time.perf_counter() - t0,
-        "tokens_per_s": float(everyone.lengths.sum()) / max(gen_time, 1e-9), "nonfinite_steps": counters["nonfinite_steps"],
-        "memory/peak_mib": peak_memory_mib(next(policy.parameters()).device),
-        **{k: v for k, v in counters.items() if k.startswith("rewards/")},
-    })
+    metrics.update(
+        {
+            "lr": scheduler.get_last_lr()[0],
+            "time/generate": gen_time,
+            "time/score": score_time,
+            "time/train": time.perf_counter() - t1,
+            "time/step": time.perf_counter() - t0,
+            "tokens_per_s": float(everyone.lengths.sum()) / max(gen_time, 1e-9),
+            "nonfinite_steps": counters["nonfinite_steps"],
+            "memory/peak_mib": peak_memory_mib(next(policy.parameters()).device),
+            **{k: v for k, v in counters.items() if k.startswith("rewards/")},
+        }
+    )
     return metrics, everyone
 
 
@@ -318,9 +429,18 @@ def load_policy(cfg: Config, resume_from: Path | None = None) -> tuple:
     if cfg.grpo.beta > 0 and lora.is_lora(policy):
         reference = lora.AdapterOff(policy)
     elif cfg.grpo.beta > 0 and fsdp.is_sharded(policy):  # the base model, sharded like the policy
-        reference = fsdp.shard(load_model(cfg.model.name, dtype=cfg.model.dtype, device=dist.device(cfg.run.device))[0].requires_grad_(False).eval(), keep_full_copy=False)
+        reference = fsdp.shard(
+            load_model(cfg.model.name, dtype=cfg.model.dtype, device=dist.device(cfg.run.device))[0]
+            .requires_grad_(False)
+            .eval(),
+            keep_full_copy=False,
+        )
     elif cfg.grpo.beta > 0:  # the initial policy (reloaded from the base model on resume)
-        reference = load_model(cfg.model.name, dtype=cfg.model.dtype, device=policy.device)[0] if resume_from else copy.deepcopy(policy)
+        reference = (
+            load_model(cfg.model.name, dtype=cfg.model.dtype, device=policy.device)[0]
+            if resume_from
+            else copy.deepcopy(policy)
+        )
         reference.requires_grad_(False).eval()
     return policy, reference, tokenizer
 
@@ -371,8 +491,19 @@ def grpo_trainer(cfg: Config, resume_from: Path | None) -> Trainer:
         if reference is not None:
             ckpt.load_reference(checkpoint, reference)
 
-    return Trainer("grpo", cfg.train.steps, policy, tokenizer, optimizer, scheduler, sampler, step_fn, counters,
-                   reference=reset_ref, restore=restore)
+    return Trainer(
+        "grpo",
+        cfg.train.steps,
+        policy,
+        tokenizer,
+        optimizer,
+        scheduler,
+        sampler,
+        step_fn,
+        counters,
+        reference=reset_ref,
+        restore=restore,
+    )
 
 
 def load_eval_subset(cfg: Config, tokenizer) -> list[dict]:
@@ -388,12 +519,31 @@ def periodic_eval(policy, tokenizer, examples: list[dict], cfg: Config) -> dict:
     from r1.eval.harness import evaluate_with_config
 
     m = evaluate_with_config(policy, tokenizer, examples, cfg, progress=False).metrics
-    return {"eval/pass@1": m["pass@1"]["mean"], "eval/format": m["format"]["mean"], "eval/mean_length": m["mean_length"]}
+    return {
+        "eval/pass@1": m["pass@1"]["mean"],
+        "eval/format": m["format"]["mean"],
+        "eval/mean_length": m["mean_length"],
+    }
 
 
 def sample_rows(batch: Batch) -> list[dict]:
     return [
-        {"id": e["id"], "answer": e.get("answer"), "completion": text, "length": int(n), "truncated": bool(t),
-         "advantage": float(a), **{f"reward/{k}": v[i] for k, v in batch.rewards.items() if applies(v[i])}}
-        for i, (e, text, n, t, a) in enumerate(zip(batch.examples, batch.texts, batch.lengths, batch.truncated, batch.advantages if batch.advantages is not None else torch.zeros(len(batch))))
+        {
+            "id": e["id"],
+            "answer": e.get("answer"),
+            "completion": text,
+            "length": int(n),
+            "truncated": bool(t),
+            "advantage": float(a),
+            **{f"reward/{k}": v[i] for k, v in batch.rewards.items() if applies(v[i])},
+        }
+        for i, (e, text, n, t, a) in enumerate(
+            zip(
+                batch.examples,
+                batch.texts,
+                batch.lengths,
+                batch.truncated,
+                batch.advantages if batch.advantages is not None else torch.zeros(len(batch)),
+            )
+        )
     ]

@@ -87,8 +87,13 @@ def run_training(cfg: Config, command: str, setup: Callable[[Path | None], Train
 
 
 def _restore(run_dir: Path, cfg: Config, trainer: Trainer, start: Start) -> int:
-    step, counters = ckpt.restore_training(start.resume_from, model=trainer.model, optimizer=trainer.optimizer,
-                                           scheduler=trainer.scheduler, sampler=trainer.sampler)
+    step, counters = ckpt.restore_training(
+        start.resume_from,
+        model=trainer.model,
+        optimizer=trainer.optimizer,
+        scheduler=trainer.scheduler,
+        sampler=trainer.sampler,
+    )
     trainer.counters.clear()
     trainer.counters.update(counters)
     if trainer.restore is not None:
@@ -114,8 +119,9 @@ class StopSignals:
     def _handle(self, signum, frame) -> None:
         self.received = signal.Signals(signum).name
         signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))  # the same signal again: as before
-        console.print(f"[r1] {self.received}: finishing this step, then saving a checkpoint "
-                      "(send it again to stop now)")
+        console.print(
+            f"[r1] {self.received}: finishing this step, then saving a checkpoint (send it again to stop now)"
+        )
 
     def restore(self) -> None:
         for sig, handler in self._previous.items():
@@ -123,9 +129,19 @@ class StopSignals:
 
 
 def _save(run_dir: Path, cfg: Config, trainer: Trainer, step: int, path: Path, **flags) -> Path:
-    return ckpt.save_training(path, trainer.model, trainer.tokenizer, optimizer=trainer.optimizer,
-                              scheduler=trainer.scheduler, sampler=trainer.sampler, counters=trainer.counters,
-                              step=step, reference=trainer.reference, config=cfg, **flags)
+    return ckpt.save_training(
+        path,
+        trainer.model,
+        trainer.tokenizer,
+        optimizer=trainer.optimizer,
+        scheduler=trainer.scheduler,
+        sampler=trainer.sampler,
+        counters=trainer.counters,
+        step=step,
+        reference=trainer.reference,
+        config=cfg,
+        **flags,
+    )
 
 
 def _loop(run_dir: Path, cfg: Config, trainer: Trainer, step: int, *, resumed: bool) -> Outcome:
@@ -152,8 +168,15 @@ def _loop(run_dir: Path, cfg: Config, trainer: Trainer, step: int, *, resumed: b
             if t.max_time_s and dist.any_rank(time.perf_counter() - started >= t.max_time_s):
                 console.print(f"time budget train.max_time_s={t.max_time_s:g} reached after step {step}")
                 break
-        final = _save(run_dir, cfg, trainer, step, run_dir / "checkpoints" / "final", final=trainer.merge_final,
-                      finished=step >= trainer.total_steps)
+        final = _save(
+            run_dir,
+            cfg,
+            trainer,
+            step,
+            run_dir / "checkpoints" / "final",
+            final=trainer.merge_final,
+            finished=step >= trainer.total_steps,
+        )
     finally:
         signals.restore()
         logger.close()

@@ -44,7 +44,13 @@ def apply(model, cfg: LoraConfig):
     from peft import LoraConfig as PeftLoraConfig
     from peft import get_peft_model
 
-    config = PeftLoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=list(cfg.target_modules), task_type="CAUSAL_LM")
+    config = PeftLoraConfig(
+        r=cfg.r,
+        lora_alpha=cfg.alpha,
+        lora_dropout=cfg.dropout,
+        target_modules=list(cfg.target_modules),
+        task_type="CAUSAL_LM",
+    )
     try:
         return get_peft_model(model, config)
     except ValueError as err:  # e.g. a target module the model does not have
@@ -57,7 +63,9 @@ def load(model, checkpoint: Path):
 
     folder = Path(checkpoint) / ADAPTER_DIR
     if not folder.is_dir():
-        raise ConfigError(f"{checkpoint} holds no LoRA adapter ({ADAPTER_DIR}/); it was trained without model.lora.enabled")
+        raise ConfigError(
+            f"{checkpoint} holds no LoRA adapter ({ADAPTER_DIR}/); it was trained without model.lora.enabled"
+        )
     return PeftModel.from_pretrained(model, str(folder), is_trainable=True)
 
 

@@ -24,8 +24,16 @@ def build_optimizer(model, optim: OptimConfig, total_steps: int):
 
     params = [p for p in model.parameters() if p.requires_grad]
     fused = bool(params) and not any(isinstance(p, DTensor) for p in params)
-    optimizer = torch.optim.AdamW(params, lr=optim.lr, betas=tuple(optim.betas), weight_decay=optim.weight_decay, fused=fused or None)
-    factor = lambda step: lr_factor(step, warmup_steps=optim.warmup_steps, total_steps=total_steps, schedule=optim.schedule, min_ratio=optim.min_lr_ratio)  # noqa: E731
+    optimizer = torch.optim.AdamW(
+        params, lr=optim.lr, betas=tuple(optim.betas), weight_decay=optim.weight_decay, fused=fused or None
+    )
+    factor = lambda step: lr_factor(
+        step,
+        warmup_steps=optim.warmup_steps,
+        total_steps=total_steps,
+        schedule=optim.schedule,
+        min_ratio=optim.min_lr_ratio,
+    )  # noqa: E731
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 

@@ -39,9 +39,24 @@ from r1.train import checkpoint as ckpt
 from r1.train import distributed as dist
 from r1.train.errors import RunError
 
-SAFE = ("train.max_time_s", "train.log_every", "train.save_every", "train.keep_checkpoints", "train.sample_every",
-        "eval.", "run.threads", "run.resume", "run.output_dir", "run.allow_config_change", "run.device",
-        "rewards.workers", "rewards.timeout_s", "rollout.dtype", "train.bf16", "pipeline.")
+SAFE = (
+    "train.max_time_s",
+    "train.log_every",
+    "train.save_every",
+    "train.keep_checkpoints",
+    "train.sample_every",
+    "eval.",
+    "run.threads",
+    "run.resume",
+    "run.output_dir",
+    "run.allow_config_change",
+    "run.device",
+    "rewards.workers",
+    "rewards.timeout_s",
+    "rollout.dtype",
+    "train.bf16",
+    "pipeline.",
+)
 NEVER = ("model.name", "model.lora.", "run.seed")
 INVOCATION = ("run.resume", "run.output_dir", "run.allow_config_change")  # how this run was started, not what it is
 LOGS = ("metrics.jsonl", "samples.jsonl", "tensorboard", "checkpoints", "config_changes.jsonl")
@@ -69,9 +84,11 @@ class RunLock:
             holder = os.pread(self.fd, 64, 0).decode(errors="replace").strip() or "unknown"
             os.close(self.fd)
             self.fd = None
-            return (f"{self.path.parent} is in use by another r1 process (pid {holder}): two runs in one "
-                    "directory would interleave their metrics and checkpoints. Wait for it, stop it, or give "
-                    "this run another run.output_dir")
+            return (
+                f"{self.path.parent} is in use by another r1 process (pid {holder}): two runs in one "
+                "directory would interleave their metrics and checkpoints. Wait for it, stop it, or give "
+                "this run another run.output_dir"
+            )
         except OSError:  # no flock on this file system: the recorded pid decides
             holder = os.pread(self.fd, 64, 0).decode(errors="replace").strip()
             if holder.isdigit() and int(holder) != os.getpid() and _alive(int(holder)):
@@ -121,19 +138,25 @@ def plan_start(run_dir: Path, cfg: Config) -> Start:
         if done and all(_matches(k, SAFE) for k in changes):
             return Start(finished=found, warnings=skipped)
         if resume is False:
-            raise RunError(f"{run_dir} already holds a run (a checkpoint at step {ckpt.checkpoint_step(found)}). Rerun "
-                           "with run.resume=true to continue it, or give another run.output_dir (or delete this one) "
-                           "to start afresh")
+            raise RunError(
+                f"{run_dir} already holds a run (a checkpoint at step {ckpt.checkpoint_step(found)}). Rerun "
+                "with run.resume=true to continue it, or give another run.output_dir (or delete this one) "
+                "to start afresh"
+            )
         check_changes(changes, cfg, found)
         return Start(resume_from=found, changes=changes, warnings=skipped)
     progress = _progress(Path(run_dir))
     if resume is True:
         damaged = "; ".join(skipped) or "no checkpoint was saved yet"
-        raise RunError(f"run.resume=true, but {run_dir} has no checkpoint to resume ({damaged}). "
-                       "run.resume=auto starts afresh there (moving its old logs aside), or drop run.resume")
+        raise RunError(
+            f"run.resume=true, but {run_dir} has no checkpoint to resume ({damaged}). "
+            "run.resume=auto starts afresh there (moving its old logs aside), or drop run.resume"
+        )
     if progress and resume is False:
-        raise RunError(f"{run_dir} already holds a run ({progress}). Rerun with run.resume=auto to start afresh there "
-                       "(its old logs are moved aside), or give another run.output_dir")
+        raise RunError(
+            f"{run_dir} already holds a run ({progress}). Rerun with run.resume=auto to start afresh there "
+            "(its old logs are moved aside), or give another run.output_dir"
+        )
     if progress:  # auto, nothing usable to resume
         moved = _move_aside(Path(run_dir))
         skipped.append(f"no usable checkpoint in {run_dir}: starting afresh; its old logs are in {moved}")
@@ -193,11 +216,17 @@ def check_changes(changes: dict[str, tuple], cfg: Config, checkpoint: Path) -> N
     blocked = never if cfg.run.allow_config_change else {**never, **unsafe}
     if blocked:
         diff = "; ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in sorted(blocked.items()))
-        how = ("" if never and cfg.run.allow_config_change else ", or set run.allow_config_change=true to apply "
-               "them from the next step (recorded in config_changes.jsonl)")
+        how = (
+            ""
+            if never and cfg.run.allow_config_change
+            else ", or set run.allow_config_change=true to apply "
+            "them from the next step (recorded in config_changes.jsonl)"
+        )
         cannot = f" ({', '.join(sorted(never))} cannot change within a run)" if never else ""
-        raise RunError(f"the config differs from the one {checkpoint} was trained with: {diff}{cannot}. "
-                       f"Rerun with the checkpoint's values{how}, or give another run.output_dir to start afresh")
+        raise RunError(
+            f"the config differs from the one {checkpoint} was trained with: {diff}{cannot}. "
+            f"Rerun with the checkpoint's values{how}, or give another run.output_dir to start afresh"
+        )
 
 
 def apply_changes(changes: dict[str, tuple], cfg: Config, optimizer, scheduler) -> None:
@@ -219,7 +248,10 @@ def apply_changes(changes: dict[str, tuple], cfg: Config, optimizer, scheduler) 
 def record_changes(run_dir: Path, step: int, changes: dict[str, tuple]) -> None:
     """Append what changed at this resume to `config_changes.jsonl` (rank 0)."""
     if changes and dist.is_main():
-        line = {"step": step, "time": time.strftime("%Y-%m-%d %H:%M:%S"),
-                "changes": {k: list(v) for k, v in sorted(changes.items())}}
+        line = {
+            "step": step,
+            "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "changes": {k: list(v) for k, v in sorted(changes.items())},
+        }
         with open(Path(run_dir) / "config_changes.jsonl", "a", encoding="utf-8") as handle:
             handle.write(json.dumps(line) + "\n")

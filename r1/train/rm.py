@@ -43,6 +43,7 @@ from r1.train.optim import build_optimizer, optimizer_step
 from r1.train.loop import Trainer, run_training
 from r1.train.run import IndexSampler, console
 
+
 class Pair(NamedTuple):
     chosen: list[int]  # token ids of the rendered exchange with the chosen response
     rejected: list[int]
@@ -53,11 +54,15 @@ class Pair(NamedTuple):
 def pairs_file(data: str | None) -> Path:
     """`rm.data` as a file: a JSONL path, or a bundled file by name (`preference_pairs`)."""
     if not data:
-        raise DataError("rm.data is not set: give a JSONL file of {prompt, chosen, rejected} rows (or the bundled preference_pairs)")
+        raise DataError(
+            "rm.data is not set: give a JSONL file of {prompt, chosen, rejected} rows (or the bundled preference_pairs)"
+        )
     for path in (Path(data).expanduser(), BUNDLED_DIR / f"{data}.jsonl"):
         if path.is_file():
             return path
-    raise DataError(f"preference data not found: {data} (a JSONL path, or a bundled name: {', '.join(sorted(p.stem for p in BUNDLED_DIR.glob('*pairs*.jsonl')))})")
+    raise DataError(
+        f"preference data not found: {data} (a JSONL path, or a bundled name: {', '.join(sorted(p.stem for p in BUNDLED_DIR.glob('*pairs*.jsonl')))})"
+    )
 
 
 def read_pairs(path: Path) -> list[dict]:
@@ -83,8 +88,10 @@ def encode_pairs(rows: list[dict], tokenizer, *, max_length: int, on_overlong: s
         chosen, rejected = (encode(tokenizer, row["prompt"], row[k]) for k in ("chosen", "rejected"))
         if max(len(chosen), len(rejected)) > max_length:
             if on_overlong == "error":
-                raise DataError(f"{where}: a pair of prompt {row['prompt'][:60]!r}… has {max(len(chosen), len(rejected))} tokens, "
-                                f"over rm.max_length={max_length} (or set data.on_overlong_prompt=filter)")
+                raise DataError(
+                    f"{where}: a pair of prompt {row['prompt'][:60]!r}… has {max(len(chosen), len(rejected))} tokens, "
+                    f"over rm.max_length={max_length} (or set data.on_overlong_prompt=filter)"
+                )
             too_long += 1
             continue
         pairs.append(Pair(chosen, rejected, row["prompt"], row.get("style")))
@@ -108,15 +115,17 @@ def split_by_prompt(pairs: list, prompts: list[str], fraction: float, seed: int)
 def score_pairs(model, pairs: list[Pair], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(chosen (P,), rejected (P,)) scores, chosen and rejected in one forward pass."""
     scores = sequence_scores(model, [p.chosen for p in pairs] + [p.rejected for p in pairs], pad_id)  # (2P,)
-    return scores[: len(pairs)], scores[len(pairs):]
+    return scores[: len(pairs)], scores[len(pairs) :]
 
 
-def rm_step(model, optimizer, scheduler, pairs: list[Pair], *, pad_id: int, micro_batch_size: int, grad_clip: float) -> dict:
+def rm_step(
+    model, optimizer, scheduler, pairs: list[Pair], *, pad_id: int, micro_batch_size: int, grad_clip: float
+) -> dict:
     """One optimizer step of the mean Bradley–Terry loss over `pairs`, accumulated over micro-batches."""
     model.train()
     chosen_all, rejected_all, loss_sum = [], [], 0.0
     for start in range(0, len(pairs), micro_batch_size):
-        chosen, rejected = score_pairs(model, pairs[start:start + micro_batch_size], pad_id)
+        chosen, rejected = score_pairs(model, pairs[start : start + micro_batch_size], pad_id)
         loss = bradley_terry_loss(chosen, rejected).sum() / len(pairs)  # normalized by the whole step
         loss.backward()
         loss_sum += float(loss.detach())
@@ -124,8 +133,13 @@ def rm_step(model, optimizer, scheduler, pairs: list[Pair], *, pad_id: int, micr
         rejected_all.append(rejected.detach())
     grad_norm, applied = optimizer_step(model, optimizer, scheduler, grad_clip=grad_clip)
     chosen, rejected = torch.cat(chosen_all), torch.cat(rejected_all)
-    return {"loss": loss_sum, "rm/accuracy": pair_accuracy(chosen, rejected), "rm/margin": float((chosen - rejected).mean()),
-            "grad_norm": grad_norm, "skipped": int(not applied)}
+    return {
+        "loss": loss_sum,
+        "rm/accuracy": pair_accuracy(chosen, rejected),
+        "rm/margin": float((chosen - rejected).mean()),
+        "grad_norm": grad_norm,
+        "skipped": int(not applied),
+    }
 
 
 def evaluate_pairs(model, pairs: list[Pair], *, pad_id: int, batch_size: int) -> dict:
@@ -134,12 +148,15 @@ def evaluate_pairs(model, pairs: list[Pair], *, pad_id: int, batch_size: int) ->
     chosen, rejected = [], []
     with torch.no_grad():
         for start in range(0, len(pairs), batch_size):
-            c, r = score_pairs(model, pairs[start:start + batch_size], pad_id)
+            c, r = score_pairs(model, pairs[start : start + batch_size], pad_id)
             chosen.append(c)
             rejected.append(r)
     chosen, rejected = torch.cat(chosen), torch.cat(rejected)
-    metrics = {"rm/eval_accuracy": pair_accuracy(chosen, rejected), "rm/eval_loss": float(bradley_terry_loss(chosen, rejected).mean()),
-               "rm/eval_margin": float((chosen - rejected).mean())}
+    metrics = {
+        "rm/eval_accuracy": pair_accuracy(chosen, rejected),
+        "rm/eval_loss": float(bradley_terry_loss(chosen, rejected).mean()),
+        "rm/eval_margin": float((chosen - rejected).mean()),
+    }
     for style in sorted({p.style for p in pairs if p.style}):
         rows = [i for i, p in enumerate(pairs) if p.style == style]
         metrics[f"rm/eval_accuracy/{style}"] = pair_accuracy(chosen[rows], rejected[rows])
@@ -156,8 +173,14 @@ def train_rm(cfg: Config) -> Path:
     after, heldout = held.get("after"), held["heldout"]
     if heldout and after is None:  # a resumed run whose steps were already done
         after = evaluate_pairs(held["model"], heldout, pad_id=held["pad_id"], batch_size=cfg.train.micro_batch_size)
-    write_summary(outcome.run_dir, after, held["counters"].get("before"), train_pairs=held["train_pairs"],
-                  heldout_pairs=len(heldout), steps=outcome.step)
+    write_summary(
+        outcome.run_dir,
+        after,
+        held["counters"].get("before"),
+        train_pairs=held["train_pairs"],
+        heldout_pairs=len(heldout),
+        steps=outcome.step,
+    )
     return outcome.run_dir
 
 
@@ -166,14 +189,19 @@ def rm_trainer(cfg: Config, resume_from: Path | None, held: dict) -> Trainer:
     model = model.to(dist.device(cfg.run.device))  # run.device: auto = the GPU when there is one
     path = pairs_file(cfg.rm.data)
     rows = read_pairs(path)
-    pairs = encode_pairs(rows, tokenizer, max_length=cfg.rm.max_length, on_overlong=cfg.data.on_overlong_prompt, where=str(path))
+    pairs = encode_pairs(
+        rows, tokenizer, max_length=cfg.rm.max_length, on_overlong=cfg.data.on_overlong_prompt, where=str(path)
+    )
     train, heldout = split_by_prompt(pairs, [p.prompt for p in pairs], cfg.rm.eval_fraction, cfg.run.seed)
     pad_id, micro = tokenizer.pad_token_id, cfg.train.micro_batch_size
     total_steps = cfg.rm.epochs * math.ceil(len(train) / cfg.rm.batch_size)
     optimizer, scheduler = build_optimizer(model, cfg.optim, total_steps)
     sampler, counters = IndexSampler(len(train), cfg.run.seed), {}
     held.update(model=model, heldout=heldout, pad_id=pad_id, counters=counters, train_pairs=len(train))
-    console.print(f"reward model: {len(train)} training pairs, {len(heldout)} held-out pairs, {cfg.rm.epochs} epoch(s), {total_steps} steps of {cfg.rm.batch_size}")
+    console.print(
+        f"reward model: {len(train)} training pairs, {len(heldout)} held-out pairs, {cfg.rm.epochs} epoch(s), "
+        f"{total_steps} steps of {cfg.rm.batch_size}"
+    )
 
     def begin(logger, resumed: bool) -> None:
         if not resumed and heldout:
@@ -183,19 +211,41 @@ def rm_trainer(cfg: Config, resume_from: Path | None, held: dict) -> Trainer:
     def step_fn(step: int):
         t0 = time.perf_counter()
         batch = [train[i] for i in sampler.take(cfg.rm.batch_size)]
-        m = rm_step(model, optimizer, scheduler, batch, pad_id=pad_id, micro_batch_size=micro, grad_clip=cfg.optim.grad_clip)
+        m = rm_step(
+            model, optimizer, scheduler, batch, pad_id=pad_id, micro_batch_size=micro, grad_clip=cfg.optim.grad_clip
+        )
         counters["nonfinite_steps"] = counters.get("nonfinite_steps", 0) + m.pop("skipped")
-        m.update({"lr": scheduler.get_last_lr()[0], "epoch": sampler.epoch, "time/step": time.perf_counter() - t0, "nonfinite_steps": counters["nonfinite_steps"]})
+        m.update(
+            {
+                "lr": scheduler.get_last_lr()[0],
+                "epoch": sampler.epoch,
+                "time/step": time.perf_counter() - t0,
+                "nonfinite_steps": counters["nonfinite_steps"],
+            }
+        )
         if step == total_steps and heldout:
             held["after"] = evaluate_pairs(model, heldout, pad_id=pad_id, batch_size=micro)
             m.update(held["after"])
         return m, None
 
-    return Trainer("rm", total_steps, model, tokenizer, optimizer, scheduler, sampler, step_fn, counters, begin=begin,
-                   merge_final=False)
+    return Trainer(
+        "rm",
+        total_steps,
+        model,
+        tokenizer,
+        optimizer,
+        scheduler,
+        sampler,
+        step_fn,
+        counters,
+        begin=begin,
+        merge_final=False,
+    )
 
 
-def write_summary(run_dir: Path, after: dict | None, before: dict | None, *, train_pairs: int, heldout_pairs: int, steps: int) -> dict:
+def write_summary(
+    run_dir: Path, after: dict | None, before: dict | None, *, train_pairs: int, heldout_pairs: int, steps: int
+) -> dict:
     """`rm_eval.json`: held-out pair accuracy/loss/margin at the end (and before training, when measured)."""
     summary = {"train_pairs": train_pairs, "heldout_pairs": heldout_pairs, "steps": steps}
     summary.update({key.removeprefix("rm/eval_"): value for key, value in (after or {}).items()})
@@ -204,5 +254,8 @@ def write_summary(run_dir: Path, after: dict | None, before: dict | None, *, tra
     (Path(run_dir) / "rm_eval.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     if after:
         was = f" (before training {summary['before']['accuracy']:.3f})" if before else ""
-        console.print(f"held-out pair accuracy {summary['accuracy']:.3f}{was}, loss {summary['loss']:.4f} on {heldout_pairs} pairs")
+        console.print(
+            f"held-out pair accuracy {summary['accuracy']:.3f}{was}, loss {summary['loss']:.4f} on {heldout_pairs} "
+            "pairs"
+        )
     return summary

@@ -43,7 +43,9 @@ def resolve_run_dir(cfg: Config, command: str) -> tuple[Path, list[str]]:
     precisions resolved on rank 0 for every rank (r1/precision.py); returns it with the reasons."""
     path = Path(dist.broadcast_object(cfg.run.output_dir or f"runs/{command}-{time.strftime('%Y%m%d-%H%M%S')}"))
     cfg.run.output_dir = str(path)
-    chosen = precision.resolve(cfg.rollout.dtype, cfg.train.bf16, dist.device(cfg.run.device)) if dist.is_main() else None
+    chosen = (
+        precision.resolve(cfg.rollout.dtype, cfg.train.bf16, dist.device(cfg.run.device)) if dist.is_main() else None
+    )
     cfg.rollout.dtype, cfg.train.bf16, notes = dist.broadcast_object(chosen)
     if dist.is_main():
         path.mkdir(parents=True, exist_ok=True)
@@ -87,7 +89,11 @@ def load_trainable(cfg: Config, resume_from: Path | None = None) -> tuple:
     if `model.lora.enabled`, gradient checkpointing if `train.gradient_checkpointing`, sharded with
     FSDP2 if `train.fsdp` (r1/train/fsdp.py)."""
     lora_on = cfg.model.lora.enabled
-    model, tokenizer = load_model(str(resume_from) if resume_from and not lora_on else cfg.model.name, dtype=cfg.model.dtype, device=dist.device(cfg.run.device))
+    model, tokenizer = load_model(
+        str(resume_from) if resume_from and not lora_on else cfg.model.name,
+        dtype=cfg.model.dtype,
+        device=dist.device(cfg.run.device),
+    )
     if cfg.train.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if lora_on:
@@ -142,8 +148,25 @@ def _vm_hwm_mib() -> float | None:
 
 def load_prompt_dataset(d: DataConfig, tokenizer) -> list[dict]:
     """The configured dataset with its prompts rendered and tokenized (prompt_ids, think_prefilled)."""
-    examples = load_examples(d.source, split=d.split, question_field=d.question_field, answer_field=d.answer_field, limit=d.limit, size=d.size, seed=d.seed, arithmetic=vars(d.arithmetic))
-    return prepare_prompts(examples, tokenizer, template=d.template, form=d.template_form, prefill_think=d.prefill_think, max_prompt_tokens=d.max_prompt_tokens, on_overlong=d.on_overlong_prompt)
+    examples = load_examples(
+        d.source,
+        split=d.split,
+        question_field=d.question_field,
+        answer_field=d.answer_field,
+        limit=d.limit,
+        size=d.size,
+        seed=d.seed,
+        arithmetic=vars(d.arithmetic),
+    )
+    return prepare_prompts(
+        examples,
+        tokenizer,
+        template=d.template,
+        form=d.template_form,
+        prefill_think=d.prefill_think,
+        max_prompt_tokens=d.max_prompt_tokens,
+        on_overlong=d.on_overlong_prompt,
+    )
 
 
 class IndexSampler:
@@ -181,9 +204,15 @@ class IndexSampler:
 
 
 PROGRESS_KEYS = [  # (metric, label, format) shown in the one-line progress summary
-    ("reward/mean", "reward", "{:.3f}"), ("reward/accuracy", "acc", "{:.2f}"), ("reward/format", "fmt", "{:.2f}"),
-    ("loss", "loss", "{:.4f}"), ("kl", "kl", "{:.4f}"), ("completion_len/mean", "len", "{:.0f}"),
-    ("grad_norm", "gnorm", "{:.2f}"), ("time/step", "step_s", "{:.1f}"), ("tokens_per_s", "tok/s", "{:.0f}"),
+    ("reward/mean", "reward", "{:.3f}"),
+    ("reward/accuracy", "acc", "{:.2f}"),
+    ("reward/format", "fmt", "{:.2f}"),
+    ("loss", "loss", "{:.4f}"),
+    ("kl", "kl", "{:.4f}"),
+    ("completion_len/mean", "len", "{:.0f}"),
+    ("grad_norm", "gnorm", "{:.2f}"),
+    ("time/step", "step_s", "{:.1f}"),
+    ("tokens_per_s", "tok/s", "{:.0f}"),
 ]
 
 
@@ -208,8 +237,11 @@ class RunLogger:
             if isinstance(value, (int, float)) and value is not None:
                 self.writer.add_scalar(key, value, step)
         self.writer.flush()
-        shown = {label: fmt.format(clean[key]) for key, label, fmt in PROGRESS_KEYS
-                 if isinstance(clean.get(key), (int, float))}
+        shown = {
+            label: fmt.format(clean[key])
+            for key, label, fmt in PROGRESS_KEYS
+            if isinstance(clean.get(key), (int, float))
+        }
         self.progress.update(step, quiet=not show, **shown)  # quiet steps still print every ~30 s
 
     def samples(self, step: int, rows: list[dict]) -> None:
@@ -249,7 +281,9 @@ def truncate_log_on_resume(run_dir: Path, step: int) -> int:
                     kept.append(line)
             path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
     if torn:
-        console.print(f"[r1] dropped {torn} torn line(s) from the logs in {run_dir} (a write cut short by a kill or a full disk)")
+        console.print(
+            f"[r1] dropped {torn} torn line(s) from the logs in {run_dir} (a write cut short by a kill or a full disk)"
+        )
     return torn
 
 

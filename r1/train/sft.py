@@ -34,12 +34,16 @@ from r1.train.loop import Trainer, run_training
 from r1.train.run import IndexSampler, console, load_trainable, peak_memory_mib
 
 
-def encode_row(row: dict, tokenizer, *, template: str, form: str, prefill_think: bool) -> tuple[list[int], list[int]] | None:
+def encode_row(
+    row: dict, tokenizer, *, template: str, form: str, prefill_think: bool
+) -> tuple[list[int], list[int]] | None:
     """One JSONL row → (prompt ids, completion ids ending in EOS), or None if it has neither shape."""
     eos = tokenizer.eos_token_id
     if isinstance(row.get("messages"), list) and row["messages"] and row["messages"][-1].get("role") == "assistant":
         if not getattr(tokenizer, "chat_template", None):
-            raise DataError("chat-message SFT rows need a tokenizer with a chat template; use prompt/completion rows instead")
+            raise DataError(
+                "chat-message SFT rows need a tokenizer with a chat template; use prompt/completion rows instead"
+            )
         prompt = tokenizer.apply_chat_template(row["messages"][:-1], tokenize=False, add_generation_prompt=True)
         prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
         completion = row["messages"][-1].get("content") or ""
@@ -48,7 +52,7 @@ def encode_row(row: dict, tokenizer, *, template: str, form: str, prefill_think:
         prompt_ids = rendered.token_ids(tokenizer)
         completion = row["completion"]
         if rendered.think_prefilled and completion.lstrip().startswith("<think>"):
-            completion = completion.lstrip()[len("<think>"):]  # the prompt already opened it
+            completion = completion.lstrip()[len("<think>") :]  # the prompt already opened it
     else:
         return None
     if not completion.strip():
@@ -64,17 +68,27 @@ def load_sft_data(path: str | None, tokenizer, cfg: Config) -> list[tuple[list[i
         raise DataError(f"SFT data file not found: {file}")
     d, rows, skipped, too_long = cfg.data, [], 0, 0
     for number, row in json_lines(file):
-        encoded = encode_row(row, tokenizer, template=d.template, form=d.template_form, prefill_think=d.prefill_think) if isinstance(row, dict) else None
+        encoded = (
+            encode_row(row, tokenizer, template=d.template, form=d.template_form, prefill_think=d.prefill_think)
+            if isinstance(row, dict)
+            else None
+        )
         if encoded is None:
             skipped += 1
         elif len(encoded[0]) + len(encoded[1]) > cfg.sft.max_length:
             if d.on_overlong_prompt == "error":
-                raise DataError(f"{file}:{number}: {len(encoded[0]) + len(encoded[1])} tokens, over sft.max_length={cfg.sft.max_length} (or set data.on_overlong_prompt=filter)")
+                raise DataError(
+                    f"{file}:{number}: {len(encoded[0]) + len(encoded[1])} tokens, over "
+                    f"sft.max_length={cfg.sft.max_length} (or set data.on_overlong_prompt=filter)"
+                )
             too_long += 1
         else:
             rows.append(encoded)
     if skipped or too_long:
-        console.print(f"[r1] {file}: skipped {skipped} row(s) without prompt/completion or messages, {too_long} over sft.max_length")
+        console.print(
+            f"[r1] {file}: skipped {skipped} row(s) without prompt/completion or messages, {too_long} over "
+            "sft.max_length"
+        )
     if not rows:
         raise DataError(f"{file}: no usable SFT rows")
     return rows
@@ -89,7 +103,17 @@ def pad_completions(completions: list[list[int]], pad_id: int) -> tuple[torch.Te
     return ids, lengths
 
 
-def sft_step(model, optimizer, scheduler, rows: list[tuple[list[int], list[int]]], *, pad_id: int, micro_batch_size: int, grad_clip: float, bf16: bool = False) -> dict:
+def sft_step(
+    model,
+    optimizer,
+    scheduler,
+    rows: list[tuple[list[int], list[int]]],
+    *,
+    pad_id: int,
+    micro_batch_size: int,
+    grad_clip: float,
+    bf16: bool = False,
+) -> dict:
     """One optimizer step of token-mean NLL over `rows` (this rank's share of the global batch),
     accumulated over micro-batches; the token count and the gradients are summed over ranks."""
     completion_ids, lengths = pad_completions([c for _, c in rows], pad_id)
@@ -99,7 +123,9 @@ def sft_step(model, optimizer, scheduler, rows: list[tuple[list[int], list[int]]
     for start in range(0, len(rows), micro_batch_size):
         sl = slice(start, start + micro_batch_size)
         width = int(lengths[sl].max())
-        logp, _ = completion_logprobs(model, [p for p, _ in rows[sl]], completion_ids[sl, :width], pad_id=pad_id, bf16=bf16)
+        logp, _ = completion_logprobs(
+            model, [p for p, _ in rows[sl]], completion_ids[sl, :width], pad_id=pad_id, bf16=bf16
+        )
         loss = aggregate(-logp, mask[sl, :width].to(logp.device), total_tokens=total_tokens, aggregation="token-mean")
         loss.backward()
         loss_sum += float(loss.detach())
@@ -126,12 +152,28 @@ def sft_trainer(cfg: Config, resume_from: Path | None) -> Trainer:
     def step_fn(step: int):
         t0 = time.perf_counter()
         batch = [rows[i] for i in dist.shard(sampler.take(cfg.sft.batch_size))]
-        m = sft_step(model, optimizer, scheduler, batch, pad_id=tokenizer.pad_token_id, micro_batch_size=cfg.train.micro_batch_size,
-                     grad_clip=cfg.optim.grad_clip, bf16=cfg.train.bf16)
+        m = sft_step(
+            model,
+            optimizer,
+            scheduler,
+            batch,
+            pad_id=tokenizer.pad_token_id,
+            micro_batch_size=cfg.train.micro_batch_size,
+            grad_clip=cfg.optim.grad_clip,
+            bf16=cfg.train.bf16,
+        )
         counters["nonfinite_steps"] = counters.get("nonfinite_steps", 0) + m.pop("skipped")
         elapsed = time.perf_counter() - t0
-        m.update({"lr": scheduler.get_last_lr()[0], "epoch": sampler.epoch, "time/step": elapsed, "tokens_per_s": m["tokens"] / elapsed,
-                  "nonfinite_steps": counters["nonfinite_steps"], "memory/peak_mib": peak_memory_mib(next(model.parameters()).device)})
+        m.update(
+            {
+                "lr": scheduler.get_last_lr()[0],
+                "epoch": sampler.epoch,
+                "time/step": elapsed,
+                "tokens_per_s": m["tokens"] / elapsed,
+                "nonfinite_steps": counters["nonfinite_steps"],
+                "memory/peak_mib": peak_memory_mib(next(model.parameters()).device),
+            }
+        )
         return m, None
 
     return Trainer("sft", total_steps, model, tokenizer, optimizer, scheduler, sampler, step_fn, counters)
