@@ -49,7 +49,7 @@ def main() -> None:
         "--micro", type=int, nargs="+", default=[4, 16], help="train.micro_batch_size values (default 4 16)"
     )
     args = parser.parse_args()
-    print(f"| setting | micro-batch | peak RSS MiB | step s (median) | train s |\n|---|---|---|---|---|")
+    print("| setting | micro-batch | peak RSS MiB | step s (median) | train s |\n|---|---|---|---|---|")
     for micro in args.micro:
         for name, setting in SETTINGS.items():
             s = run(setting, args.dtype, args.steps, micro)

@@ -73,7 +73,7 @@ def main() -> None:
     result = {"rl_steps": steps, "zero": {**zero, "train_seconds": seconds}, "pipeline_final": final}
     args.output_dir.mkdir(parents=True, exist_ok=True)
     (args.output_dir / "pipeline_vs_zero.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(f"| model | RL steps | held-out accuracy | format | language | mean length |\n|---|---|---|---|---|---|")
+    print("| model | RL steps | held-out accuracy | format | language | mean length |\n|---|---|---|---|---|---|")
     for name, row in (("r1 pipeline (final stage)", final), (f"r1 zero ({seconds:.0f} s)", zero)):
         print(
             f"| {name} | {steps} | {row['accuracy']:.3f} [{row['accuracy_ci'][0]:.3f}, {row['accuracy_ci'][1]:.3f}] | "

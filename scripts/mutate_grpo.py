@@ -1,8 +1,8 @@
 """Check that the GRPO wiring tests kill the mutations listed in tests/test_grpo_wiring.py.
 
-Each mutation is one textual change to r1/train/grpo.py: it is applied, the tests named run (they
-must fail), and the file is restored — also on Ctrl-C. Prints one line per mutation and exits 1 if
-any survived.
+Each mutation is one textual change to the GRPO step (r1/train/grpo.py, update.py, batch.py): it is
+applied, the tests named run (they must fail), and the file is restored — also on Ctrl-C. Prints one
+line per mutation and exits 1 if any survived.
 
     .venv/bin/python scripts/mutate_grpo.py
 """
@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TARGET = ROOT / "r1" / "train" / "grpo.py"
+FILES = [ROOT / "r1" / "train" / name for name in ("grpo.py", "update.py", "batch.py")]
 WIRING = "tests/test_grpo_wiring.py"
 MUTATIONS = [  # (name, original text, mutated text, tests that must fail)
     (
@@ -37,8 +37,8 @@ MUTATIONS = [  # (name, original text, mutated text, tests that must fail)
     ),
     (
         "entropy bonus dropped",
-        "entropy=entropy, entropy_coef=g.entropy_coef",
-        "entropy=entropy, entropy_coef=0.0",
+        "entropy_coef=g.entropy_coef,",
+        "entropy_coef=0.0,",
         [f"{WIRING}::test_the_entropy_bonus"],
     ),
     (
@@ -84,22 +84,28 @@ def survives(tests: list[str]) -> bool:
     return done.returncode == 0
 
 
+def target(text: str) -> Path | None:
+    """The one file of the GRPO step (grpo.py, update.py, batch.py) that holds `text` exactly once."""
+    found = [p for p in FILES if p.read_text(encoding="utf-8").count(text) == 1]
+    return found[0] if len(found) == 1 else None
+
+
 def main() -> int:
-    original = TARGET.read_text(encoding="utf-8")
     survivors = []
-    try:
-        for name, before, after, tests in MUTATIONS:
-            if original.count(before) != 1:
-                print(f"?  {name}: the text to mutate is not in grpo.py exactly once (update this script)")
-                survivors.append(name)
-                continue
-            TARGET.write_text(original.replace(before, after), encoding="utf-8")
+    for name, before, after, tests in MUTATIONS:
+        path = target(before)
+        if path is None:
+            print(f"?  {name}: the text to mutate is not in the step's files exactly once (update this script)")
+            survivors.append(name)
+            continue
+        original = path.read_text(encoding="utf-8")
+        try:
+            path.write_text(original.replace(before, after), encoding="utf-8")
             alive = survives(tests)
-            print(f"{'SURVIVED' if alive else 'killed'}  {name}")
-            survivors += [name] if alive else []
-            TARGET.write_text(original, encoding="utf-8")
-    finally:
-        TARGET.write_text(original, encoding="utf-8")
+        finally:
+            path.write_text(original, encoding="utf-8")
+        print(f"{'SURVIVED' if alive else 'killed'}  {name} ({path.name})")
+        survivors += [name] if alive else []
     return 1 if survivors else 0
 
 

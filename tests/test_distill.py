@@ -16,7 +16,6 @@ import torch
 from transformers import AutoModelForCausalLM
 
 import r1.pipeline.distill as distill
-import r1.train.sft as sft
 from r1.cli import main
 from r1.config import ConfigError, load_config
 from r1.data import DataError

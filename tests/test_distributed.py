@@ -270,9 +270,12 @@ def assert_same_update(one: Path, two: Path, name: str, model_dir) -> None:
     assert max(float((p1[k] - base[k]).abs().max()) for k in base) > 1e-4  # a real update happened
     assert_close_params(p2, p1, atol=1e-5)
     if not name.startswith("sft"):  # samples.jsonl holds every rank's completions, in the global order
-        rows = lambda run: [
-            (r["id"], r["completion"]) for r in map(json.loads, (run / "samples.jsonl").read_text().splitlines())
-        ]  # noqa: E731
+
+        def rows(run):
+            return [
+                (r["id"], r["completion"]) for r in map(json.loads, (run / "samples.jsonl").read_text().splitlines())
+            ]
+
         assert sorted(rows(two)) == sorted(rows(one))
 
 

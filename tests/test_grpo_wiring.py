@@ -5,8 +5,8 @@ which pass when both sides are wrong the same way. These compute what the step m
 advantages from rewards and a KL worked out with a plain forward loop, a second PPO epoch whose
 ratio has left 1, the rows of samples.jsonl — and a small "GRPO learns" run.
 
-Mutations of r1/train/grpo.py each test was checked to kill (one at a time: applied, this file
-run, reverted; `scripts/mutate_grpo.py` repeats the check):
+Mutations of the GRPO step (r1/train/grpo.py, update.py) each test was checked to kill (one at a
+time: applied, this file run, reverted; `scripts/mutate_grpo.py` repeats the check):
 1. `total -= kl_reward_penalty(...)` → `total += ...` (the KL-in-reward sign): the KL-in-reward test.
 2. π_old taken as the current policy's detached log-probs at μ > 1 (ratio ≡ 1, clipping never
    acts): the second-epoch test.

@@ -27,7 +27,6 @@ from r1.rewards.models import (
     final_summary,
     is_scalar_rm,
     load_scalar_rm,
-    load_scorer,
     parse_score,
     rubric_prompt,
     sequence_scores,

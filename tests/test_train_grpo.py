@@ -16,11 +16,12 @@ import torch
 from transformers import AutoModelForCausalLM
 
 import r1.train.grpo as grpo
+import r1.train.update as update
 from r1.config import load_config
 from r1.data import load_examples, prepare_prompts
 from r1.models import load_model
 from r1.rewards import register
-from r1.rl import LOSS_AGGREGATIONS, group_advantages
+from r1.rl import LOSS_AGGREGATIONS
 from r1.rollout import completion_lengths
 from r1.train.grpo import (
     Batch,
@@ -209,7 +210,7 @@ def test_skipping_zero_advantage_rows_leaves_the_update_unchanged(
     results = {}
     for skip in (True, False):
         if not skip:
-            monkeypatch.setattr(grpo, "trainable_rows", lambda batch, cfg: torch.arange(len(batch)))
+            monkeypatch.setattr(update, "trainable_rows", lambda batch, cfg: torch.arange(len(batch)))
         torch.manual_seed(0)
         policy = copy.deepcopy(model)
         prepare_update(batch, policy, None, cfg, tokenizer.pad_token_id)
@@ -338,14 +339,14 @@ def test_error_rate_limit_is_exclusive():
 
 
 def test_a_nan_loss_skips_the_step_and_is_counted(tiny_model_dir, tmp_path, monkeypatch):
-    real_loss, calls = grpo.grpo_loss, []
+    real_loss, calls = update.grpo_loss, []
 
     def nan_on_first_step(*args, **kwargs):
         loss, metrics = real_loss(*args, **kwargs)
         calls.append(1)
         return (loss * float("nan") if len(calls) == 1 else loss), metrics
 
-    monkeypatch.setattr(grpo, "grpo_loss", nan_on_first_step)
+    monkeypatch.setattr(update, "grpo_loss", nan_on_first_step)
     run = train_grpo(
         make_cfg(
             tiny_model_dir, tmp_path, "train.steps=2", "train.save_every=1", "train.micro_batch_size=8", "grpo.beta=0"

@@ -12,7 +12,6 @@ import json
 import pytest
 import torch
 
-import r1.train.sft as sft
 from r1.config import load_config
 from r1.data import DataError, make_problems, render_prompt
 from r1.models import load_model

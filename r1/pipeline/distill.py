@@ -104,7 +104,8 @@ def run_distill(
     if report["kept"] == 0:
         reasons = ", ".join(f"{count} {reason}" for reason, count in report["rejected"].items()) or "no samples"
         error = (
-            f"rejection sampling kept 0 of {report['samples']} samples: {reasons} (first examples in {sample_dir / 'report.md'}); "
+            f"rejection sampling kept 0 of {report['samples']} samples: {reasons} "
+            f"(first examples in {sample_dir / 'report.md'}); "
             "no data to train the student on. More samples (sample.k), a longer budget (rollout.max_new_tokens), the "
             "teacher's own template (data.template) or looser filters (sample.*) may help, in another run.output_dir"
         )
@@ -125,7 +126,8 @@ def run_distill(
     manifest["status"] = "finished"
     save_manifest(out, manifest)
     console.print(
-        f"distilled: {teacher} → {student} on {report['kept']} samples; student checkpoint {final}; manifest {out / MANIFEST}"
+        f"distilled: {teacher} → {student} on {report['kept']} samples; student checkpoint {final}; "
+        f"manifest {out / MANIFEST}"
     )
     return manifest
 

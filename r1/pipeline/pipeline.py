@@ -325,7 +325,8 @@ def report_markdown(rows: list[dict], out: Path) -> str:
         ci = f" [{r['accuracy_ci'][0]:.3f}, {r['accuracy_ci'][1]:.3f}]" if r.get("accuracy_ci") else ""
         lines.append(
             f"| {r['stage']} | {r['kind']} | {_fmt(r, 'accuracy')}{ci} | {_fmt(r, 'format')} | {_fmt(r, 'language')} | "
-            f"{_fmt(r, 'mean_length')} | {r['stage_seconds']:.0f} s | {r.get('seconds', 0):.0f} s | {r.get('note', '')} "
+            f"{_fmt(r, 'mean_length')} | {r['stage_seconds']:.0f} s | {r.get('seconds', 0):.0f} s | "
+            f"{r.get('note', '')} "
             "|"
         )
     return "\n".join(lines) + "\n"

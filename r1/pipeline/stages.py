@@ -208,9 +208,8 @@ def find_file(source: str) -> Path:
     ):
         if path.is_file():
             return path
-    raise DataError(
-        f"data file not found: {source} (a JSONL path, or one of r1's bundled files: {', '.join(sorted(p.stem for p in BUNDLED_DIR.glob('*.jsonl')))})"
-    )
+    bundled = ", ".join(sorted(p.stem for p in BUNDLED_DIR.glob("*.jsonl")))
+    raise DataError(f"data file not found: {source} (a JSONL path, or one of r1's bundled files: {bundled})")
 
 
 def read_rows(path: Path) -> list[dict]:

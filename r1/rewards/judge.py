@@ -24,8 +24,9 @@ score without a scale — is None: the caller rejects and counts it. Parsing nev
 The judge model is any causal LM `r1.models.load_model` loads; generation goes through
 `r1.rollout.ENGINES`, batched `batch_size` prompts at a time. Those model-side modules are imported
 only when a judge renders or is built, so importing this file (and parsing verdicts) needs nothing
-but the standard library, like the rest of `r1.rewards`. Deliberately left out: pairwise comparison, chain-of-thought judging (the
-verdict comes first, so a tiny judge cannot talk itself out of the format), and caching verdicts.
+but the standard library, like the rest of `r1.rewards`. Deliberately left out: pairwise comparison,
+chain-of-thought judging (the verdict comes first, so a tiny judge cannot talk itself out of the
+format), and caching verdicts.
 """
 
 from __future__ import annotations

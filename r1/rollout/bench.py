@@ -3,7 +3,8 @@
 `bench_rollout` samples `n_rows` completions of exactly `new_tokens` tokens (EOS ignored, so every
 run does the same work) for GRPO-shaped batches — 8 arithmetic prompts × n_rows/8 samples — and
 reports the median over `repeats` runs. `engine="hf"` measures HF `generate` (the baseline; EOS is
-suppressed with `min_new_tokens`); `engine="vllm"` the vLLM engine (built before the timed runs). The last printed line is machine-readable:
+suppressed with `min_new_tokens`); `engine="vllm"` the vLLM engine (built before the timed runs). The
+last printed line is machine-readable:
 `SUMMARY tok_s=<median> peak_rss_mib=<peak resident memory of this process>`.
 
 On a shared 2-core machine, 1 thread can beat 2 by far: OpenMP threads spin at every barrier

@@ -29,15 +29,16 @@ and gradients are summed over ranks before the step: the update is the one-proce
 With LoRA (r1/train/lora.py) π_ref is the policy with its adapter off; with FSDP (r1/train/fsdp.py)
 policy and π_ref are sharded and the rollout samples from the gathered weights.
 
-Deliberately left out here: evaluation (r1/eval) and the rollout engines (r1/rollout: fast, hf,
-vllm — one `generate` contract).
+The batch record is r1/train/batch.py, the update half of a step r1/train/update.py. Deliberately
+left out here: evaluation (r1/eval) and the rollout engines (r1/rollout: fast, hf, vllm — one
+`generate` contract).
 """
 
 from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -47,68 +48,20 @@ from r1.models import load_model
 from r1.rewards import applies, check_kinds, configure_reward_models, score_completions
 from r1.rewards import configure as configure_rewards
 from r1.rewards.registry import check_reward_names
-from r1.rl import (
-    combine_metrics,
-    group_advantages,
-    grpo_loss,
-    kl_reward_penalty,
-    overlong_penalty,
-    zero_variance_groups,
-)
+from r1.rl import zero_variance_groups
 from r1.rollout import Sampling, engine, vllm_engine
 from r1.train import checkpoint as ckpt
 from r1.train import distributed as dist
 from r1.train import fsdp, lora
-from r1.train.forward import batched_logprobs, completion_logprobs
-from r1.train.optim import build_optimizer, optimizer_step
+from r1.train.batch import Batch, concat, select_groups, weighted_total  # noqa: F401 (weighted_total: API)
+from r1.train.optim import build_optimizer
+from r1.train.update import policy_update, prepare_update, trainable_rows  # noqa: F401 (trainable_rows: API)
 from r1.train.loop import Trainer, run_training
 from r1.train.run import IndexSampler, for_rollout, load_prompt_dataset, load_trainable, peak_memory_mib
 
 
 class TrainingError(RuntimeError):
     """The run cannot continue; the message says why (e.g. a reward failing too often)."""
-
-
-@dataclass
-class Batch:
-    """A scored rollout batch; rows are grouped by prompt, G consecutive rows per group."""
-
-    examples: list[dict]  # (B,) the dataset row of each completion
-    prompt_ids: list[list[int]]
-    completion_ids: torch.Tensor  # (B, T)
-    lengths: torch.Tensor  # (B,)
-    truncated: torch.Tensor  # (B,) bool
-    texts: list[str]
-    rewards: dict[
-        str, list[float | None]
-    ]  # per reward name, (B,); None = failed, NaN = not routed to the sample's kind
-    total: torch.Tensor  # (B,) weighted reward (NaN where invalid)
-    valid: torch.Tensor  # (B,) bool: every weighted reward that applies produced a value
-    loss_mask: torch.Tensor | None = None  # (B, T)
-    advantages: torch.Tensor | None = None  # (B,)
-    old_logp: torch.Tensor | None = None  # (B, T)
-    ref_logp: torch.Tensor | None = None  # (B, T)
-    engine_logp: torch.Tensor | None = None  # (B, T) the rollout engine's own log-probs of the sampled tokens (vllm)
-
-    def __len__(self) -> int:
-        return len(self.texts)
-
-
-def weighted_total(
-    values: dict[str, list[float | None]], weights: dict[str, float]
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Σ_name weight · reward per sample → (total (B,), valid (B,)).
-
-    None (the reward failed) makes the sample invalid (total NaN); NaN (NOT_APPLICABLE: the reward
-    is not routed to the sample's kind) adds nothing and leaves the sample valid.
-    """
-    failed = torch.tensor([[v is None for v in values[name]] for name in weights], dtype=torch.bool)  # (R, B)
-    stacked = torch.tensor(
-        [[0.0 if v is None else v for v in values[name]] for name in weights], dtype=torch.float32
-    )  # (R, B)
-    w = torch.tensor(list(weights.values()), dtype=torch.float32)[:, None]
-    valid = ~failed.any(dim=0)
-    return (w * stacked).nansum(dim=0).masked_fill(~valid, float("nan")), valid
 
 
 def rollout_and_score(sampler_model, tokenizer, examples: list[dict], cfg: Config, counters: dict) -> Batch:
@@ -159,45 +112,6 @@ def rollout_and_score(sampler_model, tokenizer, examples: list[dict], cfg: Confi
     )
 
 
-def concat(batches: list[Batch]) -> Batch:
-    """Join batches (e.g. dynamic-sampling refills), padding completions to a common width."""
-    if len(batches) == 1:
-        return batches[0]
-    T = max(b.completion_ids.shape[1] for b in batches)
-    pad = lambda x: torch.nn.functional.pad(x, (0, T - x.shape[1]))  # noqa: E731
-    return Batch(
-        examples=[e for b in batches for e in b.examples],
-        prompt_ids=[p for b in batches for p in b.prompt_ids],
-        completion_ids=torch.cat([pad(b.completion_ids) for b in batches]),
-        lengths=torch.cat([b.lengths for b in batches]),
-        truncated=torch.cat([b.truncated for b in batches]),
-        texts=[t for b in batches for t in b.texts],
-        rewards={k: [v for b in batches for v in b.rewards[k]] for k in batches[0].rewards},
-        total=torch.cat([b.total for b in batches]),
-        valid=torch.cat([b.valid for b in batches]),
-        advantages=torch.cat([b.advantages for b in batches]) if batches[0].advantages is not None else None,
-        engine_logp=torch.cat([pad(b.engine_logp) for b in batches])
-        if all(b.engine_logp is not None for b in batches)
-        else None,
-    )
-
-
-def select_groups(batch: Batch, keep: torch.Tensor, G: int) -> Batch:
-    rows = [i for i, k in enumerate(keep.repeat_interleave(G).tolist()) if k]
-    return Batch(
-        [batch.examples[i] for i in rows],
-        [batch.prompt_ids[i] for i in rows],
-        batch.completion_ids[rows],
-        batch.lengths[rows],
-        batch.truncated[rows],
-        [batch.texts[i] for i in rows],
-        {k: [v[i] for i in rows] for k, v in batch.rewards.items()},
-        batch.total[rows],
-        batch.valid[rows],
-        engine_logp=batch.engine_logp[rows] if batch.engine_logp is not None else None,
-    )
-
-
 def collect(
     sampler_model, tokenizer, examples: list[dict], sampler: IndexSampler, cfg: Config, counters: dict
 ) -> tuple[Batch, float]:
@@ -218,123 +132,6 @@ def collect(
         if have >= want:
             break
     return concat(parts), zero_var_seen / max(1, groups_seen)
-
-
-def prepare_update(batch: Batch, policy, reference, cfg: Config, pad_id: int) -> None:
-    """Fill in the loss mask, π_old / π_ref log-probs and the advantages of a batch."""
-    g, r, mb = cfg.grpo, cfg.rollout, cfg.train.micro_batch_size
-    T = batch.completion_ids.shape[1]
-    batch.loss_mask = (torch.arange(T)[None, :] < batch.lengths[:, None]).float()  # (B, T)
-    if g.overlong == "mask":
-        batch.loss_mask[batch.truncated] = 0.0
-    total = batch.total.clone()
-    if g.overlong == "penalty":
-        total += overlong_penalty(batch.lengths, max_len=r.max_new_tokens, cache_len=g.overlong_buffer)
-    args = (batch.prompt_ids, batch.completion_ids, batch.lengths)
-    if g.ppo_epochs > 1 or (g.beta > 0 and g.kl_placement == "in_reward"):
-        batch.old_logp = batched_logprobs(
-            policy, *args, pad_id=pad_id, temperature=r.temperature, micro_batch_size=mb, bf16=cfg.train.bf16
-        )
-    if reference is not None:
-        batch.ref_logp = batched_logprobs(
-            reference, *args, pad_id=pad_id, temperature=r.temperature, micro_batch_size=mb, bf16=cfg.train.bf16
-        )
-        if g.kl_placement == "in_reward":
-            total -= kl_reward_penalty(
-                batch.old_logp, batch.ref_logp, batch.loss_mask, beta=g.beta, estimator=g.kl_estimator
-            )
-    totals, mine = dist.gather_rows(total)  # every rank's rewards: a batch-wide scale sees them all
-    valid, _ = dist.gather_rows(batch.valid)
-    G = r.samples_per_prompt
-    batch.advantages = group_advantages(totals.view(-1, G), scale=g.advantage_scale, valid=valid.view(-1, G)).flatten()[
-        mine
-    ]
-
-
-def trainable_rows(batch: Batch, cfg: Config) -> torch.Tensor:
-    """Row indices (n,) whose loss can have a gradient: all rows, or — when β = 0 in the loss and
-    there is no entropy bonus — only rows with a nonzero advantage. Every term of such a row's
-    loss is A·(clipped ratio), so its gradient is exactly 0 and its forward/backward is skipped;
-    normalizers (total_seqs, total_tokens) still count every row, so the update is unchanged.
-    With FSDP nothing is skipped: every rank must run the same number of forward/backward passes."""
-    g = cfg.grpo
-    if (g.beta > 0 and g.kl_placement == "in_loss") or g.entropy_coef != 0 or cfg.train.fsdp:
-        return torch.arange(len(batch))
-    return (batch.advantages != 0).nonzero()[:, 0]
-
-
-def policy_update(policy, optimizer, scheduler, batch: Batch, cfg: Config, pad_id: int) -> dict:
-    """μ optimizer steps over the batch, each accumulated over micro-batches. Returns metrics.
-
-    Normalizers count the global batch; gradients and metrics are summed over ranks."""
-    g, mb = cfg.grpo, cfg.train.micro_batch_size
-    B, total_tokens = dist.sum_all(len(batch)), dist.sum_all(float(batch.loss_mask.sum()))
-    in_loss = g.kl_placement == "in_loss"
-    train_rows = trainable_rows(batch, cfg)
-    metrics, applied, engine_gap = {}, 0, 0.0
-    policy.train()
-    for epoch in range(g.ppo_epochs):
-        parts, loss_sum = [], 0.0
-        for start in range(0, len(train_rows), mb):
-            rows = train_rows[start : start + mb]
-            width = max(1, int(batch.lengths[rows].max()))
-            prompts = [batch.prompt_ids[i] for i in rows.tolist()]
-            logp, entropy = completion_logprobs(
-                policy,
-                prompts,
-                batch.completion_ids[rows, :width],
-                pad_id=pad_id,
-                temperature=cfg.rollout.temperature,
-                entropy=True,
-                entropy_grad=g.entropy_coef != 0,
-                bf16=cfg.train.bf16,
-            )
-            here = lambda t: None if t is None else t[rows, :width].to(logp.device)  # noqa: E731 (batch tensors live on the CPU)
-            mask, ref, old = (
-                here(batch.loss_mask),
-                here(batch.ref_logp),
-                here(batch.old_logp) if batch.old_logp is not None else logp.detach(),
-            )
-            if epoch == 0 and batch.engine_logp is not None:  # the policy the engine sampled from, before any update
-                engine_gap = max(engine_gap, float(((logp.detach() - here(batch.engine_logp)).abs() * mask).max()))
-            loss, m = grpo_loss(
-                logp,
-                old,
-                batch.advantages[rows].to(logp.device),
-                mask,
-                ref_logp=ref,
-                beta=g.beta if in_loss else 0.0,
-                kl_estimator=g.kl_estimator,
-                clip_low=g.clip_low,
-                clip_high=g.clip_high,
-                dual_clip=g.dual_clip,
-                aggregation=g.loss_aggregation,
-                total_seqs=B,
-                total_tokens=total_tokens,
-                max_len=cfg.rollout.max_new_tokens,
-                entropy=entropy,
-                entropy_coef=g.entropy_coef,
-            )
-            loss.backward()
-            parts.append({k: v.cpu() for k, v in m.items()})  # CPU: gathered, a CUDA tensor lands on its rank's GPU
-            loss_sum += float(loss.detach())
-        if not parts:  # a zero gradient, not none: AdamW still applies its momentum and weight decay
-            for p in policy.parameters():
-                if p.requires_grad:
-                    p.grad = torch.zeros_like(p)
-        dist.all_reduce_grads(policy)  # every rank, even one without a trainable row
-        grad_norm, ok = optimizer_step(policy, optimizer, scheduler, grad_clip=cfg.optim.grad_clip)
-        applied += ok
-        parts = [m for rank_parts in dist.gather_objects(parts) for m in rank_parts]
-        metrics = {k: float(v) for k, v in combine_metrics(parts).items() if not k.endswith("_sum")} if parts else {}
-        metrics.update(loss=dist.sum_all(loss_sum), grad_norm=grad_norm)
-    metrics["optimizer_steps_skipped"] = g.ppo_epochs - applied
-    metrics["trained_rows"] = dist.sum_all(len(train_rows))
-    if batch.engine_logp is not None:
-        metrics["rollout/logprob_max_diff"] = max(
-            dist.gather_objects(engine_gap)
-        )  # |engine − trainer| log-prob over the trained tokens
-    return metrics
 
 
 def batch_metrics(batch: Batch, zero_var_frac: float) -> dict:

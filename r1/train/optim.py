@@ -27,13 +27,16 @@ def build_optimizer(model, optim: OptimConfig, total_steps: int):
     optimizer = torch.optim.AdamW(
         params, lr=optim.lr, betas=tuple(optim.betas), weight_decay=optim.weight_decay, fused=fused or None
     )
-    factor = lambda step: lr_factor(
-        step,
-        warmup_steps=optim.warmup_steps,
-        total_steps=total_steps,
-        schedule=optim.schedule,
-        min_ratio=optim.min_lr_ratio,
-    )  # noqa: E731
+
+    def factor(step: int) -> float:
+        return lr_factor(
+            step,
+            warmup_steps=optim.warmup_steps,
+            total_steps=total_steps,
+            schedule=optim.schedule,
+            min_ratio=optim.min_lr_ratio,
+        )
+
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 

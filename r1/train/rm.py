@@ -60,13 +60,13 @@ def pairs_file(data: str | None) -> Path:
     for path in (Path(data).expanduser(), BUNDLED_DIR / f"{data}.jsonl"):
         if path.is_file():
             return path
-    raise DataError(
-        f"preference data not found: {data} (a JSONL path, or a bundled name: {', '.join(sorted(p.stem for p in BUNDLED_DIR.glob('*pairs*.jsonl')))})"
-    )
+    bundled = ", ".join(sorted(p.stem for p in BUNDLED_DIR.glob("*pairs*.jsonl")))
+    raise DataError(f"preference data not found: {data} (a JSONL path, or a bundled name: {bundled})")
 
 
 def read_pairs(path: Path) -> list[dict]:
-    """Rows with non-empty string `prompt`, `chosen` and `rejected` that differ; bad JSON is an error naming the line."""
+    """Rows with non-empty string `prompt`, `chosen` and `rejected` that differ; bad JSON is an error naming
+    the line."""
     rows, skipped = [], 0
     for _, row in json_lines(path):
         fields = [row.get(k) for k in ("prompt", "chosen", "rejected")] if isinstance(row, dict) else [None]

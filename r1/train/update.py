@@ -1,0 +1,136 @@
+"""The update half of a GRPO step: π_old / π_ref log-probs and advantages, then μ optimizer steps.
+
+`prepare_update` fills a scored batch's loss mask, π_old and π_ref log-probs and advantages (with
+the overlong penalty and KL-in-the-reward shaping); `policy_update` makes `grpo.ppo_epochs` passes
+over it, each accumulated over micro-batches and applied as one optimizer step, with loss
+normalizers counting the global batch and gradients summed over data-parallel ranks. The equations
+are in r1/rl (losses.py, advantages.py). Deliberately left out: sampling and scoring (grpo.py).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from r1.config import Config
+from r1.rl import combine_metrics, group_advantages, grpo_loss, kl_reward_penalty, overlong_penalty
+from r1.train import distributed as dist
+from r1.train.batch import Batch
+from r1.train.forward import batched_logprobs, completion_logprobs
+from r1.train.optim import optimizer_step
+
+
+def prepare_update(batch: Batch, policy, reference, cfg: Config, pad_id: int) -> None:
+    """Fill in the loss mask, π_old / π_ref log-probs and the advantages of a batch."""
+    g, r, mb = cfg.grpo, cfg.rollout, cfg.train.micro_batch_size
+    T = batch.completion_ids.shape[1]
+    batch.loss_mask = (torch.arange(T)[None, :] < batch.lengths[:, None]).float()  # (B, T)
+    if g.overlong == "mask":
+        batch.loss_mask[batch.truncated] = 0.0
+    total = batch.total.clone()
+    if g.overlong == "penalty":
+        total += overlong_penalty(batch.lengths, max_len=r.max_new_tokens, cache_len=g.overlong_buffer)
+    args = (batch.prompt_ids, batch.completion_ids, batch.lengths)
+    if g.ppo_epochs > 1 or (g.beta > 0 and g.kl_placement == "in_reward"):
+        batch.old_logp = batched_logprobs(
+            policy, *args, pad_id=pad_id, temperature=r.temperature, micro_batch_size=mb, bf16=cfg.train.bf16
+        )
+    if reference is not None:
+        batch.ref_logp = batched_logprobs(
+            reference, *args, pad_id=pad_id, temperature=r.temperature, micro_batch_size=mb, bf16=cfg.train.bf16
+        )
+        if g.kl_placement == "in_reward":
+            total -= kl_reward_penalty(
+                batch.old_logp, batch.ref_logp, batch.loss_mask, beta=g.beta, estimator=g.kl_estimator
+            )
+    totals, mine = dist.gather_rows(total)  # every rank's rewards: a batch-wide scale sees them all
+    valid, _ = dist.gather_rows(batch.valid)
+    G = r.samples_per_prompt
+    batch.advantages = group_advantages(totals.view(-1, G), scale=g.advantage_scale, valid=valid.view(-1, G)).flatten()[
+        mine
+    ]
+
+
+def trainable_rows(batch: Batch, cfg: Config) -> torch.Tensor:
+    """Row indices (n,) whose loss can have a gradient: all rows, or — when β = 0 in the loss and
+    there is no entropy bonus — only rows with a nonzero advantage. Every term of such a row's
+    loss is A·(clipped ratio), so its gradient is exactly 0 and its forward/backward is skipped;
+    normalizers (total_seqs, total_tokens) still count every row, so the update is unchanged.
+    With FSDP nothing is skipped: every rank must run the same number of forward/backward passes."""
+    g = cfg.grpo
+    if (g.beta > 0 and g.kl_placement == "in_loss") or g.entropy_coef != 0 or cfg.train.fsdp:
+        return torch.arange(len(batch))
+    return (batch.advantages != 0).nonzero()[:, 0]
+
+
+def policy_update(policy, optimizer, scheduler, batch: Batch, cfg: Config, pad_id: int) -> dict:
+    """μ optimizer steps over the batch, each accumulated over micro-batches. Returns metrics.
+
+    Normalizers count the global batch; gradients and metrics are summed over ranks."""
+    g, mb = cfg.grpo, cfg.train.micro_batch_size
+    B, total_tokens = dist.sum_all(len(batch)), dist.sum_all(float(batch.loss_mask.sum()))
+    in_loss = g.kl_placement == "in_loss"
+    train_rows = trainable_rows(batch, cfg)
+    metrics, applied, engine_gap = {}, 0, 0.0
+    policy.train()
+    for epoch in range(g.ppo_epochs):
+        parts, loss_sum = [], 0.0
+        for start in range(0, len(train_rows), mb):
+            rows = train_rows[start : start + mb]
+            width = max(1, int(batch.lengths[rows].max()))
+            prompts = [batch.prompt_ids[i] for i in rows.tolist()]
+            logp, entropy = completion_logprobs(
+                policy,
+                prompts,
+                batch.completion_ids[rows, :width],
+                pad_id=pad_id,
+                temperature=cfg.rollout.temperature,
+                entropy=True,
+                entropy_grad=g.entropy_coef != 0,
+                bf16=cfg.train.bf16,
+            )
+            here = lambda t: None if t is None else t[rows, :width].to(logp.device)  # noqa: E731 (batch tensors live on the CPU)
+            mask, ref, old = (
+                here(batch.loss_mask),
+                here(batch.ref_logp),
+                here(batch.old_logp) if batch.old_logp is not None else logp.detach(),
+            )
+            if epoch == 0 and batch.engine_logp is not None:  # the policy the engine sampled from, before any update
+                engine_gap = max(engine_gap, float(((logp.detach() - here(batch.engine_logp)).abs() * mask).max()))
+            loss, m = grpo_loss(
+                logp,
+                old,
+                batch.advantages[rows].to(logp.device),
+                mask,
+                ref_logp=ref,
+                beta=g.beta if in_loss else 0.0,
+                kl_estimator=g.kl_estimator,
+                clip_low=g.clip_low,
+                clip_high=g.clip_high,
+                dual_clip=g.dual_clip,
+                aggregation=g.loss_aggregation,
+                total_seqs=B,
+                total_tokens=total_tokens,
+                max_len=cfg.rollout.max_new_tokens,
+                entropy=entropy,
+                entropy_coef=g.entropy_coef,
+            )
+            loss.backward()
+            parts.append({k: v.cpu() for k, v in m.items()})  # CPU: gathered, a CUDA tensor lands on its rank's GPU
+            loss_sum += float(loss.detach())
+        if not parts:  # a zero gradient, not none: AdamW still applies its momentum and weight decay
+            for p in policy.parameters():
+                if p.requires_grad:
+                    p.grad = torch.zeros_like(p)
+        dist.all_reduce_grads(policy)  # every rank, even one without a trainable row
+        grad_norm, ok = optimizer_step(policy, optimizer, scheduler, grad_clip=cfg.optim.grad_clip)
+        applied += ok
+        parts = [m for rank_parts in dist.gather_objects(parts) for m in rank_parts]
+        metrics = {k: float(v) for k, v in combine_metrics(parts).items() if not k.endswith("_sum")} if parts else {}
+        metrics.update(loss=dist.sum_all(loss_sum), grad_norm=grad_norm)
+    metrics["optimizer_steps_skipped"] = g.ppo_epochs - applied
+    metrics["trained_rows"] = dist.sum_all(len(train_rows))
+    if batch.engine_logp is not None:
+        metrics["rollout/logprob_max_diff"] = max(
+            dist.gather_objects(engine_gap)
+        )  # |engine − trainer| log-prob over the trained tokens
+    return metrics
