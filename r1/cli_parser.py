@@ -1,14 +1,15 @@
 """The argument parser of the `r1` command: every subcommand, its options and its help text.
 
 Kept apart from `cli.py` (the commands themselves and the error handling) because the help texts
-are most of it. Only the standard library and `r1.data.templates` are imported, so `r1 --help` is
-instant.
+are most of it. Only the standard library, `r1.config` (the defaults, one home) and
+`r1.data.templates` are imported, so `r1 --help` is instant.
 """
 
 from __future__ import annotations
 
 import argparse
 
+from r1.config import EvalConfig
 from r1.data.templates import TEMPLATES
 
 EPILOG = "Run `r1 COMMAND --help` for a command's options. Docs: README.md and docs/."
@@ -138,8 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--max-new-tokens", type=int, default=512, help="default 512 (sized for a CPU; the paper uses 32,768)"
     )
-    p.add_argument("--temperature", type=float, default=0.6)
-    p.add_argument("--top-p", type=float, default=0.95)
+    p.add_argument("--temperature", type=float, default=EvalConfig.temperature)
+    p.add_argument("--top-p", type=float, default=EvalConfig.top_p)
     p.add_argument("--batch-size", type=int, default=64, help="rows (problems × samples) generated together")
     p.add_argument(
         "--template",
@@ -189,8 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=1, help="number of prompts (default 1)")
     p.add_argument("--n", type=int, default=1, help="samples per prompt")
     p.add_argument("--max-new-tokens", type=int, default=256)
-    p.add_argument("--temperature", type=float, default=0.6)
-    p.add_argument("--top-p", type=float, default=0.95)
+    p.add_argument("--temperature", type=float, default=EvalConfig.temperature)
+    p.add_argument("--top-p", type=float, default=EvalConfig.top_p)
     p.add_argument(
         "--form",
         choices=["auto", "chat", "plain"],

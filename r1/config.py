@@ -69,9 +69,8 @@ class ArithmeticConfig:
 
 @dataclass
 class DataConfig:
-    source: str = (
-        "arithmetic"  # bundled name (gsm8k, gsm8k-train, math500, aime24), arithmetic, a .jsonl path or a hub id
-    )
+    # bundled name (gsm8k, gsm8k-train, math500, aime24), arithmetic, a .jsonl path or a hub id
+    source: str = "arithmetic"
     split: str = "train"  # for arithmetic (train/test never overlap) and hub datasets
     size: int = 2000  # number of problems generated for `arithmetic`
     seed: int = 0  # generator seed for `arithmetic`
@@ -91,9 +90,8 @@ class VllmConfig:
     """Options of the vLLM rollout engine (`rollout.engine=vllm`, r1/rollout/vllm_engine.py)."""
 
     kv_cache_gib: float = 1.0  # memory reserved for the KV cache (on a CPU, taken from RAM)
-    gpu_memory_utilization: float = (
-        0.3  # on a GPU: the share of device memory vLLM may take (it shares the device with training)
-    )
+    # on a GPU: the share of device memory vLLM may take (it shares the device with training)
+    gpu_memory_utilization: float = 0.3
     enforce_eager: bool = True  # no CUDA graphs or compilation: starts in seconds, slower per token on a GPU
     max_model_len: int = 4096  # prompt + completion tokens per row
 
@@ -120,12 +118,10 @@ class RewardsConfig:
     workers: int | None = None  # accuracy verification processes (None = min(2, cores))
     timeout_s: float = 3.0  # wall-clock limit per verification
     max_error_rate: float = 0.1  # stop the run when a reward fails on more samples than this
-    routes: dict[str, list[str]] = field(
-        default_factory=dict
-    )  # example kind → rewards scored on it, e.g. {general: [helpfulness]}; empty = all rewards on every example
-    helpfulness_model: str | None = (
-        None  # for the `helpfulness` reward: an `r1 rm` checkpoint, or a causal LM used as a 1–10 judge
-    )
+    # example kind → rewards scored on it, e.g. {general: [helpfulness]}; empty = all rewards on every example
+    routes: dict[str, list[str]] = field(default_factory=dict)
+    # for the `helpfulness` reward: an `r1 rm` checkpoint, or a causal LM used as a 1–10 judge
+    helpfulness_model: str | None = None
     harmlessness_model: str | None = None  # the same for `harmlessness`
 
 
@@ -169,9 +165,8 @@ class TrainConfig:
     save_every: int = 50
     sample_every: int = 10  # write completions with their rewards to samples.jsonl
     keep_checkpoints: int = 2  # most recent step checkpoints kept (the final one always is)
-    max_time_s: float | None = (
-        None  # GRPO: stop after the step that crosses this wall time (a compute budget); None = run all steps
-    )
+    # GRPO: stop after the step that crosses this wall time (a compute budget); None = run all steps
+    max_time_s: float | None = None
     gradient_checkpointing: bool = False  # recompute activations in the backward pass: less memory, ~30% more compute
     # shard parameters, gradients and optimizer state over the processes with FSDP2 (r1/train/fsdp.py, docs/scale.md)
     fsdp: bool = False
@@ -193,9 +188,8 @@ class RMConfig:
     data: str | None = None  # JSONL of {prompt, chosen, rejected} rows, or a bundled name (preference_pairs)
     epochs: int = 1
     batch_size: int = 16  # pairs per optimizer step
-    max_length: int = (
-        1024  # tokens of one rendered exchange; longer pairs are an error (or filtered: data.on_overlong_prompt)
-    )
+    # tokens of one rendered exchange; longer pairs are an error (or filtered: data.on_overlong_prompt)
+    max_length: int = 1024
     eval_fraction: float = 0.1  # share of the prompts held out (with all their pairs) for the pair accuracy
 
 
@@ -207,9 +201,8 @@ class EvalConfig:
     temperature: float = 0.6  # the paper's evaluation settings
     top_p: float = 0.95
     max_new_tokens: int = 512
-    every_steps: int = (
-        0  # GRPO: evaluate on the first `limit` (default 32) problems of `benchmark` every N steps; 0 = never
-    )
+    # GRPO: evaluate on the first `limit` (default 32) problems of `benchmark` every N steps; 0 = never
+    every_steps: int = 0
 
 
 FilterName = Literal["language", "paragraphs", "repetition", "code", "length"]  # r1/data/filters.py FILTERS
@@ -252,9 +245,8 @@ class StageConfig:
     name: str = ""  # unique; the stage's folder in the run directory
     kind: StageKind = "sft"
     model: str = "base"  # "base" (model.name) or an earlier stage whose checkpoint this one starts from
-    data: list[str] = field(
-        default_factory=list
-    )  # inputs (r1/pipeline/stages.py): earlier stages, generators, bundled names, JSONL paths
+    # inputs (r1/pipeline/stages.py): earlier stages, generators, bundled names, JSONL paths
+    data: list[str] = field(default_factory=list)
     set: dict[str, Any] = field(default_factory=dict)  # dotted settings for this stage only, e.g. {train.steps: 20}
     evaluate: bool = True  # held-out evaluation of the stage's checkpoint (sft and grpo stages)
 
@@ -272,13 +264,11 @@ class RunConfig:
     output_dir: str | None = None  # default: runs/<command>-<timestamp>
     seed: int = 0
     threads: int | None = None  # torch threads (None = all cores)
-    resume: bool | Literal["auto"] = (
-        False  # true: continue the latest checkpoint (an error without one); auto: or start afresh
-    )
+    # true: continue the latest checkpoint (an error without one); auto: or start afresh
+    resume: bool | Literal["auto"] = False
     allow_config_change: bool = False  # on resume, apply changed settings that alter the run (docs/reliability.md)
-    device: str = (
-        "auto"  # where grpo/sft train: auto (cuda:LOCAL_RANK when CUDA is available, else cpu), cpu, cuda, cuda:N
-    )
+    # where grpo/sft train: auto (cuda:LOCAL_RANK when CUDA is available, else cpu), cpu, cuda, cuda:N
+    device: str = "auto"
 
 
 @dataclass

@@ -14,9 +14,8 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault(
-    "R1_PRECISION", "float32"
-)  # `auto` precision means fp32 in tests, on every machine (r1/precision.py)
+# `auto` precision means fp32 in tests, on every machine (r1/precision.py)
+os.environ.setdefault("R1_PRECISION", "float32")
 _USER_CACHE = os.environ.get("R1_CACHE")  # before any test isolates it
 
 CHAT_TEMPLATE = (

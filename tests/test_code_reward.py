@@ -37,17 +37,19 @@ def fenced(code: str, tag: str = "python") -> str:
         ("<think>" + fenced("x = 1\n") + "</think> done", None),  # code only while thinking does not count
         ("<think>" + fenced("x = 1\n"), None),  # the think block never closed
         ("<think>plan</think> " + fenced("x = 1\n"), "x = 1\n"),
+        # inside the answer
         (
             "<think>plan</think><answer>" + fenced("a = 1\n") + "</answer>\n" + fenced("b = 2\n"),
             "a = 1\n",
-        ),  # inside the answer
+        ),
         ("<answer>" + fenced("a = 1\n") + "</answer><answer>" + fenced("b = 2\n") + "</answer>", None),  # two answers
         ("<answer>" + fenced("a = 1\n") + "</answer> and a stray </answer>", None),
         (fenced("x = 1\n") + "\n```python\ntruncated = (", "x = 1\n"),  # an unclosed fence does not count
+        # list indent removed
         (
             "1. the code:\n   ```python\n   def f():\n       return 1\n   ```",
             "def f():\n    return 1\n",
-        ),  # list indent removed
+        ),
         (fenced("    return x * 2\n"), "    return x * 2\n"),  # a body keeps its indentation
         (fenced("\n\n"), None),  # an empty block is no code
     ],

@@ -33,9 +33,8 @@ def test_split_completion_cleans_the_reasoning():
 def test_r1_completion_adds_a_conclusion_only_when_needed():
     assert r1_completion("2 + 3 = 5", "5") == "<think>\n2 + 3 = 5\n</think>\n<answer>5</answer>"
     assert r1_completion("Add them.", "5") == "<think>\nAdd them.\nSo the answer is 5.\n</think>\n<answer>5</answer>"
-    assert r1_completion("We have 15 apples", "5").endswith(
-        "So the answer is 5.\n</think>\n<answer>5</answer>"
-    )  # 15 is not 5
+    # 15 is not 5
+    assert r1_completion("We have 15 apples", "5").endswith("So the answer is 5.\n</think>\n<answer>5</answer>")
     for text in (r1_completion("2 + 3 = 5", "5"), r1_completion("Add them.", "5")):
         assert REWARDS["format"](text, {}) == 1.0 and REWARDS["accuracy"](text, {"answer": "5"}) == 1.0
 

@@ -38,9 +38,8 @@ def test_demo_runs_every_stage_and_writes_summary(tiny_model_dir, tmp_path, monk
     assert set(summary["heldout"]) == {"base", "coldstart", "final"}
     assert all(0.0 <= v <= 1.0 for v in summary["heldout"].values())
     assert all(0.0 <= v <= 1.0 for v in summary["format"].values())
-    assert set(summary["accuracy_formatted"]) == set(
-        summary["heldout"]
-    )  # None for a stage with no sample in the format
+    # None for a stage with no sample in the format
+    assert set(summary["accuracy_formatted"]) == set(summary["heldout"])
     assert all(v is None or 0.0 <= v <= 1.0 for v in summary["accuracy_formatted"].values())
     assert summary["heldout_problems"] == 3 and summary["samples_per_problem"] == 1
     for stage in ("coldstart", "final"):

@@ -207,9 +207,8 @@ def runs(tiny_model_dir, tmp_path_factory):
             {"cmd": "grpo", "overrides": [*resume, "train.steps=1"]},
             {"cmd": "grpo", "overrides": [*resume, "run.resume=true", "run.allow_config_change=true"]},
         ]
-    preempted = overrides(
-        tiny_model_dir, root / "2" / "preempted", [*SFT, f"sft.data={data}"]
-    )  # SIGTERM to rank 1 only
+    # SIGTERM to rank 1 only
+    preempted = overrides(tiny_model_dir, root / "2" / "preempted", [*SFT, f"sft.data={data}"])
     two += [
         {"cmd": "sft", "overrides": preempted, "sigterm": [1, 1], "record": str(root / "preempted-{rank}.json")},
         {"cmd": "sft", "overrides": [*preempted, "run.resume=true"]},
@@ -288,9 +287,8 @@ def test_the_runs_exercise_refills_and_an_idle_rank(runs):
 def test_a_checkpoint_records_the_world_size_and_every_rank_rng(runs):
     state = ckpt.load_state(runs / "2" / "kl" / "checkpoints" / "final")
     assert state["world_size"] == 2 and len(state["rng_per_rank"]) == 2
-    assert not torch.equal(
-        state["rng_per_rank"][0]["torch"], state["rng_per_rank"][1]["torch"]
-    )  # ranks sample differently
+    # ranks sample differently
+    assert not torch.equal(state["rng_per_rank"][0]["torch"], state["rng_per_rank"][1]["torch"])
 
 
 @pytest.mark.parametrize("straight, resumed", [("kl", "resumed"), ("fsdp", "resumed_fsdp")])

@@ -98,9 +98,8 @@ def test_stages_run_in_order_each_from_its_input(tmp_path, pairs, monkeypatch):
     run = tmp_path / "run"
     assert [name for name, _ in fake.calls] == ["coldstart", "reasoning", "rs", "sft2", "allrl"]
     models = dict(fake.calls)
-    assert (
-        models["coldstart"] == "tiny" and models["sft2"] == "tiny"
-    )  # stage-3 SFT starts from the base model, as the paper does
+    # stage-3 SFT starts from the base model, as the paper does
+    assert models["coldstart"] == "tiny" and models["sft2"] == "tiny"
     assert models["reasoning"] == str(run / "coldstart" / "checkpoints" / "final")
     assert models["allrl"] == str(run / "sft2" / "checkpoints" / "final")
     assert manifest["status"] == "finished" and all(s["status"] == "finished" for s in manifest["stages"].values())

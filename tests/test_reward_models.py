@@ -243,9 +243,8 @@ def test_configured_scalar_rm_scores_through_the_registry_once_loaded(scalar_rm_
         ["<think>a</think>Hello!", "<think>b</think>Hello!", "Go away."], examples, ["helpfulness", "harmlessness"]
     )
     help_, harm = scores.values["helpfulness"], scores.values["harmlessness"]
-    assert help_[0] == pytest.approx(help_[1]) and harm[0] != pytest.approx(
-        harm[1]
-    )  # same summary, different reasoning
+    # same summary, different reasoning
+    assert help_[0] == pytest.approx(help_[1]) and harm[0] != pytest.approx(harm[1])
     assert scores.counts == {}
 
 

@@ -250,9 +250,8 @@ def test_a_resumed_rm_run_equals_an_uninterrupted_one(tiny_model_dir, tmp_path, 
     rm_module.train_rm(cfg(tmp_path / "resumed"))
     read = lambda run: [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]  # noqa: E731
     straight, resumed = read(tmp_path / "straight"), read(tmp_path / "resumed")
-    assert (
-        [m["step"] for m in resumed] == [m["step"] for m in straight] == list(range(0, 7))
-    )  # 10 train pairs → 3 steps × 2 epochs
+    # 10 train pairs → 3 steps × 2 epochs
+    assert [m["step"] for m in resumed] == [m["step"] for m in straight] == list(range(0, 7))
     assert [m["loss"] for m in resumed[1:]] == pytest.approx([m["loss"] for m in straight[1:]], abs=1e-6)
     assert json.loads((tmp_path / "resumed" / "rm_eval.json").read_text())["loss"] == pytest.approx(
         json.loads((tmp_path / "straight" / "rm_eval.json").read_text())["loss"], abs=1e-6

@@ -360,9 +360,8 @@ def test_two_trainer_processes_on_one_machine_never_share_a_slot_uid():
         deadline = time.monotonic() + PROMPT_S
         while not sandbox_processes() and time.monotonic() < deadline:  # until the other's program runs
             time.sleep(0.05)
-        quick = run(
-            Job(CORRECT, SOLVE_TESTS, functions={"candidate": "solve"})
-        )  # not attack(): the other's program runs on
+        # not attack(): the other's program runs on
+        quick = run(Job(CORRECT, SOLVE_TESTS, functions={"candidate": "solve"}))
         out, _ = other.communicate(timeout=PROMPT_S)
     finally:
         other.kill()

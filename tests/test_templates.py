@@ -124,9 +124,8 @@ def test_overlong_prompt_is_an_error_naming_the_example(chat_tok):
     with pytest.raises(TemplateError) as err:
         prepare_prompts(examples(Q, long_question), chat_tok, max_prompt_tokens=n - 1)
     assert f"example 'ex-1' has a {n}-token prompt, over data.max_prompt_tokens={n - 1}" in str(err.value)
-    assert (
-        len(prepare_prompts(examples(Q, long_question), chat_tok, max_prompt_tokens=n)) == 2
-    )  # the limit is inclusive
+    # the limit is inclusive
+    assert len(prepare_prompts(examples(Q, long_question), chat_tok, max_prompt_tokens=n)) == 2
 
 
 def test_overlong_prompts_filtered_and_counted(chat_tok, capsys):

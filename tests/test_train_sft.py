@@ -219,9 +219,8 @@ def test_load_sft_data_skips_and_counts_bad_rows(tiny, tiny_model_dir, tmp_path,
         {"prompt": "long", "completion": "1 + 1 = 2 , " * 40},
     ]
     path.write_text("\n".join(json.dumps(x) if x != "" else "" for x in lines) + "\n")
-    limit = (
-        len(encode_row(lines[0], tokenizer, template="r1-zero", form="auto", prefill_think=False)[0]) + 20
-    )  # fits all but the last
+    # fits all but the last
+    limit = len(encode_row(lines[0], tokenizer, template="r1-zero", form="auto", prefill_think=False)[0]) + 20
     cfg = make_cfg(tiny_model_dir, tmp_path, f"sft.max_length={limit}", "data.on_overlong_prompt=filter")
     rows = load_sft_data(str(path), tokenizer, cfg)
     assert [tokenizer.decode(c) for _, c in rows] == ["<answer> 2 </answer><|im_end|>", "4<|im_end|>"]

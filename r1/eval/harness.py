@@ -34,6 +34,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
+from r1.config import EvalConfig  # the paper's evaluation sampling: one home for its defaults
 from r1.eval.metrics import majority_vote, mean_ci, pass_at_k, pass_k_values
 
 REWARD_NAMES = ["accuracy", "format", "language"]  # language is a cheap script count, always on
@@ -82,8 +83,8 @@ def evaluate(
     examples: list[dict],
     *,
     k: int = 4,
-    temperature: float = 0.6,
-    top_p: float = 0.95,
+    temperature: float = EvalConfig.temperature,
+    top_p: float = EvalConfig.top_p,
     max_new_tokens: int = 512,
     seed: int = 0,
     batch_size: int = 64,
@@ -305,8 +306,8 @@ def run_eval(
     question_field: str | None = None,
     answer_field: str | None = None,
     max_new_tokens: int = 512,
-    temperature: float = 0.6,
-    top_p: float = 0.95,
+    temperature: float = EvalConfig.temperature,
+    top_p: float = EvalConfig.top_p,
     batch_size: int = 64,
     template: str = "r1-zero",
     form: str = "auto",

@@ -29,7 +29,7 @@ from pathlib import Path
 from rich.table import Table
 
 from r1 import precision
-from r1.config import Config, load_config
+from r1.config import Config, PipelineConfig, load_config
 from r1.data import load_examples
 from r1.data.coldstart import arithmetic_worked_examples, write_jsonl
 from r1.eval.harness import config_settings, evaluate_with_config
@@ -40,7 +40,7 @@ from r1.train.grpo import train_grpo
 from r1.train.run import console, prepare_run_dir
 from r1.train.sft import train_sft
 
-HELDOUT_SEED = 20250122  # the held-out set's generator seed; training uses the train split
+HELDOUT_SEED = PipelineConfig.heldout_seed  # the held-out set's generator seed (one home: config.py)
 DEMO = [
     "model.name=smollm2-135m",
     "data.source=arithmetic",

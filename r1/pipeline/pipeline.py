@@ -78,9 +78,8 @@ def run_pipeline(cfg: Config, *, start_from: str | None = None, only: str | None
     console.rule(f"[bold]r1 pipeline[/] — {len(names)} stages, run directory {out}")
 
     ensure_heldout(manifest, out, "base", cfg.model.name, cfg, evaluate_fn)
-    stages = Progress(
-        "pipeline stage", len(names), unit="stage", eta=False, min_interval_s=0
-    )  # ETAs: in the stages' lines
+    # ETAs: in the stages' lines
+    stages = Progress("pipeline stage", len(names), unit="stage", eta=False, min_interval_s=0)
     for index, stage in enumerate(cfg.pipeline.stages):
         t0 = time.perf_counter()
         stage_dir, entry = out / stage.name, manifest["stages"][stage.name]

@@ -136,9 +136,8 @@ def sequence_scores(model, sequences: list[list[int]], pad_id: int):
 
     device = next(model.parameters()).device
     lengths = torch.tensor([len(s) for s in sequences], device=device)  # (B,)
-    ids = pad_sequence(
-        [torch.tensor(s, device=device) for s in sequences], batch_first=True, padding_value=pad_id
-    )  # (B, T)
+    # (B, T)
+    ids = pad_sequence([torch.tensor(s, device=device) for s in sequences], batch_first=True, padding_value=pad_id)
     mask = (torch.arange(ids.shape[1], device=device)[None, :] < lengths[:, None]).long()  # (B, T)
     hidden = model.base_model(input_ids=ids, attention_mask=mask).last_hidden_state  # (B, T, H)
     last = hidden[torch.arange(len(sequences), device=device), lengths - 1]  # (B, H)
@@ -187,9 +186,8 @@ def load_scalar_rm(name: str, *, dtype: str = "float32"):
         raise ModelLoadError(
             f"'{name}': {type(model).__name__} has no `score` head; r1's reward models support Llama/Qwen2-style models"
         )
-    model.config.pad_token_id = (
-        tokenizer.pad_token_id
-    )  # HF's own forward needs it for batches; saved with the checkpoint
+    # HF's own forward needs it for batches; saved with the checkpoint
+    model.config.pad_token_id = tokenizer.pad_token_id
     return model.eval(), tokenizer
 
 

@@ -29,9 +29,8 @@ class Rollout:
     lengths: torch.Tensor  # (B,) tokens up to and including the first stop token
     truncated: torch.Tensor  # (B,) bool: no stop token within max_new_tokens
     texts: list[str]  # decoded completions, special tokens removed
-    logprobs: torch.Tensor | None = (
-        None  # (B, T) the engine's log-prob of each sampled token, where it reports them (vllm)
-    )
+    # (B, T) the engine's log-prob of each sampled token, where it reports them (vllm)
+    logprobs: torch.Tensor | None = None
 
     @property
     def mask(self) -> torch.Tensor:

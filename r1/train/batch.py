@@ -46,9 +46,8 @@ def weighted_total(
     is not routed to the sample's kind) adds nothing and leaves the sample valid.
     """
     failed = torch.tensor([[v is None for v in values[name]] for name in weights], dtype=torch.bool)  # (R, B)
-    stacked = torch.tensor(
-        [[0.0 if v is None else v for v in values[name]] for name in weights], dtype=torch.float32
-    )  # (R, B)
+    # (R, B)
+    stacked = torch.tensor([[0.0 if v is None else v for v in values[name]] for name in weights], dtype=torch.float32)
     w = torch.tensor(list(weights.values()), dtype=torch.float32)[:, None]
     valid = ~failed.any(dim=0)
     return (w * stacked).nansum(dim=0).masked_fill(~valid, float("nan")), valid

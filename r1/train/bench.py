@@ -101,9 +101,8 @@ def summarize(rows: list[dict]) -> dict:
     timed = rows[1:6] or rows
     m = {key: statistics.median(r[key] for r in timed) for key in rows[0]}
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    on_gpu = (
-        torch.cuda.is_available() and torch.cuda.is_initialized()
-    )  # then also the GPU's peak (scripts/gpu_check.py)
+    # then also the GPU's peak (scripts/gpu_check.py)
+    on_gpu = torch.cuda.is_available() and torch.cuda.is_initialized()
     cuda = f" peak_cuda_mib={torch.cuda.max_memory_allocated() / 2**20:.0f}" if on_gpu else ""
     print(
         f"SUMMARY step_s={m['step']:.2f} gen_s={m['generate']:.2f} score_s={m['score']:.3f} train_s={m['train']:.2f} "

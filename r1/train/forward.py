@@ -215,13 +215,11 @@ def shared_prompt_outputs(
     Returns [(B, 1, D) outputs predicting completion token 0, (B, T-1, D) predicting tokens 1..T-1]
     (D: logits, or hidden states given the `body`, as in `last_columns`)."""
     distinct: dict[tuple, int] = {}
-    row_prompt = torch.tensor(
-        [distinct.setdefault(tuple(p), len(distinct)) for p in prompt_ids], device=device
-    )  # (B,) → prompt index
+    # (B,) → prompt index
+    row_prompt = torch.tensor([distinct.setdefault(tuple(p), len(distinct)) for p in prompt_ids], device=device)
     prompts = [list(p) for p in distinct]
-    ids, attention, positions = assemble(
-        prompts, torch.zeros((len(prompts), 0), dtype=torch.long), pad_id=0
-    )  # (U, P); pads are masked
+    # (U, P); pads are masked
+    ids, attention, positions = assemble(prompts, torch.zeros((len(prompts), 0), dtype=torch.long), pad_id=0)
     last, out = last_columns(
         model,
         body,
@@ -239,9 +237,8 @@ def shared_prompt_outputs(
     cache.reorder_cache(row_prompt)  # (U, …) → (B, …) keys/values per layer, gradient-tracked
     B = len(prompt_ids)
     prompt_lengths = torch.tensor([len(p) for p in prompts], device=device)[row_prompt]  # (B,)
-    mask = torch.cat(
-        [attention.to(device)[row_prompt], torch.ones((B, T - 1), dtype=torch.long, device=device)], dim=1
-    )  # (B, P + T-1)
+    # (B, P + T-1)
+    mask = torch.cat([attention.to(device)[row_prompt], torch.ones((B, T - 1), dtype=torch.long, device=device)], dim=1)
     rest, _ = last_columns(
         model,
         body,

@@ -196,9 +196,8 @@ def grpo_step(
     if rows:
         prepare_update(batch, policy, reference, cfg, tokenizer.pad_token_id)
         update = policy_update(policy, optimizer, scheduler, batch, cfg, tokenizer.pad_token_id)
-    light = replace(
-        batch, loss_mask=None, old_logp=None, ref_logp=None, engine_logp=None
-    )  # what metrics and samples need
+    # what metrics and samples need
+    light = replace(batch, loss_mask=None, old_logp=None, ref_logp=None, engine_logp=None)
     everyone = concat(dist.gather_objects(light))
     metrics = {**batch_metrics(everyone, zero_var_frac), **update}
     counters["nonfinite_steps"] = counters.get("nonfinite_steps", 0) + metrics.get("optimizer_steps_skipped", 0)

@@ -130,7 +130,6 @@ def policy_update(policy, optimizer, scheduler, batch: Batch, cfg: Config, pad_i
     metrics["optimizer_steps_skipped"] = g.ppo_epochs - applied
     metrics["trained_rows"] = dist.sum_all(len(train_rows))
     if batch.engine_logp is not None:
-        metrics["rollout/logprob_max_diff"] = max(
-            dist.gather_objects(engine_gap)
-        )  # |engine − trainer| log-prob over the trained tokens
+        # |engine − trainer| log-prob over the trained tokens
+        metrics["rollout/logprob_max_diff"] = max(dist.gather_objects(engine_gap))
     return metrics
