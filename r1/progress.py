@@ -62,10 +62,8 @@ class Progress:
         heartbeat_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ):
-        from r1.train.distributed import is_main
-
         self.label, self.total, self.unit, self.begin, self.eta = label, total, unit, begin, eta
-        self.enabled = enabled and is_main()
+        self.enabled = enabled and _is_main_process()
         self.min_interval_s, self.heartbeat_s, self.clock = min_interval_s, heartbeat_s, clock
         self.started = self.last_line = clock()
 
@@ -92,3 +90,10 @@ class Progress:
         text = self.line(done, now, extra)
         print(text, file=sys.stdout, flush=True)
         return text
+
+
+def _is_main_process() -> bool:
+    """Rank 0 of a torchrun/accelerate launch, or the only process (only it prints progress)."""
+    import torch.distributed as tdist
+
+    return not (tdist.is_available() and tdist.is_initialized()) or tdist.get_rank() == 0
