@@ -1,4 +1,4 @@
-"""The paper's distillation claim in miniature (SPEC §6, issue 7): on a small model, SFT on a
+"""The paper's distillation claim in miniature (docs/method.md §6): on a small model, SFT on a
 stronger model's curated reasoning beats spending the same compute on RL.
 
     python benchmarks/distill_miniature.py --teacher RUN/grpo/checkpoints/final --output-dir /tmp/distill-mini

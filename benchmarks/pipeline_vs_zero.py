@@ -1,4 +1,4 @@
-"""The pipeline against pure R1-Zero with the same number of RL steps (issue 8).
+"""The pipeline against pure R1-Zero with the same number of RL steps.
 
     python benchmarks/pipeline_vs_zero.py --pipeline-dir RUN --output-dir /tmp/zero-vs
 

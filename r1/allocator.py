@@ -4,7 +4,7 @@ A training step on CPU allocates and frees the same large tensors over and over 
 logits, their gradients: tens to hundreds of MB each). By default glibc serves every block
 above its mmap threshold with a fresh `mmap` and returns it with `munmap` when freed, and trims
 the heap top back to the system; the next step then page-faults the same memory in again, one
-zeroed 4 KiB page at a time. Measured on the standard GRPO update (issue 6, docs/perf.md):
+zeroed 4 KiB page at a time. Measured on the standard GRPO update (docs/perf.md):
 13.5 M minor page faults and ~30 s per update by default, 6 M faults and ~19 s with the
 settings below — the faults show up as time inside `copy_`, `mul` and `fill_`.
 
@@ -17,7 +17,7 @@ settings below — the faults show up as time inside `copy_`, `mul` and `fill_`.
 
 Blocks of 64 MiB and more (full-vocabulary logit chunks, whole-model temporaries) are still
 mmapped and returned when freed: they are few per step, so their page faults cost little, and
-keeping them would hold the peak of every phase resident at once. Measured for issue 18 on two
+keeping them would hold the peak of every phase resident at once. Measured on two
 fp32 standard GRPO updates without generation (micro-batch 4; docs/perf.md): peak RSS 5.1 GB
 with the former `M_MMAP_MAX = 0` (never mmap), 4.7 GB with this, ~4% slower per update (33 → 34
 s). `r1` calls it once at start-up for every command; set R1_MALLOC_TUNING=0 to opt out. Library

@@ -1,4 +1,4 @@
-"""The GRPO step's wiring, checked end to end against values computed here by hand (issue 22).
+"""The GRPO step's wiring, checked end to end against values computed here by hand.
 
 The trainer's other tests compare two runs ("A equals B": micro-batch sizes, resume, skipped rows),
 which pass when both sides are wrong the same way. These compute what the step must produce —

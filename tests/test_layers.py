@@ -1,4 +1,4 @@
-"""The import graph points one way (issue 22): cli → pipeline → train/eval → rollout → data → rewards
+"""The import graph points one way: cli → pipeline → train/eval → rollout → data → rewards
 → rl/models/config and the small helpers. Every import in r1/ counts — module level and inside
 functions — found by walking the source's syntax trees, so a function-local import cannot hide an
 upward edge.

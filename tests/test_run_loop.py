@@ -1,4 +1,4 @@
-"""Fault injection for the shared run loop (issue 21), on the tiny model, on CPU: preemption, resumes
+"""Fault injection for the shared run loop, on the tiny model, on CPU: preemption, resumes
 that cannot lie, config changes, torn logs, damaged checkpoints, a full disk, a second process, a
 kill between the renames of final/. docs/reliability.md maps each guarantee to its test here.
 """

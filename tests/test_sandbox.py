@@ -32,7 +32,7 @@ CORRECT = "def solve(x):\n    return x * 2\n"
 
 def sandbox_processes() -> list[psutil.Process]:
     """Processes of any sandbox run: a slot uid, or the run marker in the environment. A zombie counts
-    while other threads of it run (its main thread exited, issue 20); a dead one waits to be reaped."""
+    while other threads of it run (its main thread exited); a dead one waits to be reaped."""
     found = []
     for proc in psutil.process_iter(["uids", "status"]):
         try:
@@ -405,7 +405,7 @@ def test_isolation_is_reported():
 
 def test_deep_directories_cannot_make_the_cleanup_raise():
     # 2,000 nested folders made shutil.rmtree raise RecursionError out of the sandbox: the reward
-    # call failed instead of scoring 0, and the work dir stayed on disk (issue 20)
+    # call failed instead of scoring 0, and the work dir stayed on disk
     folders = lambda: set(glob.glob(os.path.join(tempfile.gettempdir(), "r1-sandbox-*")))  # noqa: E731
     before = folders()
     result = attack(

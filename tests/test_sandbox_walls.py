@@ -1,4 +1,4 @@
-"""The sandbox's structural walls (issue 20), each against a program of our own that got past the
+"""The sandbox's structural walls, each against a program of our own that got past the
 sandbox before them: a process that outlives its run, files and sockets outside the work dir, the
 audit hooks switched off from inside, kernel interfaces that have no business in a test.
 

@@ -36,6 +36,7 @@ from r1.train.grpo import (
 from r1.train.checkpoint import load_reference
 from r1.train.run import IndexSampler
 from r1.train.run import RunLogger
+from r1.train.stats import RunStats
 
 SCRIPT: list = []  # values t_script returns, consumed front to back
 SCORED: list[str] = []  # completions t_script saw, in order
@@ -284,11 +285,10 @@ def test_failed_rewards_get_zero_advantage_and_leave_the_group_statistics(tiny, 
     model, tokenizer = tiny
     cfg = make_cfg(tiny_model_dir, tmp_path, "rewards.weights={t_script: 1.0}", "grpo.beta=0")
     script[:] = [1.0, "raise", 3.0, 0.0, None, 2.0, 2.0, 5.0]
-    counters = {}
-    batch, _ = collect(model, tokenizer, tiny_examples(tokenizer), IndexSampler(16, 0), cfg, counters)
+    batch, _, counts = collect(model, tokenizer, tiny_examples(tokenizer), IndexSampler(16, 0), cfg)
     assert batch.valid.tolist() == [True, False, True, True, False, True, True, True]
-    assert counters["rewards/t_script_errors"] == 2
-    assert "t_script: ValueError: scripted failure" in counters["first_error/t_script"]
+    assert counts.reward_events["t_script_errors"] == 2
+    assert "t_script: ValueError: scripted failure" in counts.first_error["t_script"]
 
     prepare_update(batch, model, None, cfg, tokenizer.pad_token_id)
     assert batch.advantages[1].item() == 0.0 and batch.advantages[4].item() == 0.0
@@ -328,11 +328,11 @@ def test_a_reward_failing_too_often_stops_the_run_with_its_name_and_an_example(t
 
 
 def test_error_rate_limit_is_exclusive():
-    counters = {"rewards/x_errors": 4, "rewards/x_timeouts": 8, "first_error/x": "x: boom"}
-    check_error_rate(counters, 8, 0.5)  # exactly at the limit (timeouts are not errors)
-    counters["rewards/x_errors"] = 5
+    stats = RunStats(samples_seen=8, reward_events={"x_errors": 4, "x_timeouts": 8}, first_error={"x": "x: boom"})
+    check_error_rate(stats, 0.5)  # exactly at the limit (timeouts alone are not errors)
+    stats.reward_events["x_errors"] = 5
     with pytest.raises(TrainingError, match="reward 'x'.*example: x: boom"):
-        check_error_rate(counters, 8, 0.5)
+        check_error_rate(stats, 0.5)
 
 
 # --- 4. non-finite losses ----------------------------------------------------------------------
@@ -423,7 +423,7 @@ def test_dynamic_sampling_drops_constant_groups_and_refills(
     script[:] = [r for g in groups for r in g]
     examples, sampler = tiny_examples(tokenizer), IndexSampler(16, 0)
     order = IndexSampler(16, 0).take(3)
-    batch, frac = collect(model, tokenizer, examples, sampler, cfg, {})
+    batch, frac, _ = collect(model, tokenizer, examples, sampler, cfg)
     assert sampler.position == drawn
     assert frac == pytest.approx(zero_frac)
     assert [e["id"] for e in batch.examples] == [examples[order[g]]["id"] for g in kept_groups for _ in range(4)]

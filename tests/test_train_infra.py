@@ -409,3 +409,28 @@ def test_run_logger_writes_strict_json_and_resume_truncates(tmp_path):
     truncate_log_on_resume(tmp_path, 2)
     assert [json.loads(line)["step"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()] == [1, 2]
     assert (tmp_path / "samples.jsonl").read_text() == ""
+
+
+def test_run_stats_round_trip_and_read_the_flat_counters_of_older_checkpoints():
+    from r1.train.stats import RunStats, StepCounts
+
+    stats = RunStats(samples_seen=16, nonfinite_steps=1)
+    stats.add_step(
+        StepCounts.merged(
+            [
+                StepCounts(0.5, {"acc_errors": 2}, {"acc": "acc: boom"}),
+                StepCounts(0.7, {"acc_errors": 1, "acc_timeouts": 3}, {"acc": "acc: later"}),
+            ]
+        )
+    )
+    assert stats.reward_events == {"acc_errors": 3, "acc_timeouts": 3} and stats.first_error == {"acc": "acc: boom"}
+    assert stats.reward_errors() == {"acc": 3} and stats.reward_metrics()["rewards/acc_timeouts"] == 3
+    again = RunStats()
+    again.load_state_dict(stats.state_dict())
+    assert again == stats
+    old = {"samples_seen": 8, "nonfinite_steps": 2, "rewards/acc_errors": 1, "first_error/acc": "x", "before": {"a": 1}}
+    legacy = RunStats()
+    legacy.load_state_dict(old)
+    assert legacy == RunStats(
+        samples_seen=8, nonfinite_steps=2, reward_events={"acc_errors": 1}, first_error={"acc": "x"}, baseline={"a": 1}
+    )

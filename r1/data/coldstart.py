@@ -1,6 +1,6 @@
 """Programmatic cold-start data: worked examples in the R1 format, written by program.
 
-R1's stage 1 fine-tunes on a small set of readable chains of thought before RL (SPEC §5). A model
+R1's stage 1 fine-tunes on a small set of readable chains of thought before RL (docs/method.md §5). A model
 of 135M parameters never produces the R1-Zero format on its own (see README), so RL from scratch
 gets no reward; a few hundred worked examples fix that in a minute. Each example is a procedural
 arithmetic problem whose reasoning is its own computation, one step per line:

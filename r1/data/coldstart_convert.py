@@ -1,5 +1,5 @@
 """Cold-start data from model outputs: R1-Zero samples or a teacher's answers, rewritten in the R1
-format and kept only when correct and readable (R1 stage 1, SPEC §5: "cleaned-up R1-Zero outputs").
+format and kept only when correct and readable (R1 stage 1, docs/method.md §5: "cleaned-up R1-Zero outputs").
 
 Inputs are JSONL files in any of three row shapes, told apart per row:
 - an `r1 eval` record: `{id, prompt, reference, samples: [{completion, …}, …]}`;

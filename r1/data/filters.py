@@ -1,7 +1,7 @@
 """Readability filters for curated SFT data (R1 stages 1 and 3): each says why a text is rejected.
 
 The paper keeps only correct responses that are also readable: no mixed languages, no very long
-paragraphs, no code blocks where none belong (SPEC §5). Every filter here is a small pure
+paragraphs, no code blocks where none belong (docs/method.md §5). Every filter here is a small pure
 function `(text, example, **thresholds) -> reason | None` — a short reason string when the text
 is rejected, None when it passes — and `FILTERS` holds them by name. `build_filters` binds the
 thresholds once, so a caller applies a list of `(name, text, example) -> reason | None` checks

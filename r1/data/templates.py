@@ -1,6 +1,6 @@
 """Prompt templates: the R1-Zero instruction, as plain text or through a model's chat template.
 
-R1-Zero's template (SPEC §4) tells the model only *where* to put things — reasoning inside
+R1-Zero's template (docs/method.md §4) tells the model only *where* to put things — reasoning inside
 `<think> </think>`, the final answer inside `<answer> </answer>` — and nothing about *how* to
 reason. Our wording is below. It comes in two forms:
 - `plain`, for base models: instruction, `User: …`, `Assistant:` as one text;

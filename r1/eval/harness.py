@@ -1,4 +1,4 @@
-"""Run the paper's evaluation protocol (SPEC §7): k samples per problem, pass@1, pass@k, cons@k.
+"""Run the paper's evaluation protocol (docs/method.md §7): k samples per problem, pass@1, pass@k, cons@k.
 
 `evaluate` samples k completions for every problem at temperature 0.6 / top-p 0.95 (never
 greedy: long-CoT models repeat themselves under greedy decoding), scores each with the same

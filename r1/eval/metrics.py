@@ -1,6 +1,6 @@
 """Evaluation metrics as pure functions: pass@k, pass@1, majority voting (cons@k), intervals.
 
-The paper's protocol (SPEC §7) samples k completions per problem at temperature 0.6 and
+The paper's protocol (docs/method.md §7) samples k completions per problem at temperature 0.6 and
 reports pass@1 — the mean correctness over the k samples, averaged over problems — and
 cons@k — the correctness of the majority-voted answer. The unbiased pass@k estimator
 generalizes pass@1 to "at least one of k attempts is right".

@@ -2,7 +2,7 @@
 
 The bundled SmolLM2-135M-Instruct never writes the R1-Zero format on its own (0 of 64 samples,
 measured — README), so pure R1-Zero gets zero reward and learns nothing at this size. The
-paper's remedy is a cold start (SPEC §5, stage 1), so the demo runs:
+paper's remedy is a cold start (docs/method.md §5, stage 1), so the demo runs:
 
 1. evaluate the base model on a held-out `arithmetic` set (the test split, which training never
    sees, with its own seed);

@@ -1,4 +1,4 @@
-"""`r1 distill`: SFT of a student on a teacher's correct, readable reasoning (SPEC §6), one command.
+"""`r1 distill`: SFT of a student on a teacher's correct, readable reasoning (docs/method.md §6), one command.
 
 The paper distils R1 into small dense models by plain SFT on its curated samples — no RL — and
 finds that this beats running the same RL on the small model. `r1 distill --teacher A --student B

@@ -1,4 +1,4 @@
-"""`r1 pipeline`: the R1 recipe (SPEC §5) as one resumable run of declared stages.
+"""`r1 pipeline`: the R1 recipe (docs/method.md §5) as one resumable run of declared stages.
 
 The paper's four stages — cold-start SFT → reasoning RL → rejection sampling + SFT from the base
 model on curated reasoning and non-reasoning data → all-scenario RL — are `pipeline.stages` in

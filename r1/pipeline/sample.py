@@ -1,4 +1,4 @@
-"""`r1 sample`: rejection sampling (R1 stage 3, SPEC §5) — SFT data from a model's own correct,
+"""`r1 sample`: rejection sampling (R1 stage 3, docs/method.md §5) — SFT data from a model's own correct,
 readable completions.
 
 For every prompt of `data.source` (any dataset `r1.data` loads, or a JSONL file whose rows may

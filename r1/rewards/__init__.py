@@ -1,4 +1,4 @@
-"""Rewards: verifiable rule-based ones (SPEC §3), and reward models for general prompts (§5).
+"""Rewards: verifiable rule-based ones (docs/method.md §3), and reward models for general prompts (§5).
 
 Rewards are pure functions ``(completion, example) -> float`` in ``REWARDS``:
 

@@ -1,6 +1,6 @@
 """The accuracy reward: 1.0 if the completion's final answer equals the reference, else 0.0.
 
-Pipeline for one sample (SPEC §3):
+Pipeline for one sample (docs/method.md §3):
 
 1. ``extract.answer_candidates`` finds the answer per the tag rules (one ``<answer>`` block
    after ``</think>``, or ``\\boxed{}`` values when no answer tag is used). None → 0.
@@ -16,7 +16,7 @@ Pipeline for one sample (SPEC §3):
 With several candidates (several different boxed values) every one must be equivalent to
 the reference, so boxing two different values never pays. The reference (``example
 ["answer"]``) is trusted; its parse is cached in each worker (see ``worker.py``).
-Code answers (SPEC §3's sandboxed tests) are not handled here.
+Code answers (docs/method.md §3's sandboxed tests) are not handled here.
 """
 
 from .extract import answer_candidates, find_boxed

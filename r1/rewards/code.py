@@ -1,7 +1,7 @@
 """The code reward: run the completion's last Python block against the task's tests in the sandbox.
 
-SPEC §3: for code, "run the program against test cases in a sandbox; the reward is pass/fail
-(or fraction passed)". A code example carries HumanEval-style tests: ``test`` (code defining
+For code the reward runs the program on test cases in a sandbox: pass/fail, or the share of tests
+passed (docs/method.md §3). A code example carries HumanEval-style tests: ``test`` (code defining
 ``check(candidate)``, a list of asserts) and ``entry_point`` (the function under test), and
 optionally ``code_prompt`` (the task's signature and docstring, with the imports and helper
 functions the task defines).

@@ -1,7 +1,7 @@
 """A generative judge: a causal LM reads question, reference and response and writes a verdict.
 
 R1's stage 3 keeps responses whose answers rules cannot check when a generative judge, shown the
-reference answer, accepts them (SPEC §5); stage 4 scores general prompts with a reward model. Both
+reference answer, accepts them (docs/method.md §5); stage 4 scores general prompts with a reward model. Both
 need the same thing: `Judge.score(question, response, reference=None) -> float | None`, 1.0 for
 "correct", 0.0 for "incorrect", a value in between when the judge wrote a score, None when its
 output could not be read. `scores` does the same for a batch in one pass of a rollout engine.

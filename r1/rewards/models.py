@@ -1,6 +1,6 @@
 """Reward models for general prompts (R1 stage 4): a trained scalar head, or a causal LM as judge.
 
-All-scenario RL (SPEC §5; DeepSeek-R1 §2.3.4) scores prompts that have no checkable answer with
+All-scenario RL (docs/method.md §5; DeepSeek-R1 §2.3.4) scores prompts that have no checkable answer with
 reward models of human preference, each reading its own span of the completion:
 * `helpfulness` sees only the final summary (`final_summary`: the text after `</think>`, without
   the `<answer>` tags), so the score is about what the user reads and does not reach into the

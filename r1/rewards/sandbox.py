@@ -1,6 +1,6 @@
 """Run an untrusted Python program against trusted tests; only the trusted checker gives the verdict.
 
-Code rewards (SPEC §3) execute model-written programs thousands of times, so the program is
+Code rewards (docs/method.md §3) execute model-written programs thousands of times, so the program is
 hostile by assumption: it may loop, allocate 10 GB, fork-bomb, ``sys.exit(0)`` before the
 tests, return an object whose ``__eq__`` is always True, print a fake verdict, write outside
 its folder, read the trainer's secrets or open sockets. ``run(job)`` says how many of the

@@ -24,7 +24,7 @@ Shift contract (the caller shifts; these functions never do): for a sequence
 `head_logprobs` goes one step further for a model whose logits are a plain linear head over
 its final hidden states (z = W h): it takes the hidden states and the head's weight and forms the
 logits one chunk at a time inside the checkpointed function, so no (B·T, V) logits tensor exists
-at all — neither the model's (B, T, V) output, its float32 upcast, nor its gradient (issue 18:
+at all — neither the model's (B, T, V) output, its float32 upcast, nor its gradient (docs/perf.md:
 on the standard GRPO micro-batch of 16 × 128 tokens that is 400 MB per copy in fp32).
 
 Deliberately left out: masking (callers mask with lengths) and the shift itself.

@@ -56,7 +56,7 @@ def kl_k2(logp: Tensor, ref_logp: Tensor) -> Tensor:
 def kl_k3(logp: Tensor, ref_logp: Tensor) -> Tensor:
     """k3 = π_ref/π_θ - log(π_ref/π_θ) - 1 = e^d - d - 1,  d = log π_ref - log π_θ.
 
-    Unbiased and ≥ 0 (e^d ≥ 1 + d); the estimator of DeepSeekMath eq. 4 and SPEC §2.
+    Unbiased and ≥ 0 (e^d ≥ 1 + d); the estimator of DeepSeekMath eq. 4 and docs/method.md §2.
     d is clamped to [-LOG_RATIO_CLAMP, LOG_RATIO_CLAMP] = [-20, 20] so e^d never
     overflows; outside that range the value saturates and its gradient is 0.
     Example: logp = log 0.5, ref_logp = log 0.25 → d = -log 2, k3 = 0.5 + 0.6931 - 1 = 0.1931.
@@ -92,7 +92,7 @@ def kl_reward_penalty(logp_old: Tensor, ref_logp: Tensor, mask: Tensor, *, beta:
 
     Subtract it from the sequence reward *before* computing advantages:
     r_i ← r_i - β Σ_{t ∈ o_i} KL_{i,t}, estimated from the sampling policy's log-probs
-    (the InstructGPT/PPO-RLHF placement; SPEC §2 "KL as a reward penalty").
+    (the InstructGPT/PPO-RLHF placement; docs/method.md §2 "KL as a reward penalty").
 
     Args:
         logp_old: (B, T) log π_old of the completion tokens.

@@ -22,9 +22,7 @@ class Batch:
     lengths: torch.Tensor  # (B,)
     truncated: torch.Tensor  # (B,) bool
     texts: list[str]
-    rewards: dict[
-        str, list[float | None]
-    ]  # per reward name, (B,); None = failed, NaN = not routed to the sample's kind
+    rewards: dict[str, list[float | None]]  # per reward name, (B,); None = failed, NaN = not routed to the kind
     total: torch.Tensor  # (B,) weighted reward (NaN where invalid)
     valid: torch.Tensor  # (B,) bool: every weighted reward that applies produced a value
     loss_mask: torch.Tensor | None = None  # (B, T)
@@ -35,6 +33,22 @@ class Batch:
 
     def __len__(self) -> int:
         return len(self.texts)
+
+    @classmethod
+    def empty(cls, reward_names: list[str]) -> Batch:
+        """No rows (a data-parallel rank's share of a small dynamic-sampling refill)."""
+        none = torch.zeros(0, dtype=torch.bool)
+        return cls(
+            examples=[],
+            prompt_ids=[],
+            completion_ids=torch.zeros((0, 1), dtype=torch.long),
+            lengths=torch.zeros(0, dtype=torch.long),
+            truncated=none,
+            texts=[],
+            rewards={name: [] for name in reward_names},
+            total=torch.zeros(0),
+            valid=none,
+        )
 
 
 def weighted_total(
@@ -77,16 +91,17 @@ def concat(batches: list[Batch]) -> Batch:
 
 
 def select_groups(batch: Batch, keep: torch.Tensor, G: int) -> Batch:
+    """The groups whose `keep` (P,) is True, whole (G rows each), in order."""
     rows = [i for i, k in enumerate(keep.repeat_interleave(G).tolist()) if k]
     return Batch(
-        [batch.examples[i] for i in rows],
-        [batch.prompt_ids[i] for i in rows],
-        batch.completion_ids[rows],
-        batch.lengths[rows],
-        batch.truncated[rows],
-        [batch.texts[i] for i in rows],
-        {k: [v[i] for i in rows] for k, v in batch.rewards.items()},
-        batch.total[rows],
-        batch.valid[rows],
+        examples=[batch.examples[i] for i in rows],
+        prompt_ids=[batch.prompt_ids[i] for i in rows],
+        completion_ids=batch.completion_ids[rows],
+        lengths=batch.lengths[rows],
+        truncated=batch.truncated[rows],
+        texts=[batch.texts[i] for i in rows],
+        rewards={k: [v[i] for i in rows] for k, v in batch.rewards.items()},
+        total=batch.total[rows],
+        valid=batch.valid[rows],
         engine_logp=batch.engine_logp[rows] if batch.engine_logp is not None else None,
     )

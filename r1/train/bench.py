@@ -1,6 +1,6 @@
 """GRPO step time on the standard work: `r1 bench grpo-step`.
 
-The standard work (issue 6, the same as `benchmarks/trl_grpo_step.py` runs in TRL): the bundled
+The standard work (the same as `benchmarks/trl_grpo_step.py` runs in TRL): the bundled
 SmolLM2-135M, 4 arithmetic prompts (r1-zero template) × 8 samples, exactly 128 new tokens per
 completion (EOS ignored, so every step does the same work whatever the model writes), β = 0.04
 with a frozen reference, μ = 1, accuracy + format rewards. Each step is the real `grpo_step` —
@@ -29,6 +29,7 @@ from r1.rollout import vllm_engine
 from r1.train.grpo import grpo_step, load_policy
 from r1.train.optim import build_optimizer
 from r1.train import distributed as dist
+from r1.train.stats import RunStats
 from r1.train.run import IndexSampler, load_prompt_dataset
 
 STANDARD = [
@@ -75,9 +76,9 @@ def bench_grpo_step(dtype: str = "auto", steps: int = 6, threads: int | None = N
     policy, reference, tokenizer = load_policy(cfg)
     examples = load_prompt_dataset(cfg.data, tokenizer)
     optimizer, scheduler = build_optimizer(policy, cfg.optim, total_steps=steps)
-    sampler, counters, rows = IndexSampler(len(examples), cfg.run.seed), {}, []
+    sampler, stats, rows = IndexSampler(len(examples), cfg.run.seed), RunStats(), []
     for step in range(1, steps + 1):
-        metrics, batch = grpo_step(policy, reference, tokenizer, examples, optimizer, scheduler, sampler, cfg, counters)
+        metrics, batch = grpo_step(policy, reference, tokenizer, examples, optimizer, scheduler, sampler, cfg, stats)
         row = {phase: metrics[f"time/{phase}"] for phase in PHASES}
         row["gen_tok_s"] = float(batch.lengths.sum()) / row["generate"]
         rows.append(row)

@@ -26,7 +26,7 @@ states (`output_head`: Llama-family HF models, LoRA-wrapped or not), the forward
 body for hidden states and `r1.rl.head_logprobs` applies the head chunk by chunk under activation
 checkpointing, so neither the full-vocabulary logits nor their gradient ever exist at once — on
 the standard GRPO micro-batch (16 × 128 tokens, V = 49,152) ~400 MB per fp32 copy, several of
-which used to be alive in backward (issue 18). Other models (heads with a bias or logit scaling,
+which used to be alive in backward. Other models (heads with a bias or logit scaling,
 FSDP-sharded ones whose root forward gathers the head) take the logits path: same numbers.
 
 Deliberately left out: sequence packing and length bucketing.

@@ -1,4 +1,4 @@
-"""GRPO training (SPEC §2, §4): sample → reward → advantage → update → log → checkpoint.
+"""GRPO training (docs/method.md §2, §4): sample → reward → advantage → update → log → checkpoint.
 
 One optimizer step per PPO epoch: each step draws `rollout.prompts_per_step` prompts, samples
 `rollout.samples_per_prompt` completions for each (a group), scores them with the configured
@@ -8,7 +8,7 @@ applies one optimizer step. The loss of every chunk is normalized by whole-batch
 (r1.rl.aggregate), so the update does not depend on the micro-batch size.
 
 π_old log-probs are computed once per batch when μ > 1 (with μ = 1, π_old = π_θ detached: equal
-in value, different in gradient — SPEC §2). π_ref is a frozen copy of the initial policy, built
+in value, different in gradient — docs/method.md §2). π_ref is a frozen copy of the initial policy, built
 only when β > 0, optionally replaced by the policy every `grpo.ref_reset_steps` steps.
 
 The LR schedule counts optimizer steps: a step whose groups dynamic sampling dropped entirely has
@@ -58,28 +58,19 @@ from r1.train.optim import build_optimizer
 from r1.train.update import policy_update, prepare_update, trainable_rows  # noqa: F401 (trainable_rows: API)
 from r1.train.loop import Trainer, run_training
 from r1.train.run import IndexSampler, for_rollout, load_prompt_dataset, load_trainable, peak_memory_mib
+from r1.train.stats import RunStats, StepCounts
 
 
 class TrainingError(RuntimeError):
     """The run cannot continue; the message says why (e.g. a reward failing too often)."""
 
 
-def rollout_and_score(sampler_model, tokenizer, examples: list[dict], cfg: Config, counters: dict) -> Batch:
-    """Sample and score with `sampler_model`, the plain-weights view of the policy (run.for_rollout)."""
+def rollout_and_score(sampler_model, tokenizer, examples: list[dict], cfg: Config, counts: StepCounts) -> Batch:
+    """Sample and score with `sampler_model`, the plain-weights view of the policy (run.for_rollout);
+    the scoring time and the rewards' events are added to `counts`."""
     r = cfg.rollout
     if not examples:  # a data-parallel rank's share of a small dynamic-sampling refill
-        none = torch.zeros(0, dtype=torch.bool)
-        return Batch(
-            [],
-            [],
-            torch.zeros((0, 1), dtype=torch.long),
-            torch.zeros(0, dtype=torch.long),
-            none,
-            [],
-            {k: [] for k in cfg.rewards.weights},
-            torch.zeros(0),
-            none,
-        )
+        return Batch.empty(list(cfg.rewards.weights))
     sampling = Sampling(
         n=r.samples_per_prompt,
         temperature=r.temperature,
@@ -92,37 +83,36 @@ def rollout_and_score(sampler_model, tokenizer, examples: list[dict], cfg: Confi
     rows = [e for e in examples for _ in range(r.samples_per_prompt)]
     t0 = time.perf_counter()
     scores = score_completions(rollout.texts, rows, list(cfg.rewards.weights), routes=cfg.rewards.routes)
-    counters["time/score"] = counters.get("time/score", 0.0) + time.perf_counter() - t0
-    for key, count in scores.counts.items():
-        counters[key] = counters.get(key, 0) + count
-    for name, message in scores.first_error.items():
-        counters.setdefault(f"first_error/{name}", message)
+    events = {key.removeprefix("rewards/"): n for key, n in scores.counts.items()}
+    counts.add(events, scores.first_error, seconds=time.perf_counter() - t0)
     total, valid = weighted_total(scores.values, cfg.rewards.weights)
     return Batch(
-        rows,
-        rollout.prompt_ids,
-        rollout.completion_ids,
-        rollout.lengths,
-        rollout.truncated,
-        rollout.texts,
-        scores.values,
-        total,
-        valid,
+        examples=rows,
+        prompt_ids=rollout.prompt_ids,
+        completion_ids=rollout.completion_ids,
+        lengths=rollout.lengths,
+        truncated=rollout.truncated,
+        texts=rollout.texts,
+        rewards=scores.values,
+        total=total,
+        valid=valid,
         engine_logp=rollout.logprobs,
     )
 
 
 def collect(
-    sampler_model, tokenizer, examples: list[dict], sampler: IndexSampler, cfg: Config, counters: dict
-) -> tuple[Batch, float]:
+    sampler_model, tokenizer, examples: list[dict], sampler: IndexSampler, cfg: Config
+) -> tuple[Batch, float, StepCounts]:
     """Draw prompts, sample and score; with dynamic sampling drop (and refill) zero-variance groups.
+    Returns (this rank's batch, the global share of zero-variance groups, this rank's counts).
 
-    Every rank draws the same global prompts and samples its share; the counts are global."""
+    Every rank draws the same global prompts and samples its share; the group counts are global."""
+    counts = StepCounts()
     G, want = cfg.rollout.samples_per_prompt, cfg.rollout.prompts_per_step
     parts, have, zero_var_seen, groups_seen = [], 0, 0, 0
     for round_ in range(1 + (cfg.grpo.dynamic_sampling_rounds if cfg.grpo.dynamic_sampling else 0)):
         drawn = sampler.take(want - have)
-        batch = rollout_and_score(sampler_model, tokenizer, [examples[i] for i in dist.shard(drawn)], cfg, counters)
+        batch = rollout_and_score(sampler_model, tokenizer, [examples[i] for i in dist.shard(drawn)], cfg, counts)
         zero = zero_variance_groups(batch.total.view(-1, G), batch.valid.view(-1, G))  # (P,)
         zero_var_seen, groups_seen = zero_var_seen + dist.sum_all(int(zero.sum())), groups_seen + len(drawn)
         if cfg.grpo.dynamic_sampling:
@@ -131,7 +121,7 @@ def collect(
         have += dist.sum_all(len(batch) // G)
         if have >= want:
             break
-    return concat(parts), zero_var_seen / max(1, groups_seen)
+    return concat(parts), zero_var_seen / max(1, groups_seen), counts
 
 
 def batch_metrics(batch: Batch, zero_var_frac: float) -> dict:
@@ -151,24 +141,14 @@ def batch_metrics(batch: Batch, zero_var_frac: float) -> dict:
     return m
 
 
-def check_error_rate(counters: dict, samples_seen: int, limit: float) -> None:
-    for key, count in counters.items():
-        if key.startswith("rewards/") and key.endswith("_errors") and count > limit * samples_seen:
-            name = key[len("rewards/") : -len("_errors")]
+def check_error_rate(stats: RunStats, limit: float) -> None:
+    """Stop the run when a reward failed on more than `limit` of the samples seen so far."""
+    for name, count in stats.reward_errors().items():
+        if count > limit * stats.samples_seen:
             raise TrainingError(
-                f"reward '{name}' failed on {count} of {samples_seen} samples (over rewards.max_error_rate={limit}); "
-                f"example: {counters.get(f'first_error/{name}', 'n/a')}"
+                f"reward '{name}' failed on {count} of {stats.samples_seen} samples "
+                f"(over rewards.max_error_rate={limit}); example: {stats.first_error.get(name, 'n/a')}"
             )
-
-
-def add_counts(counters: dict, parts: list[dict]) -> None:
-    """Add every rank's reward counts of a step to the run's counters (the first error message stays)."""
-    for part in parts:
-        for key, value in part.items():
-            if key.startswith("first_error/"):
-                counters.setdefault(key, value)
-            else:
-                counters[key] = counters.get(key, 0) + value
 
 
 def grpo_step(
@@ -180,17 +160,16 @@ def grpo_step(
     scheduler,
     sampler: IndexSampler,
     cfg: Config,
-    counters: dict,
+    stats: RunStats,
 ) -> tuple[dict, Batch]:
     """One GRPO step: sample → reward → advantage → update. Returns (metrics, the scored batch of all ranks)."""
     t0 = time.perf_counter()
-    counts = {"time/score": 0.0}
-    batch, zero_var_frac = collect(for_rollout(policy), tokenizer, examples, sampler, cfg, counts)
-    t_collect, score_time = time.perf_counter() - t0, counts.pop("time/score")
-    add_counts(counters, dist.gather_objects(counts))
+    batch, zero_var_frac, counts = collect(for_rollout(policy), tokenizer, examples, sampler, cfg)
+    t_collect, score_time = time.perf_counter() - t0, counts.score_seconds  # this rank's times
+    stats.add_step(StepCounts.merged(dist.gather_objects(counts)))
     rows = dist.sum_all(len(batch))
-    counters["samples_seen"] = counters.get("samples_seen", 0) + rows
-    check_error_rate(counters, counters["samples_seen"], cfg.rewards.max_error_rate)
+    stats.samples_seen += rows
+    check_error_rate(stats, cfg.rewards.max_error_rate)
     t1 = time.perf_counter()
     update = {}
     if rows:
@@ -200,7 +179,7 @@ def grpo_step(
     light = replace(batch, loss_mask=None, old_logp=None, ref_logp=None, engine_logp=None)
     everyone = concat(dist.gather_objects(light))
     metrics = {**batch_metrics(everyone, zero_var_frac), **update}
-    counters["nonfinite_steps"] = counters.get("nonfinite_steps", 0) + metrics.get("optimizer_steps_skipped", 0)
+    stats.nonfinite_steps += metrics.get("optimizer_steps_skipped", 0)
     gen_time = t_collect - score_time
     metrics.update(
         {
@@ -210,9 +189,9 @@ def grpo_step(
             "time/train": time.perf_counter() - t1,
             "time/step": time.perf_counter() - t0,
             "tokens_per_s": float(everyone.lengths.sum()) / max(gen_time, 1e-9),
-            "nonfinite_steps": counters["nonfinite_steps"],
+            "nonfinite_steps": stats.nonfinite_steps,
             "memory/peak_mib": peak_memory_mib(next(policy.parameters()).device),
-            **{k: v for k, v in counters.items() if k.startswith("rewards/")},
+            **stats.reward_metrics(),
         }
     )
     return metrics, everyone
@@ -269,14 +248,14 @@ def grpo_trainer(cfg: Config, resume_from: Path | None) -> Trainer:
         raise TrainingError(f"{cfg.data.source}: {err}") from None
     reset_ref = reference if cfg.grpo.ref_reset_steps else None  # only a reset reference differs from the base model
     optimizer, scheduler = build_optimizer(policy, cfg.optim, total_steps=cfg.train.steps * cfg.grpo.ppo_epochs)
-    sampler, counters = IndexSampler(len(examples), cfg.run.seed), {}
+    sampler, stats = IndexSampler(len(examples), cfg.run.seed), RunStats()
     eval_examples = load_eval_subset(cfg, tokenizer) if cfg.eval.every_steps else None
 
     def step_fn(step: int):
-        metrics, batch = grpo_step(policy, reference, tokenizer, examples, optimizer, scheduler, sampler, cfg, counters)
+        metrics, batch = grpo_step(policy, reference, tokenizer, examples, optimizer, scheduler, sampler, cfg, stats)
         if reset_ref is not None and step % cfg.grpo.ref_reset_steps == 0:
             reference.load_state_dict(policy.state_dict())
-            counters["reference_resets"] = counters.get("reference_resets", 0) + 1
+            stats.reference_resets += 1
         if eval_examples and step % cfg.eval.every_steps == 0:
             view = for_rollout(policy)  # every rank (a collective under FSDP); rank 0 alone evaluates and logs
             if dist.is_main():
@@ -288,15 +267,15 @@ def grpo_trainer(cfg: Config, resume_from: Path | None) -> Trainer:
             ckpt.load_reference(checkpoint, reference)
 
     return Trainer(
-        "grpo",
-        cfg.train.steps,
-        policy,
-        tokenizer,
-        optimizer,
-        scheduler,
-        sampler,
-        step_fn,
-        counters,
+        label="grpo",
+        total_steps=cfg.train.steps,
+        model=policy,
+        tokenizer=tokenizer,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        sampler=sampler,
+        step=step_fn,
+        stats=stats,
         reference=reset_ref,
         restore=restore,
     )

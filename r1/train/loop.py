@@ -8,7 +8,7 @@ model, optimizer, scheduler, data sampler, step count and its `step` function �
    resolved (run.py); an exclusive lock on the directory (resume.py);
 2. the start decision — fresh, resume, finished, or a refusal that names the ways forward — and,
    on resume, the config comparison (resume.py), all before any model loads;
-3. restore (optimizer, scheduler, sampler, RNGs, counters; changed settings applied for real);
+3. restore (optimizer, scheduler, sampler, RNGs, the run's `RunStats`; changed settings applied for real);
 4. the steps: log, samples, periodic checkpoints with pruning, the time budget (`train.max_time_s`);
 5. SIGTERM/SIGINT (a scheduler's preemption notice, Ctrl-C): the current step is finished, a
    checkpoint is written and `Preempted` is raised (the CLI exits with code 75); every rank agrees
@@ -33,6 +33,7 @@ from r1.train import distributed as dist
 from r1.train.errors import Preempted
 from r1.train.resume import RunLock, Start, apply_changes, plan_start, record_changes
 from r1.train.run import RunLogger, begin_process, console, resolve_run_dir, truncate_log_on_resume
+from r1.train.stats import RunStats
 
 StepFn = Callable[[int], tuple[dict, Callable[[], list[dict]] | None]]  # step -> (metrics, rows for samples.jsonl)
 
@@ -49,7 +50,7 @@ class Trainer:
     scheduler: Any
     sampler: Any  # run.IndexSampler: its position is part of every checkpoint
     step: StepFn  # trains step `step` (1-based)
-    counters: dict = field(default_factory=dict)  # saved with checkpoints; the step function updates it in place
+    stats: RunStats = field(default_factory=RunStats)  # saved with checkpoints; the step function updates it
     reference: Any = None  # GRPO's reset reference policy, saved with checkpoints
     restore: Callable[[Path], None] | None = None  # more state to read from a checkpoint (the reference)
     begin: Callable[[RunLogger, bool], None] | None = None  # once before the first step; the flag: resumed
@@ -87,15 +88,14 @@ def run_training(cfg: Config, command: str, setup: Callable[[Path | None], Train
 
 
 def _restore(run_dir: Path, cfg: Config, trainer: Trainer, start: Start) -> int:
-    step, counters = ckpt.restore_training(
+    step, saved_stats = ckpt.restore_training(
         start.resume_from,
         model=trainer.model,
         optimizer=trainer.optimizer,
         scheduler=trainer.scheduler,
         sampler=trainer.sampler,
     )
-    trainer.counters.clear()
-    trainer.counters.update(counters)
+    trainer.stats.load_state_dict(saved_stats)
     if trainer.restore is not None:
         trainer.restore(start.resume_from)
     apply_changes(start.changes, cfg, trainer.optimizer, trainer.scheduler)
@@ -136,7 +136,7 @@ def _save(run_dir: Path, cfg: Config, trainer: Trainer, step: int, path: Path, *
         optimizer=trainer.optimizer,
         scheduler=trainer.scheduler,
         sampler=trainer.sampler,
-        counters=trainer.counters,
+        counters=trainer.stats.state_dict(),
         step=step,
         reference=trainer.reference,
         config=cfg,

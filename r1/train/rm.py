@@ -42,6 +42,7 @@ from r1.train import distributed as dist
 from r1.train.optim import build_optimizer, optimizer_step
 from r1.train.loop import Trainer, run_training
 from r1.train.run import IndexSampler, console
+from r1.train.stats import RunStats
 
 
 class Pair(NamedTuple):
@@ -176,7 +177,7 @@ def train_rm(cfg: Config) -> Path:
     write_summary(
         outcome.run_dir,
         after,
-        held["counters"].get("before"),
+        held["stats"].baseline,
         train_pairs=held["train_pairs"],
         heldout_pairs=len(heldout),
         steps=outcome.step,
@@ -196,8 +197,8 @@ def rm_trainer(cfg: Config, resume_from: Path | None, held: dict) -> Trainer:
     pad_id, micro = tokenizer.pad_token_id, cfg.train.micro_batch_size
     total_steps = cfg.rm.epochs * math.ceil(len(train) / cfg.rm.batch_size)
     optimizer, scheduler = build_optimizer(model, cfg.optim, total_steps)
-    sampler, counters = IndexSampler(len(train), cfg.run.seed), {}
-    held.update(model=model, heldout=heldout, pad_id=pad_id, counters=counters, train_pairs=len(train))
+    sampler, stats = IndexSampler(len(train), cfg.run.seed), RunStats()
+    held.update(model=model, heldout=heldout, pad_id=pad_id, stats=stats, train_pairs=len(train))
     console.print(
         f"reward model: {len(train)} training pairs, {len(heldout)} held-out pairs, {cfg.rm.epochs} epoch(s), "
         f"{total_steps} steps of {cfg.rm.batch_size}"
@@ -205,8 +206,8 @@ def rm_trainer(cfg: Config, resume_from: Path | None, held: dict) -> Trainer:
 
     def begin(logger, resumed: bool) -> None:
         if not resumed and heldout:
-            counters["before"] = evaluate_pairs(model, heldout, pad_id=pad_id, batch_size=micro)
-            logger.log(0, counters["before"], show=False)
+            stats.baseline = evaluate_pairs(model, heldout, pad_id=pad_id, batch_size=micro)
+            logger.log(0, stats.baseline, show=False)
 
     def step_fn(step: int):
         t0 = time.perf_counter()
@@ -214,13 +215,13 @@ def rm_trainer(cfg: Config, resume_from: Path | None, held: dict) -> Trainer:
         m = rm_step(
             model, optimizer, scheduler, batch, pad_id=pad_id, micro_batch_size=micro, grad_clip=cfg.optim.grad_clip
         )
-        counters["nonfinite_steps"] = counters.get("nonfinite_steps", 0) + m.pop("skipped")
+        stats.nonfinite_steps += m.pop("skipped")
         m.update(
             {
                 "lr": scheduler.get_last_lr()[0],
                 "epoch": sampler.epoch,
                 "time/step": time.perf_counter() - t0,
-                "nonfinite_steps": counters["nonfinite_steps"],
+                "nonfinite_steps": stats.nonfinite_steps,
             }
         )
         if step == total_steps and heldout:
@@ -229,15 +230,15 @@ def rm_trainer(cfg: Config, resume_from: Path | None, held: dict) -> Trainer:
         return m, None
 
     return Trainer(
-        "rm",
-        total_steps,
-        model,
-        tokenizer,
-        optimizer,
-        scheduler,
-        sampler,
-        step_fn,
-        counters,
+        label="rm",
+        total_steps=total_steps,
+        model=model,
+        tokenizer=tokenizer,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        sampler=sampler,
+        step=step_fn,
+        stats=stats,
         begin=begin,
         merge_final=False,
     )

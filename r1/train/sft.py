@@ -32,6 +32,7 @@ from r1.train.forward import completion_logprobs
 from r1.train.optim import build_optimizer, optimizer_step
 from r1.train.loop import Trainer, run_training
 from r1.train.run import IndexSampler, console, load_trainable, peak_memory_mib
+from r1.train.stats import RunStats
 
 
 def encode_row(
@@ -146,7 +147,7 @@ def sft_trainer(cfg: Config, resume_from: Path | None) -> Trainer:
     rows = load_sft_data(cfg.sft.data, tokenizer, cfg)
     total_steps = cfg.sft.epochs * math.ceil(len(rows) / cfg.sft.batch_size)
     optimizer, scheduler = build_optimizer(model, cfg.optim, total_steps)
-    sampler, counters = IndexSampler(len(rows), cfg.run.seed), {}
+    sampler, stats = IndexSampler(len(rows), cfg.run.seed), RunStats()
     console.print(f"SFT: {len(rows)} rows, {cfg.sft.epochs} epoch(s), {total_steps} steps of {cfg.sft.batch_size}")
 
     def step_fn(step: int):
@@ -162,7 +163,7 @@ def sft_trainer(cfg: Config, resume_from: Path | None) -> Trainer:
             grad_clip=cfg.optim.grad_clip,
             bf16=cfg.train.bf16,
         )
-        counters["nonfinite_steps"] = counters.get("nonfinite_steps", 0) + m.pop("skipped")
+        stats.nonfinite_steps += m.pop("skipped")
         elapsed = time.perf_counter() - t0
         m.update(
             {
@@ -170,10 +171,20 @@ def sft_trainer(cfg: Config, resume_from: Path | None) -> Trainer:
                 "epoch": sampler.epoch,
                 "time/step": elapsed,
                 "tokens_per_s": m["tokens"] / elapsed,
-                "nonfinite_steps": counters["nonfinite_steps"],
+                "nonfinite_steps": stats.nonfinite_steps,
                 "memory/peak_mib": peak_memory_mib(next(model.parameters()).device),
             }
         )
         return m, None
 
-    return Trainer("sft", total_steps, model, tokenizer, optimizer, scheduler, sampler, step_fn, counters)
+    return Trainer(
+        label="sft",
+        total_steps=total_steps,
+        model=model,
+        tokenizer=tokenizer,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        sampler=sampler,
+        step=step_fn,
+        stats=stats,
+    )
