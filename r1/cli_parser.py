@@ -81,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "zero",
         help="the pure R1-Zero preset: GRPO with accuracy + format rewards, no SFT",
-        description="R1-Zero (docs/method.md §4): GRPO straight from the model with the R1-Zero template and rule rewards, "
+        description="R1-Zero (docs/method.md §4): GRPO straight from the model with the R1-Zero template and "
+        "rule rewards, "
         "no cold start. Settings: r1/presets/zero.yaml, overridable with key=value. Needs a model that "
         "sometimes writes the format on its own: the bundled 135M model does not (0/64 samples), so it "
         "learns nothing here — use `r1 demo` for the cold-start recipe.",

@@ -1,4 +1,5 @@
-"""The equivalence rules for answers written in other people's forms, table-driven from the shipped peer file, and `r1 bench rewards peer`.
+"""The equivalence rules for answers written in other people's forms, table-driven from the shipped peer
+file, and `r1 bench rewards peer`.
 
 Each row of r1/rewards/peer_cases.jsonl is one rule of docs/rewards.md in one direction (equal and
 not-equal variants of relations, intervals, collections, number formats, sentences, hedges). They

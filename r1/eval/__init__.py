@@ -1,4 +1,5 @@
-"""Evaluation (docs/method.md §7): k samples per problem at temperature 0.6, pass@1 / pass@k / cons@k with 95% intervals.
+"""Evaluation (docs/method.md §7): k samples per problem at temperature 0.6, pass@1 / pass@k / cons@k with
+95% intervals.
 
 `metrics` holds the pure formulas, `harness` runs a model over a benchmark (`evaluate`,
 `run_eval` for `r1 eval`), `report` turns results into tables and plots (`compare` across
