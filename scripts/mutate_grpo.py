@@ -25,7 +25,7 @@ MUTATIONS = [  # (name, original text, mutated text, tests that must fail)
     ),
     (
         "π_old = π_θ detached at μ > 1",
-        "here(batch.old_logp) if batch.old_logp is not None else logp.detach()",
+        "here(inputs.old_logp) if inputs.old_logp is not None else logp.detach()",
         "logp.detach()",
         [f"{WIRING}::test_a_second_ppo_epoch"],
     ),
@@ -49,8 +49,8 @@ MUTATIONS = [  # (name, original text, mutated text, tests that must fail)
     ),
     (
         "sample rows' advantages misaligned",
-        "batch.advantages if batch.advantages is not None",
-        "batch.advantages.flip(0) if batch.advantages is not None",
+        "zip(batch.examples, batch.texts, batch.lengths, batch.truncated, advantages)",
+        "zip(batch.examples, batch.texts, batch.lengths, batch.truncated, advantages.flip(0))",
         [f"{WIRING}::test_samples_jsonl"],
     ),
     (

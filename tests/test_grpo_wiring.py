@@ -13,7 +13,7 @@ time: applied, this file run, reverted; `scripts/mutate_grpo.py` repeats the che
 3. `old_logp` computed only for KL in the reward, not for μ > 1: the second-epoch test.
 4. the entropy bonus not passed to the loss (`entropy_coef=0.0`), or its gradient cut
    (`entropy_grad=False`): the entropy test.
-5. sample rows with the advantages of the wrong rows (`batch.advantages.flip(0)`): the samples test.
+5. sample rows with the advantages of the wrong rows (`advantages.flip(0)`): the samples test.
 6. advantages hard-wired to `scale="none"`: the KL-in-reward test (z-scores expected).
 7. the reference reset dropped (`reference.load_state_dict(...)` removed): test_train_grpo's
    `test_reference_starts_as_the_policy_and_is_reset_to_it` (kept there).
@@ -69,7 +69,7 @@ def test_kl_in_the_reward_gives_the_z_scores_of_r_minus_beta_kl(tiny, tiny_model
     rewards = [1.0, 0.0, 0.5, 0.25, 0.0, 1.0, 1.0, 0.0]
     batch = hand_batch(tokenizer, rewards, [3, 5, None, 2, 6, None, 4, 1], G=G, T=7)
     cfg = make_cfg(tiny_model_dir, tmp_path, "grpo.kl_placement=in_reward", f"grpo.beta={beta}", "grpo.kl_estimator=k1")
-    prepare_update(batch, model, reference, cfg, tokenizer.pad_token_id)
+    inputs = prepare_update(batch, model, reference, cfg, tokenizer.pad_token_id)
 
     kl = []
     for prompt, ids, n in zip(batch.prompt_ids, batch.completion_ids, batch.lengths.tolist()):
@@ -77,7 +77,7 @@ def test_kl_in_the_reward_gives_the_z_scores_of_r_minus_beta_kl(tiny, tiny_model
         old, ref = (token_logprobs(m, prompt, completion, cfg.rollout.temperature) for m in (model, reference))
         kl.append(float((old - ref).sum()))  # k1, summed over the completion's tokens
     shaped = torch.tensor(rewards) - beta * torch.tensor(kl)
-    torch.testing.assert_close(batch.advantages, z_scores(shaped, G), rtol=0, atol=2e-4)
+    torch.testing.assert_close(inputs.advantages, z_scores(shaped, G), rtol=0, atol=2e-4)
     assert (z_scores(shaped, G) - z_scores(torch.tensor(rewards), G)).abs().max() > 0.05  # the KL matters here
     assert batch.total.tolist() == rewards  # the logged reward is the task's, not the shaped one
 
@@ -86,8 +86,8 @@ def update_once(model, tokenizer, cfg, batch, reference=None):
     """prepare_update + policy_update on a copy of `model`; returns (metrics, updated model)."""
     policy = copy.deepcopy(model)
     optimizer, scheduler = build_optimizer(policy, cfg.optim, total_steps=4)
-    prepare_update(batch, policy, reference, cfg, tokenizer.pad_token_id)
-    return policy_update(policy, optimizer, scheduler, batch, cfg, tokenizer.pad_token_id), policy
+    inputs = prepare_update(batch, policy, reference, cfg, tokenizer.pad_token_id)
+    return policy_update(policy, optimizer, scheduler, batch, inputs, cfg, tokenizer.pad_token_id), policy
 
 
 def test_a_second_ppo_epoch_sees_ratios_away_from_one_and_clips(tiny, tiny_model_dir, tmp_path):

@@ -61,7 +61,7 @@ def test_lora_grpo_trains_the_adapter_against_the_base_model(tiny_model_dir, tmp
     seen, real = [], grpo.prepare_update
 
     def spy(batch, policy, reference, cfg, pad_id):  # π_ref log-probs must be the base model's
-        real(batch, policy, reference, cfg, pad_id)
+        inputs = real(batch, policy, reference, cfg, pad_id)
         expected = batched_logprobs(
             base,
             batch.prompt_ids,
@@ -71,8 +71,9 @@ def test_lora_grpo_trains_the_adapter_against_the_base_model(tiny_model_dir, tmp
             temperature=1.0,
             micro_batch_size=4,
         )
-        torch.testing.assert_close(batch.ref_logp, expected, rtol=0, atol=1e-6)
+        torch.testing.assert_close(inputs.ref_logp, expected, rtol=0, atol=1e-6)
         seen.append(policy)
+        return inputs
 
     monkeypatch.setattr(grpo, "prepare_update", spy)
     run = train_grpo(grpo_cfg(tiny_model_dir, tmp_path))

@@ -175,10 +175,10 @@ def test_update_is_the_same_for_every_micro_batch_size(
         )
         policy = copy.deepcopy(model)
         before = params(policy)
-        prepare_update(batch, policy, reference if beta > 0 else None, cfg, tokenizer.pad_token_id)
+        inputs = prepare_update(batch, policy, reference if beta > 0 else None, cfg, tokenizer.pad_token_id)
         optimizer = torch.optim.SGD(policy.parameters(), lr=1.0)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-        metrics = policy_update(policy, optimizer, scheduler, batch, cfg, tokenizer.pad_token_id)
+        metrics = policy_update(policy, optimizer, scheduler, batch, inputs, cfg, tokenizer.pad_token_id)
         deltas[mb] = {k: v - before[k] for k, v in params(policy).items()}
         losses[mb] = metrics
     assert max(float(d.abs().max()) for d in deltas[8].values()) > 1e-4  # a real update happened
@@ -211,10 +211,10 @@ def test_skipping_zero_advantage_rows_leaves_the_update_unchanged(
     results = {}
     for skip in (True, False):
         if not skip:
-            monkeypatch.setattr(update, "trainable_rows", lambda batch, cfg: torch.arange(len(batch)))
+            monkeypatch.setattr(update, "trainable_rows", lambda inputs, cfg: torch.arange(len(inputs.advantages)))
         torch.manual_seed(0)
         policy = copy.deepcopy(model)
-        prepare_update(batch, policy, None, cfg, tokenizer.pad_token_id)
+        inputs = prepare_update(batch, policy, None, cfg, tokenizer.pad_token_id)
         if optimizer_name == "sgd":
             optimizer = torch.optim.SGD(policy.parameters(), lr=1.0)
         else:  # a nonzero first moment, so a zero gradient still moves the weights
@@ -224,7 +224,7 @@ def test_skipping_zero_advantage_rows_leaves_the_update_unchanged(
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-        metrics = policy_update(policy, optimizer, scheduler, batch, cfg, tokenizer.pad_token_id)
+        metrics = policy_update(policy, optimizer, scheduler, batch, inputs, cfg, tokenizer.pad_token_id)
         results[skip] = (params(policy), metrics)
     assert (
         results[True][1]["trained_rows"] == (4 if rewards[0] != rewards[4] else 0)
@@ -290,11 +290,11 @@ def test_failed_rewards_get_zero_advantage_and_leave_the_group_statistics(tiny, 
     assert counts.reward_events["t_script_errors"] == 2
     assert "t_script: ValueError: scripted failure" in counts.first_error["t_script"]
 
-    prepare_update(batch, model, None, cfg, tokenizer.pad_token_id)
-    assert batch.advantages[1].item() == 0.0 and batch.advantages[4].item() == 0.0
+    inputs = prepare_update(batch, model, None, cfg, tokenizer.pad_token_id)
+    assert inputs.advantages[1].item() == 0.0 and inputs.advantages[4].item() == 0.0
     for rows, good in (([0, 2, 3], torch.tensor([1.0, 3.0, 0.0])), ([5, 6, 7], torch.tensor([2.0, 2.0, 5.0]))):
         expected = (good - good.mean()) / (good.std() + 1e-4)  # the valid samples alone
-        torch.testing.assert_close(batch.advantages[rows], expected, rtol=0, atol=1e-6)
+        torch.testing.assert_close(inputs.advantages[rows], expected, rtol=0, atol=1e-6)
 
 
 def test_reward_errors_are_counted_in_the_metrics(tiny_model_dir, tmp_path, script):
@@ -378,22 +378,22 @@ def test_loss_mask_ends_at_the_first_eos_and_overlong_handling(tiny, tiny_model_
         "grpo.overlong_buffer=4",
         "grpo.beta=0",
     )
-    prepare_update(batch, model, None, cfg, tokenizer.pad_token_id)
+    inputs = prepare_update(batch, model, None, cfg, tokenizer.pad_token_id)
     assert batch.lengths.tolist() == [3, 5, 6, 8] and batch.truncated.tolist() == [False, False, False, True]
     expected = torch.tensor([[1] * n + [0] * (T - n) for n in (3, 5, 6, 8)], dtype=torch.float32)
     if overlong == "mask":
         expected[3] = 0.0
-    assert torch.equal(batch.loss_mask, expected)
-    assert batch.completion_ids[0, 2] == tokenizer.eos_token_id and batch.loss_mask[0, 2] == 1  # the EOS itself counts
+    assert torch.equal(inputs.loss_mask, expected)
+    assert batch.completion_ids[0, 2] == tokenizer.eos_token_id and inputs.loss_mask[0, 2] == 1  # the EOS itself counts
     if overlong == "penalty":
         # max_len 8, ramp of 4 tokens from length 4: lengths 3, 5, 6, 8 → 0, -1/4, -2/4, -1 (rewards are 0)
         shaped = torch.tensor([0.0, -0.25, -0.5, -1.0])
         torch.testing.assert_close(
-            batch.advantages, (shaped - shaped.mean()) / (shaped.std() + 1e-4), rtol=0, atol=1e-6
+            inputs.advantages, (shaped - shaped.mean()) / (shaped.std() + 1e-4), rtol=0, atol=1e-6
         )
         assert torch.equal(batch.total, torch.zeros(4))  # the logged reward is not shaped
     else:
-        assert torch.equal(batch.advantages, torch.zeros(4))
+        assert torch.equal(inputs.advantages, torch.zeros(4))
 
 
 # --- 6. dynamic sampling ------------------------------------------------------------------------

@@ -25,10 +25,6 @@ class Batch:
     rewards: dict[str, list[float | None]]  # per reward name, (B,); None = failed, NaN = not routed to the kind
     total: torch.Tensor  # (B,) weighted reward (NaN where invalid)
     valid: torch.Tensor  # (B,) bool: every weighted reward that applies produced a value
-    loss_mask: torch.Tensor | None = None  # (B, T)
-    advantages: torch.Tensor | None = None  # (B,)
-    old_logp: torch.Tensor | None = None  # (B, T)
-    ref_logp: torch.Tensor | None = None  # (B, T)
     engine_logp: torch.Tensor | None = None  # (B, T) the rollout engine's own log-probs of the sampled tokens (vllm)
 
     def __len__(self) -> int:
@@ -83,7 +79,6 @@ def concat(batches: list[Batch]) -> Batch:
         rewards={k: [v for b in batches for v in b.rewards[k]] for k in batches[0].rewards},
         total=torch.cat([b.total for b in batches]),
         valid=torch.cat([b.valid for b in batches]),
-        advantages=torch.cat([b.advantages for b in batches]) if batches[0].advantages is not None else None,
         engine_logp=torch.cat([pad(b.engine_logp) for b in batches])
         if all(b.engine_logp is not None for b in batches)
         else None,

@@ -78,9 +78,10 @@ def bench_grpo_step(dtype: str = "auto", steps: int = 6, threads: int | None = N
     optimizer, scheduler = build_optimizer(policy, cfg.optim, total_steps=steps)
     sampler, stats, rows = IndexSampler(len(examples), cfg.run.seed), RunStats(), []
     for step in range(1, steps + 1):
-        metrics, batch = grpo_step(policy, reference, tokenizer, examples, optimizer, scheduler, sampler, cfg, stats)
+        result = grpo_step(policy, reference, tokenizer, examples, optimizer, scheduler, sampler, cfg, stats)
+        metrics = result.metrics
         row = {phase: metrics[f"time/{phase}"] for phase in PHASES}
-        row["gen_tok_s"] = float(batch.lengths.sum()) / row["generate"]
+        row["gen_tok_s"] = float(result.batch.lengths.sum()) / row["generate"]
         rows.append(row)
         print(
             f"step {step}: "

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -59,6 +59,15 @@ from r1.train.update import policy_update, prepare_update, trainable_rows  # noq
 from r1.train.loop import Trainer, run_training
 from r1.train.run import IndexSampler, for_rollout, load_prompt_dataset, load_trainable, peak_memory_mib
 from r1.train.stats import RunStats, StepCounts
+
+
+@dataclass
+class StepResult:
+    """What one GRPO step hands back: its metrics, and every rank's scored rows with their advantages."""
+
+    metrics: dict
+    batch: Batch  # (B,) rows of all ranks, in the global order
+    advantages: torch.Tensor  # (B,) of those rows (zeros for a step without an update)
 
 
 class TrainingError(RuntimeError):
@@ -161,8 +170,8 @@ def grpo_step(
     sampler: IndexSampler,
     cfg: Config,
     stats: RunStats,
-) -> tuple[dict, Batch]:
-    """One GRPO step: sample → reward → advantage → update. Returns (metrics, the scored batch of all ranks)."""
+) -> StepResult:
+    """One GRPO step: sample → reward → advantage → update; the metrics and every rank's scored rows."""
     t0 = time.perf_counter()
     batch, zero_var_frac, counts = collect(for_rollout(policy), tokenizer, examples, sampler, cfg)
     t_collect, score_time = time.perf_counter() - t0, counts.score_seconds  # this rank's times
@@ -173,11 +182,15 @@ def grpo_step(
     t1 = time.perf_counter()
     update = {}
     if rows:
-        prepare_update(batch, policy, reference, cfg, tokenizer.pad_token_id)
-        update = policy_update(policy, optimizer, scheduler, batch, cfg, tokenizer.pad_token_id)
+        inputs = prepare_update(batch, policy, reference, cfg, tokenizer.pad_token_id)
+        update = policy_update(policy, optimizer, scheduler, batch, inputs, cfg, tokenizer.pad_token_id)
+        advantages = inputs.advantages
+    else:
+        advantages = torch.zeros(len(batch))
     # what metrics and samples need
-    light = replace(batch, loss_mask=None, old_logp=None, ref_logp=None, engine_logp=None)
+    light = replace(batch, engine_logp=None)
     everyone = concat(dist.gather_objects(light))
+    everyone_advantages = torch.cat(dist.gather_objects(advantages))
     metrics = {**batch_metrics(everyone, zero_var_frac), **update}
     stats.nonfinite_steps += metrics.get("optimizer_steps_skipped", 0)
     gen_time = t_collect - score_time
@@ -194,7 +207,7 @@ def grpo_step(
             **stats.reward_metrics(),
         }
     )
-    return metrics, everyone
+    return StepResult(metrics, everyone, everyone_advantages)
 
 
 def load_policy(cfg: Config, resume_from: Path | None = None) -> tuple:
@@ -252,7 +265,8 @@ def grpo_trainer(cfg: Config, resume_from: Path | None) -> Trainer:
     eval_examples = load_eval_subset(cfg, tokenizer) if cfg.eval.every_steps else None
 
     def step_fn(step: int):
-        metrics, batch = grpo_step(policy, reference, tokenizer, examples, optimizer, scheduler, sampler, cfg, stats)
+        result = grpo_step(policy, reference, tokenizer, examples, optimizer, scheduler, sampler, cfg, stats)
+        metrics = result.metrics
         if reset_ref is not None and step % cfg.grpo.ref_reset_steps == 0:
             reference.load_state_dict(policy.state_dict())
             stats.reference_resets += 1
@@ -260,7 +274,7 @@ def grpo_trainer(cfg: Config, resume_from: Path | None) -> Trainer:
             view = for_rollout(policy)  # every rank (a collective under FSDP); rank 0 alone evaluates and logs
             if dist.is_main():
                 metrics.update(periodic_eval(view, tokenizer, eval_examples, cfg))
-        return metrics, lambda: sample_rows(batch)
+        return metrics, lambda: sample_rows(result.batch, result.advantages)
 
     def restore(checkpoint: Path) -> None:
         if reference is not None:
@@ -301,24 +315,22 @@ def periodic_eval(policy, tokenizer, examples: list[dict], cfg: Config) -> dict:
     }
 
 
-def sample_rows(batch: Batch) -> list[dict]:
-    return [
-        {
-            "id": e["id"],
-            "answer": e.get("answer"),
-            "completion": text,
-            "length": int(n),
-            "truncated": bool(t),
-            "advantage": float(a),
-            **{f"reward/{k}": v[i] for k, v in batch.rewards.items() if applies(v[i])},
-        }
-        for i, (e, text, n, t, a) in enumerate(
-            zip(
-                batch.examples,
-                batch.texts,
-                batch.lengths,
-                batch.truncated,
-                batch.advantages if batch.advantages is not None else torch.zeros(len(batch)),
-            )
+def sample_rows(batch: Batch, advantages: torch.Tensor) -> list[dict]:
+    """One samples.jsonl row per completion: its text, length, rewards and advantage."""
+    rows = []
+    for i, (example, text, n, cut, a) in enumerate(
+        zip(batch.examples, batch.texts, batch.lengths, batch.truncated, advantages)
+    ):
+        rewards = {f"reward/{k}": v[i] for k, v in batch.rewards.items() if applies(v[i])}
+        rows.append(
+            {
+                "id": example["id"],
+                "answer": example.get("answer"),
+                "completion": text,
+                "length": int(n),
+                "truncated": bool(cut),
+                "advantage": float(a),
+                **rewards,
+            }
         )
-    ]
+    return rows

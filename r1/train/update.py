@@ -1,13 +1,15 @@
 """The update half of a GRPO step: π_old / π_ref log-probs and advantages, then μ optimizer steps.
 
-`prepare_update` fills a scored batch's loss mask, π_old and π_ref log-probs and advantages (with
-the overlong penalty and KL-in-the-reward shaping); `policy_update` makes `grpo.ppo_epochs` passes
+`prepare_update` computes a scored batch's `UpdateInputs` — loss mask, π_old and π_ref log-probs
+and advantages (with the overlong penalty and KL-in-the-reward shaping); `policy_update` makes `grpo.ppo_epochs` passes
 over it, each accumulated over micro-batches and applied as one optimizer step, with loss
 normalizers counting the global batch and gradients summed over data-parallel ranks. The equations
 are in r1/rl (losses.py, advantages.py). Deliberately left out: sampling and scoring (grpo.py).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 
@@ -19,38 +21,48 @@ from r1.train.forward import batched_logprobs, completion_logprobs
 from r1.train.optim import optimizer_step
 
 
-def prepare_update(batch: Batch, policy, reference, cfg: Config, pad_id: int) -> None:
-    """Fill in the loss mask, π_old / π_ref log-probs and the advantages of a batch."""
+@dataclass
+class UpdateInputs:
+    """What the update needs beyond the scored batch, built by `prepare_update` (rows as in the batch)."""
+
+    loss_mask: torch.Tensor  # (B, T) 1 on the completion tokens the loss counts
+    advantages: torch.Tensor  # (B,) one per completion, shared by its tokens
+    old_logp: torch.Tensor | None = None  # (B, T) log π_old, when μ > 1 or the KL sits in the reward
+    ref_logp: torch.Tensor | None = None  # (B, T) log π_ref, when β > 0
+
+
+def prepare_update(batch: Batch, policy, reference, cfg: Config, pad_id: int) -> UpdateInputs:
+    """The loss mask, π_old / π_ref log-probs and the advantages of a scored batch (the batch is not changed)."""
     g, r, mb = cfg.grpo, cfg.rollout, cfg.train.micro_batch_size
     T = batch.completion_ids.shape[1]
-    batch.loss_mask = (torch.arange(T)[None, :] < batch.lengths[:, None]).float()  # (B, T)
+    loss_mask = (torch.arange(T)[None, :] < batch.lengths[:, None]).float()  # (B, T)
     if g.overlong == "mask":
-        batch.loss_mask[batch.truncated] = 0.0
+        loss_mask[batch.truncated] = 0.0
     total = batch.total.clone()
     if g.overlong == "penalty":
         total += overlong_penalty(batch.lengths, max_len=r.max_new_tokens, cache_len=g.overlong_buffer)
     args = (batch.prompt_ids, batch.completion_ids, batch.lengths)
+    old_logp = ref_logp = None
     if g.ppo_epochs > 1 or (g.beta > 0 and g.kl_placement == "in_reward"):
-        batch.old_logp = batched_logprobs(
+        old_logp = batched_logprobs(
             policy, *args, pad_id=pad_id, temperature=r.temperature, micro_batch_size=mb, bf16=cfg.train.bf16
         )
     if reference is not None:
-        batch.ref_logp = batched_logprobs(
+        ref_logp = batched_logprobs(
             reference, *args, pad_id=pad_id, temperature=r.temperature, micro_batch_size=mb, bf16=cfg.train.bf16
         )
         if g.kl_placement == "in_reward":
-            total -= kl_reward_penalty(
-                batch.old_logp, batch.ref_logp, batch.loss_mask, beta=g.beta, estimator=g.kl_estimator
-            )
+            total -= kl_reward_penalty(old_logp, ref_logp, loss_mask, beta=g.beta, estimator=g.kl_estimator)
     totals, mine = dist.gather_rows(total)  # every rank's rewards: a batch-wide scale sees them all
     valid, _ = dist.gather_rows(batch.valid)
     G = r.samples_per_prompt
-    batch.advantages = group_advantages(totals.view(-1, G), scale=g.advantage_scale, valid=valid.view(-1, G)).flatten()[
-        mine
-    ]
+    advantages = group_advantages(totals.view(-1, G), scale=g.advantage_scale, valid=valid.view(-1, G))
+    return UpdateInputs(
+        loss_mask=loss_mask, advantages=advantages.flatten()[mine], old_logp=old_logp, ref_logp=ref_logp
+    )
 
 
-def trainable_rows(batch: Batch, cfg: Config) -> torch.Tensor:
+def trainable_rows(inputs: UpdateInputs, cfg: Config) -> torch.Tensor:
     """Row indices (n,) whose loss can have a gradient: all rows, or — when β = 0 in the loss and
     there is no entropy bonus — only rows with a nonzero advantage. Every term of such a row's
     loss is A·(clipped ratio), so its gradient is exactly 0 and its forward/backward is skipped;
@@ -58,18 +70,18 @@ def trainable_rows(batch: Batch, cfg: Config) -> torch.Tensor:
     With FSDP nothing is skipped: every rank must run the same number of forward/backward passes."""
     g = cfg.grpo
     if (g.beta > 0 and g.kl_placement == "in_loss") or g.entropy_coef != 0 or cfg.train.fsdp:
-        return torch.arange(len(batch))
-    return (batch.advantages != 0).nonzero()[:, 0]
+        return torch.arange(len(inputs.advantages))
+    return (inputs.advantages != 0).nonzero()[:, 0]
 
 
-def policy_update(policy, optimizer, scheduler, batch: Batch, cfg: Config, pad_id: int) -> dict:
+def policy_update(policy, optimizer, scheduler, batch: Batch, inputs: UpdateInputs, cfg: Config, pad_id: int) -> dict:
     """μ optimizer steps over the batch, each accumulated over micro-batches. Returns metrics.
 
     Normalizers count the global batch; gradients and metrics are summed over ranks."""
     g, mb = cfg.grpo, cfg.train.micro_batch_size
-    B, total_tokens = dist.sum_all(len(batch)), dist.sum_all(float(batch.loss_mask.sum()))
+    B, total_tokens = dist.sum_all(len(batch)), dist.sum_all(float(inputs.loss_mask.sum()))
     in_loss = g.kl_placement == "in_loss"
-    train_rows = trainable_rows(batch, cfg)
+    train_rows = trainable_rows(inputs, cfg)
     metrics, applied, engine_gap = {}, 0, 0.0
     policy.train()
     for epoch in range(g.ppo_epochs):
@@ -90,16 +102,16 @@ def policy_update(policy, optimizer, scheduler, batch: Batch, cfg: Config, pad_i
             )
             here = lambda t: None if t is None else t[rows, :width].to(logp.device)  # noqa: E731 (batch tensors live on the CPU)
             mask, ref, old = (
-                here(batch.loss_mask),
-                here(batch.ref_logp),
-                here(batch.old_logp) if batch.old_logp is not None else logp.detach(),
+                here(inputs.loss_mask),
+                here(inputs.ref_logp),
+                here(inputs.old_logp) if inputs.old_logp is not None else logp.detach(),
             )
             if epoch == 0 and batch.engine_logp is not None:  # the policy the engine sampled from, before any update
                 engine_gap = max(engine_gap, float(((logp.detach() - here(batch.engine_logp)).abs() * mask).max()))
             loss, m = grpo_loss(
                 logp,
                 old,
-                batch.advantages[rows].to(logp.device),
+                inputs.advantages[rows].to(logp.device),
                 mask,
                 ref_logp=ref,
                 beta=g.beta if in_loss else 0.0,
