@@ -16,6 +16,7 @@ import queue
 import secrets
 import socket
 import subprocess
+import sys
 import tempfile
 import textwrap
 import time
@@ -378,3 +379,27 @@ def test_without_landlock_what_a_slot_uid_leaves_in_shared_folders_is_removed(mo
     finally:
         if os.path.lexists(path):
             os.remove(path)
+
+
+def test_the_cleanup_of_deep_folders_needs_no_descriptor_per_level(tmp_path):
+    """Under a 64-file limit (a trainer at the usual 1,024 with 2,000 levels used to run out), 500
+    nested folders and a file at the bottom are removed."""
+    script = textwrap.dedent(f"""
+        import os, resource
+        from r1.rewards.cleanup import remove_tree
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+        top = {str(tmp_path / "deep")!r}
+        os.mkdir(top)
+        fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
+        for _ in range(500):
+            os.mkdir("d", dir_fd=fd)
+            child = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = child
+        os.close(os.open("bottom.txt", os.O_CREAT | os.O_WRONLY, dir_fd=fd))
+        os.close(fd)
+        remove_tree(top)
+        print(os.path.exists(top))
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "False", done.stderr[-2000:]
