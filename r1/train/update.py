@@ -74,58 +74,68 @@ def trainable_rows(inputs: UpdateInputs, cfg: Config) -> torch.Tensor:
     return (inputs.advantages != 0).nonzero()[:, 0]
 
 
+def _chunk_loss(
+    policy, batch: Batch, inputs: UpdateInputs, rows: torch.Tensor, cfg: Config, pad_id: int, totals: tuple[int, float]
+) -> tuple[torch.Tensor, dict, float]:
+    """The GRPO loss of one micro-batch `rows` (normalized by the global `totals` = (sequences,
+    tokens)), its metrics, and the largest |engine − trainer| log-prob gap on its tokens (0 without
+    engine log-probs)."""
+    g = cfg.grpo
+    width = max(1, int(batch.lengths[rows].max()))
+    prompts = [batch.prompt_ids[i] for i in rows.tolist()]
+    logp, entropy = completion_logprobs(
+        policy,
+        prompts,
+        batch.completion_ids[rows, :width],
+        pad_id=pad_id,
+        temperature=cfg.rollout.temperature,
+        entropy=True,
+        entropy_grad=g.entropy_coef != 0,
+        bf16=cfg.train.bf16,
+    )
+
+    def here(t):  # the batch tensors live on the CPU
+        return None if t is None else t[rows, :width].to(logp.device)
+
+    mask = here(inputs.loss_mask)
+    old = here(inputs.old_logp) if inputs.old_logp is not None else logp.detach()
+    gap = 0.0 if batch.engine_logp is None else float(((logp.detach() - here(batch.engine_logp)).abs() * mask).max())
+    loss, metrics = grpo_loss(
+        logp,
+        old,
+        inputs.advantages[rows].to(logp.device),
+        mask,
+        ref_logp=here(inputs.ref_logp),
+        beta=g.beta if g.kl_placement == "in_loss" else 0.0,
+        kl_estimator=g.kl_estimator,
+        clip_low=g.clip_low,
+        clip_high=g.clip_high,
+        dual_clip=g.dual_clip,
+        aggregation=g.loss_aggregation,
+        total_seqs=totals[0],
+        total_tokens=totals[1],
+        max_len=cfg.rollout.max_new_tokens,
+        entropy=entropy,
+        entropy_coef=g.entropy_coef,
+    )
+    return loss, metrics, gap
+
+
 def policy_update(policy, optimizer, scheduler, batch: Batch, inputs: UpdateInputs, cfg: Config, pad_id: int) -> dict:
     """μ optimizer steps over the batch, each accumulated over micro-batches. Returns metrics.
 
     Normalizers count the global batch; gradients and metrics are summed over ranks."""
     g, mb = cfg.grpo, cfg.train.micro_batch_size
-    B, total_tokens = dist.sum_all(len(batch)), dist.sum_all(float(inputs.loss_mask.sum()))
-    in_loss = g.kl_placement == "in_loss"
+    totals = (dist.sum_all(len(batch)), dist.sum_all(float(inputs.loss_mask.sum())))
     train_rows = trainable_rows(inputs, cfg)
     metrics, applied, engine_gap = {}, 0, 0.0
     policy.train()
     for epoch in range(g.ppo_epochs):
         parts, loss_sum = [], 0.0
         for start in range(0, len(train_rows), mb):
-            rows = train_rows[start : start + mb]
-            width = max(1, int(batch.lengths[rows].max()))
-            prompts = [batch.prompt_ids[i] for i in rows.tolist()]
-            logp, entropy = completion_logprobs(
-                policy,
-                prompts,
-                batch.completion_ids[rows, :width],
-                pad_id=pad_id,
-                temperature=cfg.rollout.temperature,
-                entropy=True,
-                entropy_grad=g.entropy_coef != 0,
-                bf16=cfg.train.bf16,
-            )
-            here = lambda t: None if t is None else t[rows, :width].to(logp.device)  # noqa: E731 (batch tensors live on the CPU)
-            mask, ref, old = (
-                here(inputs.loss_mask),
-                here(inputs.ref_logp),
-                here(inputs.old_logp) if inputs.old_logp is not None else logp.detach(),
-            )
-            if epoch == 0 and batch.engine_logp is not None:  # the policy the engine sampled from, before any update
-                engine_gap = max(engine_gap, float(((logp.detach() - here(batch.engine_logp)).abs() * mask).max()))
-            loss, m = grpo_loss(
-                logp,
-                old,
-                inputs.advantages[rows].to(logp.device),
-                mask,
-                ref_logp=ref,
-                beta=g.beta if in_loss else 0.0,
-                kl_estimator=g.kl_estimator,
-                clip_low=g.clip_low,
-                clip_high=g.clip_high,
-                dual_clip=g.dual_clip,
-                aggregation=g.loss_aggregation,
-                total_seqs=B,
-                total_tokens=total_tokens,
-                max_len=cfg.rollout.max_new_tokens,
-                entropy=entropy,
-                entropy_coef=g.entropy_coef,
-            )
+            loss, m, gap = _chunk_loss(policy, batch, inputs, train_rows[start : start + mb], cfg, pad_id, totals)
+            if epoch == 0:  # the policy the engine sampled from, before any update
+                engine_gap = max(engine_gap, gap)
             loss.backward()
             parts.append({k: v.cpu() for k, v in m.items()})  # CPU: gathered, a CUDA tensor lands on its rank's GPU
             loss_sum += float(loss.detach())
@@ -141,7 +151,6 @@ def policy_update(policy, optimizer, scheduler, batch: Batch, inputs: UpdateInpu
         metrics.update(loss=dist.sum_all(loss_sum), grad_norm=grad_norm)
     metrics["optimizer_steps_skipped"] = g.ppo_epochs - applied
     metrics["trained_rows"] = dist.sum_all(len(train_rows))
-    if batch.engine_logp is not None:
-        # |engine − trainer| log-prob over the trained tokens
+    if batch.engine_logp is not None:  # |engine − trainer| log-prob over the trained tokens
         metrics["rollout/logprob_max_diff"] = max(dist.gather_objects(engine_gap))
     return metrics
