@@ -225,30 +225,8 @@ def _run(job: Job, limits: Limits, iso: Isolation, uid: int | None) -> Result:
             os.chown(workdir, uid, uid)
         result_r, result_w = os.pipe()
         fds.append(result_w)
-        env = {
-            "PATH": SAFE_PATH,
-            "LANG": "C.UTF-8",
-            "LC_ALL": "C.UTF-8",
-            "HOME": workdir,
-            "TMPDIR": workdir,
-            "R1_SANDBOX": token,
-        }
-        # -u: the program's prints reach us even though the candidate ends with SIGKILL
-        argv = [*iso.prefix, iso.python, "-I", "-S", "-B", "-u", "-c", _child_source(), *map(str, fds)]
         try:
-            proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                cwd=workdir,
-                env=env,
-                start_new_session=True,
-                pass_fds=fds,
-                user=uid,
-                group=uid,
-                extra_groups=None if uid is None else [],
-            )
+            proc = _launch(iso, workdir, token, fds, uid)
         except OSError as exc:
             return Result(0, total, "error", error=f"could not start the sandbox: {exc}")
         finally:
@@ -269,6 +247,34 @@ def _run(job: Job, limits: Limits, iso: Isolation, uid: int | None) -> Result:
     result.stdout, result.stderr = out.decode(errors="replace"), err.decode(errors="replace")
     result.seconds = time.monotonic() - start
     return result
+
+
+def _launch(iso: Isolation, workdir: str, token: str, fds: list[int], uid: int | None) -> subprocess.Popen:
+    """Start the child (checker and candidate) in its own session, as `uid`, with a scrubbed
+    environment that carries the run's marker, passing it the pipe descriptors `fds`."""
+    env = {
+        "PATH": SAFE_PATH,
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "HOME": workdir,
+        "TMPDIR": workdir,
+        "R1_SANDBOX": token,
+    }
+    # -u: the program's prints reach us even though the candidate ends with SIGKILL
+    argv = [*iso.prefix, iso.python, "-I", "-S", "-B", "-u", "-c", _child_source(), *map(str, fds)]
+    return subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=workdir,
+        env=env,
+        start_new_session=True,
+        pass_fds=fds,
+        user=uid,
+        group=uid,
+        extra_groups=None if uid is None else [],
+    )
 
 
 def _job_data(job: Job, limits: Limits, workdir: str, uid: int | None, iso: Isolation) -> dict:
