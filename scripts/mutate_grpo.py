@@ -71,6 +71,12 @@ MUTATIONS = [  # (name, original text, mutated text, tests that must fail)
         "    update = {}\n    if not rows:\n        scheduler.step()\n    if rows:\n",
         [f"{WIRING}::test_the_lr_schedule"],
     ),
+    (
+        "engine gap measured after updates",
+        "measure_gap=epoch == 0",
+        "measure_gap=True",
+        [f"{WIRING}::test_the_engine_gap"],
+    ),
 ]
 
 

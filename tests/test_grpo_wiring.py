@@ -18,6 +18,7 @@ time: applied, this file run, reverted; `scripts/mutate_grpo.py` repeats the che
 7. the reference reset dropped (`reference.load_state_dict(...)` removed): test_train_grpo's
    `test_reference_starts_as_the_policy_and_is_reset_to_it` (kept there).
 8. the scheduler stepped on a step whose groups were all dropped: the LR-schedule test.
+9. the engine–trainer log-prob gap measured in every epoch, after updates too: the engine-gap test.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import torch
 
 from r1.models import load_model
 from r1.rewards import register
+from r1.train.forward import batched_logprobs
 from r1.train.grpo import policy_update, prepare_update, train_grpo
 from r1.train.optim import build_optimizer
 from test_train_grpo import hand_batch, make_cfg, read_metrics
@@ -195,3 +197,18 @@ def test_the_lr_schedule_counts_optimizer_steps(tiny_model_dir, tmp_path, dynami
     lrs = [m["lr"] for m in read_metrics(run)]
     cosine = [0.001 * 0.5 * (1 + torch.cos(torch.tensor(torch.pi * k / 3))).item() for k in (1, 2, 3)]
     assert lrs == pytest.approx([0.001] * 3 if dynamic else cosine, abs=1e-9)
+
+
+def test_the_engine_gap_is_measured_on_the_policy_that_sampled(tiny, tiny_model_dir, tmp_path):
+    """`rollout/logprob_max_diff`: the largest |engine − trainer| log-prob over the trained tokens, taken
+    in the first epoch (before any update), so a second epoch after a large step does not change it."""
+    model, tokenizer = tiny
+    batch = hand_batch(tokenizer, [1.0, 0.0, 0.0, 1.0], [3, 5, None, 2], G=4, T=7)
+    cfg = make_cfg(
+        tiny_model_dir, tmp_path, "grpo.beta=0", "grpo.ppo_epochs=2", "optim.lr=0.05", "rollout.prompts_per_step=1"
+    )
+    args = (batch.prompt_ids, batch.completion_ids, batch.lengths)
+    trainer = batched_logprobs(model, *args, pad_id=tokenizer.pad_token_id, temperature=1.0, micro_batch_size=4)
+    batch.engine_logp = trainer - 0.25  # an engine 0.25 nats off on every token
+    metrics, _ = update_once(model, tokenizer, cfg, batch)
+    assert metrics["rollout/logprob_max_diff"] == pytest.approx(0.25, abs=1e-4)

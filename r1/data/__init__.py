@@ -1,7 +1,7 @@
 """Prompt datasets (bundled benchmarks, JSONL, hub, procedural arithmetic) and prompt templates."""
 
 from r1.data.arithmetic import make_problems
-from r1.data.datasets import BUNDLED, DataError, gsm8k_final_answer, load_examples, read_jsonl
+from r1.data.datasets import BUNDLED, DataError, gsm8k_final_answer, load_configured, load_examples, read_jsonl
 from r1.data.templates import TEMPLATES, Prompt, TemplateError, prepare_prompts, render_prompt
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     "TEMPLATES",
     "TemplateError",
     "gsm8k_final_answer",
+    "load_configured",
     "load_examples",
     "make_problems",
     "prepare_prompts",

@@ -219,7 +219,7 @@ def prompt_examples(inputs: list[str | Path], source: str | None, data) -> list[
     """The dataset that names the samples' prompts: `source` with `data` (a DataConfig) settings,
     else the data of the run whose `config.yaml` sits next to an input file."""
     from r1.config import load_config
-    from r1.data.datasets import load_examples
+    from r1.data.datasets import load_configured
 
     if source is None:
         config = next(
@@ -233,17 +233,7 @@ def prompt_examples(inputs: list[str | Path], source: str | None, data) -> list[
             )
         data = load_config(config).data
         source = data.source
-    return load_examples(
-        source,
-        split=data.split,
-        question_field=data.question_field,
-        answer_field=data.answer_field,
-        limit=data.limit,
-        size=data.size,
-        seed=data.seed,
-        arithmetic=vars(data.arithmetic),
-        quiet=True,
-    )
+    return load_configured(data, source=source, quiet=True)
 
 
 def length_counter(cfg):

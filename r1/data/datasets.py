@@ -87,6 +87,21 @@ def load_examples(
     return examples[:limit] if limit is not None else examples
 
 
+def load_configured(d, *, source: str | None = None, quiet: bool = False) -> list[dict]:
+    """`load_examples` with the settings of a DataConfig `d` (its `source`, unless another is given)."""
+    return load_examples(
+        d.source if source is None else source,
+        split=d.split,
+        question_field=d.question_field,
+        answer_field=d.answer_field,
+        limit=d.limit,
+        size=d.size,
+        seed=d.seed,
+        arithmetic=vars(d.arithmetic),
+        quiet=quiet,
+    )
+
+
 def json_lines(path: Path) -> Iterator[tuple[int, object]]:
     """(line number, parsed value) for every non-blank line of a JSONL file; a line that is not
     UTF-8 JSON is a DataError naming the file and line."""

@@ -46,7 +46,7 @@ from pathlib import Path
 import yaml
 
 from r1.config import Config, ConfigError, to_dict
-from r1.data import DataError, load_examples, prepare_prompts
+from r1.data import DataError, load_configured, prepare_prompts
 from r1.data.datasets import BUNDLED, QUESTION_FIELDS, to_example
 from r1.data.filters import curate, filters_from_settings, first_rejection
 from r1.rewards.extract import after_think, apply_prefill
@@ -63,16 +63,7 @@ def load_prompts(d) -> list[dict]:
     reference answer: they become examples with `answer: None`, for the judge."""
     path = Path(d.source).expanduser()
     if d.source in BUNDLED or d.source == "arithmetic" or not (d.source.endswith(".jsonl") or path.is_file()):
-        return load_examples(
-            d.source,
-            split=d.split,
-            question_field=d.question_field,
-            answer_field=d.answer_field,
-            limit=d.limit,
-            size=d.size,
-            seed=d.seed,
-            arithmetic=vars(d.arithmetic),
-        )
+        return load_configured(d)
     if not path.is_file():
         raise DataError(f"prompt file not found: {path}")
     examples = []

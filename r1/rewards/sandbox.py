@@ -43,7 +43,7 @@ from dataclasses import asdict, dataclass, field
 
 from .cleanup import remove_owned, remove_tree
 from .reaper import kill_run, processes, sweep
-from .walls import SAFE_PATH, SLOT_UID_BASE, SLOTS, Isolation, isolation  # noqa: F401 (SLOT_* and Isolation: API)
+from .walls import SAFE_PATH, SLOT_UID_BASE, SLOTS, Isolation, isolation, package_source  # noqa: F401 (SLOT_* and Isolation: API)
 
 GRACE_S = 1.0  # past wall_s the parent waits this long for the checker's verdict, then kills
 DRAIN_S = 0.25  # after the verdict, how long a grandchild may keep stdout open before we stop reading
@@ -132,12 +132,7 @@ def _filled_pipe(data: bytes) -> int | None:
 def _child_source() -> str:
     """The checker/candidate harness, passed with ``-c``: a slot uid need not be able to read it.
     confine.py's source comes first: the child defines its walls from it (sandbox_child.py)."""
-    here = os.path.dirname(__file__)
-    sources = []
-    for name in ("confine.py", "sandbox_child.py"):
-        with open(os.path.join(here, name), encoding="utf-8") as handle:
-            sources.append(handle.read())
-    return "\n".join(sources)
+    return "\n".join(package_source(name) for name in ("confine.py", "sandbox_child.py"))
 
 
 def _validate(job: Job, limits: Limits) -> None:

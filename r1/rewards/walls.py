@@ -16,6 +16,7 @@ silently weaker run. Deliberately left out: cgroups (this needs no cgroup delega
 namespace gives the atomic kill that ``cgroup.kill`` would).
 """
 
+import functools
 import json
 import logging
 import os
@@ -73,6 +74,14 @@ def isolation() -> Isolation:
                     _isolation.user,
                 )
         return _isolation
+
+
+@functools.cache
+def package_source(name: str) -> str:
+    """The source of one of this package's files (runs receive it with ``-c``: a slot uid need not be
+    able to read the installed package)."""
+    with open(os.path.join(os.path.dirname(__file__), name), encoding="utf-8") as handle:
+        return handle.read()
 
 
 def _try(argv: list[str], uid: int | None) -> tuple[str | None, str]:
@@ -158,8 +167,7 @@ def _probe_namespaces(python: str, uid: int | None) -> tuple[str, str, tuple[str
 
 def _probe_confinement(python: str, uid: int | None, prefix: tuple[str, ...]) -> dict[str, str]:
     """What ``confine()`` sets in a process like a run's (same uid, same namespaces)."""
-    with open(os.path.join(os.path.dirname(__file__), "confine.py"), encoding="utf-8") as handle:
-        source = handle.read() + "\nimport json\nprint(json.dumps(confine('/')))\n"
+    source = package_source("confine.py") + "\nimport json\nprint(json.dumps(confine('/')))\n"
     out, reason = _try([*prefix, python, "-I", "-S", "-B", "-c", source], uid)
     try:
         walls = json.loads(out or "")

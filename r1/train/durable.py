@@ -68,14 +68,15 @@ def damaged(folder: Path) -> str | None:
 
 def fsync_tree(folder: Path) -> None:
     """Flush every file, then every folder, below and including ``folder`` to the disk."""
-    for path in [*_files(folder), folder / CHECKSUMS]:
+    files = _files(folder)
+    for path in [*files, folder / CHECKSUMS]:
         if path.is_file():
             fd = os.open(path, os.O_RDONLY)
             try:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-    for path in sorted({p.parent for p in _files(folder)} | {folder, folder.parent}, key=lambda p: -len(p.parts)):
+    for path in sorted({p.parent for p in files} | {folder, folder.parent}, key=lambda p: -len(p.parts)):
         fsync_dir(path)
 
 

@@ -29,7 +29,7 @@ from rich.console import Console
 
 from r1 import allocator, precision
 from r1.config import Config, DataConfig, save_config
-from r1.data import load_examples, prepare_prompts
+from r1.data import load_configured, prepare_prompts
 from r1.models import load_model
 from r1.progress import Progress
 from r1.train import distributed as dist
@@ -148,16 +148,7 @@ def _vm_hwm_mib() -> float | None:
 
 def load_prompt_dataset(d: DataConfig, tokenizer) -> list[dict]:
     """The configured dataset with its prompts rendered and tokenized (prompt_ids, think_prefilled)."""
-    examples = load_examples(
-        d.source,
-        split=d.split,
-        question_field=d.question_field,
-        answer_field=d.answer_field,
-        limit=d.limit,
-        size=d.size,
-        seed=d.seed,
-        arithmetic=vars(d.arithmetic),
-    )
+    examples = load_configured(d)
     return prepare_prompts(
         examples,
         tokenizer,

@@ -18,6 +18,14 @@ from dataclasses import asdict, dataclass, field
 OLD_PREFIXES = ("rewards/", "first_error/")  # the keys of the flat dict checkpoints held before RunStats
 
 
+def _add_events(into, events: dict[str, int], first_error: dict[str, str]) -> None:
+    """Add reward event counts to `into.reward_events`; keep the first message per reward (StepCounts, RunStats)."""
+    for key, count in events.items():
+        into.reward_events[key] = into.reward_events.get(key, 0) + count
+    for name, message in first_error.items():
+        into.first_error.setdefault(name, message)
+
+
 @dataclass
 class StepCounts:
     """Sampling and scoring by-products of one step on one rank."""
@@ -28,10 +36,7 @@ class StepCounts:
 
     def add(self, events: dict[str, int], first_error: dict[str, str], seconds: float = 0.0) -> None:
         self.score_seconds += seconds
-        for key, count in events.items():
-            self.reward_events[key] = self.reward_events.get(key, 0) + count
-        for name, message in first_error.items():
-            self.first_error.setdefault(name, message)
+        _add_events(self, events, first_error)
 
     @staticmethod
     def merged(parts: list[StepCounts]) -> StepCounts:
@@ -54,10 +59,7 @@ class RunStats:
     baseline: dict[str, float] | None = None  # reward-model training: held-out metrics before the first step
 
     def add_step(self, counts: StepCounts) -> None:
-        for key, count in counts.reward_events.items():
-            self.reward_events[key] = self.reward_events.get(key, 0) + count
-        for name, message in counts.first_error.items():
-            self.first_error.setdefault(name, message)
+        _add_events(self, counts.reward_events, counts.first_error)
 
     def reward_errors(self) -> dict[str, int]:
         """reward -> samples it failed on (raised, returned None, or timed out) over the run."""

@@ -75,11 +75,18 @@ def trainable_rows(inputs: UpdateInputs, cfg: Config) -> torch.Tensor:
 
 
 def _chunk_loss(
-    policy, batch: Batch, inputs: UpdateInputs, rows: torch.Tensor, cfg: Config, pad_id: int, totals: tuple[int, float]
+    policy,
+    batch: Batch,
+    inputs: UpdateInputs,
+    rows: torch.Tensor,
+    cfg: Config,
+    pad_id: int,
+    totals: tuple[int, float],
+    measure_gap: bool,
 ) -> tuple[torch.Tensor, dict, float]:
     """The GRPO loss of one micro-batch `rows` (normalized by the global `totals` = (sequences,
-    tokens)), its metrics, and the largest |engine − trainer| log-prob gap on its tokens (0 without
-    engine log-probs)."""
+    tokens)), its metrics, and — when `measure_gap` and the batch has engine log-probs — the largest
+    |engine − trainer| log-prob gap on its tokens (else 0)."""
     g = cfg.grpo
     width = max(1, int(batch.lengths[rows].max()))
     prompts = [batch.prompt_ids[i] for i in rows.tolist()]
@@ -99,7 +106,11 @@ def _chunk_loss(
 
     mask = here(inputs.loss_mask)
     old = here(inputs.old_logp) if inputs.old_logp is not None else logp.detach()
-    gap = 0.0 if batch.engine_logp is None else float(((logp.detach() - here(batch.engine_logp)).abs() * mask).max())
+    gap = (
+        0.0
+        if not measure_gap or batch.engine_logp is None
+        else float(((logp.detach() - here(batch.engine_logp)).abs() * mask).max())
+    )
     loss, metrics = grpo_loss(
         logp,
         old,
@@ -133,9 +144,10 @@ def policy_update(policy, optimizer, scheduler, batch: Batch, inputs: UpdateInpu
     for epoch in range(g.ppo_epochs):
         parts, loss_sum = [], 0.0
         for start in range(0, len(train_rows), mb):
-            loss, m, gap = _chunk_loss(policy, batch, inputs, train_rows[start : start + mb], cfg, pad_id, totals)
-            if epoch == 0:  # the policy the engine sampled from, before any update
-                engine_gap = max(engine_gap, gap)
+            # the gap is measured in the first epoch only: the policy the engine sampled from, before any update
+            chunk = train_rows[start : start + mb]
+            loss, m, gap = _chunk_loss(policy, batch, inputs, chunk, cfg, pad_id, totals, measure_gap=epoch == 0)
+            engine_gap = max(engine_gap, gap)
             loss.backward()
             parts.append({k: v.cpu() for k, v in m.items()})  # CPU: gathered, a CUDA tensor lands on its rank's GPU
             loss_sum += float(loss.detach())
