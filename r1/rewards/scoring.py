@@ -22,8 +22,7 @@ result in time gives None for its sample(s), an ``errors`` event ("no result wit
   timeout_s)``, about 4 min by default) — long, but a plain-Python hang there no longer waits
   forever.
 So a batch takes its normal work plus at most one limit per hung call. For fast rewards the cost
-is a thread start per reward and batch and ~1 µs per call: scoring 256 completions with
-``format`` took 1.6 ms inline and 2.3–2.6 ms with deadlines (medians, shared 2-core VM).
+is a thread start per reward and batch and ~1 µs per call (measured in docs/reliability.md).
 Deliberately left out: killing a hung call — its thread runs on in the background (holding memory
 and, for a pure-Python loop, a core and a share of the GIL) until it returns or the process exits,
 so after a timeout a reward not marked ``concurrent`` may run in two threads at once.
