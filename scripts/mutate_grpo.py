@@ -63,7 +63,7 @@ MUTATIONS = [  # (name, original text, mutated text, tests that must fail)
         "reference reset dropped",
         "reference.load_state_dict(policy.state_dict())",
         "pass",
-        ["tests/test_train_grpo.py::test_reference_starts_as_the_policy_and_is_reset_to_it"],
+        ["tests/test_train_grpo_runs.py::test_reference_starts_as_the_policy_and_is_reset_to_it"],
     ),
     (
         "scheduler stepped on an empty step",

@@ -85,6 +85,45 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
 
 
+@pytest.fixture(scope="module")
+def tiny(tiny_model_dir):
+    """(model, tokenizer) of the tiny model, loaded once per test module; torch on 1 thread, as
+    run.threads=1 does in the loops (tiny matrices gain nothing from more)."""
+    import torch
+
+    from r1.models import load_model
+
+    torch.set_num_threads(1)
+    return load_model(str(tiny_model_dir))
+
+
+SCRIPT: list = []  # values the t_script reward returns, consumed front to back
+SCORED: list[str] = []  # completions t_script saw, in order
+
+
+def _register_t_script() -> None:
+    from r1.rewards import register
+
+    @register("t_script", replace=True)
+    def t_script(completion: str, example: dict) -> float | None:
+        """A test reward that follows a script: a number, None, or "raise", in the order samples are scored."""
+        SCORED.append(completion)
+        value = SCRIPT.pop(0)
+        if value == "raise":
+            raise ValueError("scripted failure")
+        return value
+
+
+@pytest.fixture
+def script():
+    """Set SCRIPT for the t_script reward (fill the yielded list); cleared before and after."""
+    _register_t_script()
+    SCRIPT.clear()
+    SCORED.clear()
+    yield SCRIPT
+    SCRIPT.clear()
+
+
 @pytest.fixture(scope="session")
 def tiny_base_model_dir(tmp_path_factory) -> Path:
     """The same tiny model without a chat template (a 'base' model)."""

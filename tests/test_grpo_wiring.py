@@ -29,18 +29,11 @@ import json
 import pytest
 import torch
 
-from r1.models import load_model
 from r1.rewards import register
 from r1.train.forward import batched_logprobs
 from r1.train.grpo import policy_update, prepare_update, train_grpo
 from r1.train.optim import build_optimizer
 from test_train_grpo import hand_batch, make_cfg, read_metrics
-
-
-@pytest.fixture(scope="module")
-def tiny(tiny_model_dir):
-    torch.set_num_threads(1)
-    return load_model(str(tiny_model_dir))
 
 
 def token_logprobs(model, prompt: list[int], completion: list[int], temperature: float) -> torch.Tensor:

@@ -1,8 +1,12 @@
-"""The GRPO loop on the tiny random model: update invariances, masks, rewards, resume, references.
+"""The GRPO loop on the tiny random model: update invariances, resume, reward failures, masks.
+
+Dynamic sampling, the reference policy and whole runs are in test_train_grpo_runs.py, which shares
+the helpers below.
 
 Rewards here are our own in-process test rewards, so the random model gets varied, non-zero
 rewards (and real gradients) and every failure is placed exactly where the test wants it:
-`t_len` scores a completion by its length, `t_script` returns the next value of a script
+`t_len` scores a completion by its length, `t_script` (conftest.py, with the `script` fixture)
+returns the next value of a script
 (a number, None, or "raise") in the order samples are scored (group by group).
 """
 
@@ -13,9 +17,7 @@ import json
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM
 
-import r1.train.grpo as grpo
 import r1.train.update as update
 from r1.config import load_config
 from r1.data import load_examples, prepare_prompts
@@ -33,35 +35,15 @@ from r1.train.grpo import (
     train_grpo,
     weighted_total,
 )
-from r1.train.checkpoint import load_reference
 from r1.train.run import IndexSampler
 from r1.train.run import RunLogger
 from r1.train.stats import RunStats
-
-SCRIPT: list = []  # values t_script returns, consumed front to back
-SCORED: list[str] = []  # completions t_script saw, in order
+from conftest import SCORED
 
 
 @register("t_len", replace=True)
 def t_len(completion: str, example: dict) -> float:
     return len(completion) / 10
-
-
-@register("t_script", replace=True)
-def t_script(completion: str, example: dict) -> float | None:
-    SCORED.append(completion)
-    value = SCRIPT.pop(0)
-    if value == "raise":
-        raise ValueError("scripted failure")
-    return value
-
-
-@pytest.fixture
-def script():
-    SCRIPT.clear()
-    SCORED.clear()
-    yield SCRIPT
-    SCRIPT.clear()
 
 
 def make_cfg(model_dir, out_dir, *overrides):
@@ -101,12 +83,6 @@ def assert_params_equal(a: dict, b: dict, atol: float = 0.0) -> None:
     assert a.keys() == b.keys()
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=atol, msg=k)
-
-
-@pytest.fixture(scope="module")
-def tiny(tiny_model_dir):
-    torch.set_num_threads(1)  # as run.threads=1 does in the loops; tiny matrices gain nothing from more
-    return load_model(str(tiny_model_dir))
 
 
 def tiny_examples(tokenizer, n: int = 16) -> list[dict]:
@@ -394,156 +370,3 @@ def test_loss_mask_ends_at_the_first_eos_and_overlong_handling(tiny, tiny_model_
         assert torch.equal(batch.total, torch.zeros(4))  # the logged reward is not shaped
     else:
         assert torch.equal(inputs.advantages, torch.zeros(4))
-
-
-# --- 6. dynamic sampling ------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "dynamic,rounds,kept_groups,drawn,zero_frac",
-    [
-        (False, 0, [0, 1], 2, 1 / 2),
-        (True, 0, [1], 2, 1 / 2),
-        (True, 1, [1, 2], 3, 1 / 3),
-        (True, 3, [1, 2], 3, 1 / 3),  # stops drawing once the batch is full
-    ],
-)
-def test_dynamic_sampling_drops_constant_groups_and_refills(
-    tiny, tiny_model_dir, tmp_path, script, dynamic, rounds, kept_groups, drawn, zero_frac
-):
-    model, tokenizer = tiny
-    cfg = make_cfg(
-        tiny_model_dir,
-        tmp_path,
-        "rewards.weights={t_script: 1.0}",
-        f"grpo.dynamic_sampling={str(dynamic).lower()}",
-        f"grpo.dynamic_sampling_rounds={rounds}",
-    )
-    groups = [[1.0, 1.0, 1.0, 1.0], [0.0, 1.0, 0.0, 1.0], [1.0, 0.0, 0.0, 0.0]]  # group 0 is constant
-    script[:] = [r for g in groups for r in g]
-    examples, sampler = tiny_examples(tokenizer), IndexSampler(16, 0)
-    order = IndexSampler(16, 0).take(3)
-    batch, frac, _ = collect(model, tokenizer, examples, sampler, cfg)
-    assert sampler.position == drawn
-    assert frac == pytest.approx(zero_frac)
-    assert [e["id"] for e in batch.examples] == [examples[order[g]]["id"] for g in kept_groups for _ in range(4)]
-    assert batch.total.tolist() == [r for g in kept_groups for r in groups[g]]
-    assert batch.completion_ids.shape[0] == len(batch.prompt_ids) == len(batch.texts) == 4 * len(kept_groups)
-
-
-def test_a_step_whose_groups_are_all_dropped_trains_nothing(tiny_model_dir, tmp_path):
-    register("t_const", replace=True)(lambda completion, example: 1.0)
-    run = train_grpo(
-        make_cfg(
-            tiny_model_dir, tmp_path, "train.steps=1", "rewards.weights={t_const: 1.0}", "grpo.dynamic_sampling=true"
-        )
-    )
-    (m,) = read_metrics(run)
-    assert (m["samples"], m["groups/zero_variance_frac"], m["nonfinite_steps"]) == (0, 1.0, 0)
-    assert_params_equal(load_params(run / "checkpoints" / "final"), load_params(tiny_model_dir))
-
-
-# --- 7. the reference policy -------------------------------------------------------------------
-
-
-def capture_references(monkeypatch) -> list:
-    seen, real = [], grpo.prepare_update
-
-    def spy(batch, policy, reference, cfg, pad_id):
-        seen.append(reference)
-        return real(batch, policy, reference, cfg, pad_id)
-
-    monkeypatch.setattr(grpo, "prepare_update", spy)
-    return seen
-
-
-def test_beta_zero_builds_no_reference(tiny_model_dir, tmp_path, monkeypatch):
-    seen = capture_references(monkeypatch)
-    run = train_grpo(make_cfg(tiny_model_dir, tmp_path, "train.steps=2", "grpo.beta=0", "grpo.ref_reset_steps=1"))
-    assert seen == [None, None]
-    assert all("kl" not in m for m in read_metrics(run))
-    assert not (run / "checkpoints" / "final" / "reference.safetensors").exists()
-
-
-@pytest.mark.parametrize("ref_reset_steps", [0, 1])
-def test_reference_starts_as_the_policy_and_is_reset_to_it(tiny_model_dir, tmp_path, monkeypatch, ref_reset_steps):
-    seen = capture_references(monkeypatch)
-    # k1 (= logp - ref_logp) is linear in the difference, so "KL = 0" cannot hide a small mismatch.
-    run = train_grpo(
-        make_cfg(
-            tiny_model_dir,
-            tmp_path,
-            "train.steps=2",
-            "grpo.beta=0.1",
-            "grpo.kl_estimator=k1",
-            f"grpo.ref_reset_steps={ref_reset_steps}",
-        )
-    )
-    first, second = read_metrics(run)
-    assert abs(first["kl"]) < 1e-6  # μ = 1: the first step's policy is the reference
-    reference, policy = params(seen[-1]), load_params(run / "checkpoints" / "final")
-    if ref_reset_steps:
-        assert abs(second["kl"]) < 1e-6  # reset after step 1
-        assert_params_equal(reference, policy)  # and again after step 2
-        saved = load_model(str(tiny_model_dir))[0]
-        assert load_reference(run / "checkpoints" / "final", saved)
-        assert_params_equal(params(saved), policy)
-    else:
-        assert abs(second["kl"]) > 1e-4
-        assert_params_equal(reference, load_params(tiny_model_dir))  # still the initial model
-
-
-# --- integration on the real model ---------------------------------------------------------------
-
-
-@pytest.mark.slow
-def test_two_grpo_steps_on_the_bundled_model(smollm2_dir, tmp_path):
-    cfg = load_config(
-        None,
-        [
-            # Kept cheap: no reference model (β = 0) and no instruction text in the prompts.
-            f"model.name={smollm2_dir}",
-            f"run.output_dir={tmp_path}",
-            "run.threads=1",
-            "data.size=64",
-            "train.steps=2",
-            "grpo.beta=0",
-            "data.template=none",
-            "rollout.prompts_per_step=2",
-            "rollout.samples_per_prompt=2",
-            "rollout.max_new_tokens=16",
-            "train.micro_batch_size=4",
-        ],
-    )
-    assert list(cfg.rewards.weights) == ["accuracy", "format"]
-    run = train_grpo(cfg)
-    lines = read_metrics(run)
-    assert [m["step"] for m in lines] == [1, 2]
-    for m in lines:
-        assert m["loss"] is not None and m["nonfinite_steps"] == 0 and m["samples"] == 4
-        assert m["reward/accuracy"] is not None and m["reward/format"] is not None
-    model = AutoModelForCausalLM.from_pretrained(run / "checkpoints" / "final")
-    assert sum(p.numel() for p in model.parameters()) == 134_515_008
-
-
-def test_periodic_eval_is_logged_and_leaves_training_unchanged(tiny_model_dir, tmp_path):
-    # eval.every_steps=1 evaluates a fixed subset after every step (pass@1, format, length) in a
-    # forked RNG: the training trajectory must be bit-identical to the run without evaluation.
-    common = ["train.steps=2", "eval.benchmark=arithmetic", "eval.limit=2", "eval.k=2", "eval.max_new_tokens=4"]
-    plain = read_metrics(train_grpo(make_cfg(tiny_model_dir, tmp_path / "plain", *common)))
-    evald = read_metrics(train_grpo(make_cfg(tiny_model_dir, tmp_path / "eval", *common, "eval.every_steps=1")))
-    assert [m["step"] for m in evald] == [1, 2]
-    for with_eval, without in zip(evald, plain):
-        assert 0.0 <= with_eval["eval/pass@1"] <= 1.0 and 0.0 <= with_eval["eval/format"] <= 1.0
-        assert with_eval["eval/mean_length"] > 0
-        for key in ("loss", "reward/mean", "grad_norm", "completion_len/mean"):
-            assert with_eval[key] == without[key], key
-    assert "eval/pass@1" not in plain[0]
-
-
-def test_a_time_budget_stops_the_run_early_with_a_final_checkpoint(tiny_model_dir, tmp_path, monkeypatch):
-    clock = iter(float(t) for t in range(0, 10_000, 10))  # every perf_counter call advances 10 s
-    monkeypatch.setattr(grpo.time, "perf_counter", lambda: next(clock))
-    run = train_grpo(make_cfg(tiny_model_dir, tmp_path, "train.steps=50", "train.max_time_s=1"))
-    assert [m["step"] for m in read_metrics(run)] == [1]
-    assert json.loads((run / "checkpoints" / "final" / "checkpoint.json").read_text())["step"] == 1

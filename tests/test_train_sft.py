@@ -23,12 +23,6 @@ class Killed(Exception):
     """Stands in for a kill of the training process."""
 
 
-@pytest.fixture(scope="module")
-def tiny(tiny_model_dir):
-    torch.set_num_threads(1)
-    return load_model(str(tiny_model_dir))
-
-
 def make_cfg(model_dir, out_dir, *overrides):
     return load_config(
         None,
