@@ -111,7 +111,7 @@ def cmd_rm(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from r1.eval.harness import run_eval
+    from r1.eval.command import run_eval
     from r1.eval.report import compare
 
     outputs = []

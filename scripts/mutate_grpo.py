@@ -61,14 +61,14 @@ MUTATIONS = [  # (name, original text, mutated text, tests that must fail)
     ),
     (
         "reference reset dropped",
-        "reference.load_state_dict(policy.state_dict())",
+        "reset_ref.load_state_dict(run.policy.state_dict())",
         "pass",
         ["tests/test_train_grpo_runs.py::test_reference_starts_as_the_policy_and_is_reset_to_it"],
     ),
     (
         "scheduler stepped on an empty step",
-        "    update = {}\n    if rows:\n",
-        "    update = {}\n    if not rows:\n        scheduler.step()\n    if rows:\n",
+        "    if rows:\n        settings, pad_id",
+        "    if not rows:\n        run.scheduler.step()\n    if rows:\n        settings, pad_id",
         [f"{WIRING}::test_the_lr_schedule"],
     ),
     (

@@ -32,6 +32,7 @@ import torch
 from r1.rewards import register
 from r1.train.forward import batched_logprobs
 from r1.train.grpo import policy_update, prepare_update, train_grpo
+from r1.train.update import UpdateSettings
 from r1.train.optim import build_optimizer
 from test_train_grpo import hand_batch, make_cfg, read_metrics
 
@@ -64,7 +65,7 @@ def test_kl_in_the_reward_gives_the_z_scores_of_r_minus_beta_kl(tiny, tiny_model
     rewards = [1.0, 0.0, 0.5, 0.25, 0.0, 1.0, 1.0, 0.0]
     batch = hand_batch(tokenizer, rewards, [3, 5, None, 2, 6, None, 4, 1], G=G, T=7)
     cfg = make_cfg(tiny_model_dir, tmp_path, "grpo.kl_placement=in_reward", f"grpo.beta={beta}", "grpo.kl_estimator=k1")
-    inputs = prepare_update(batch, model, reference, cfg, tokenizer.pad_token_id)
+    inputs = prepare_update(batch, model, reference, UpdateSettings.of(cfg), tokenizer.pad_token_id)
 
     kl = []
     for prompt, ids, n in zip(batch.prompt_ids, batch.completion_ids, batch.lengths.tolist()):
@@ -81,8 +82,10 @@ def update_once(model, tokenizer, cfg, batch, reference=None):
     """prepare_update + policy_update on a copy of `model`; returns (metrics, updated model)."""
     policy = copy.deepcopy(model)
     optimizer, scheduler = build_optimizer(policy, cfg.optim, total_steps=4)
-    inputs = prepare_update(batch, policy, reference, cfg, tokenizer.pad_token_id)
-    return policy_update(policy, optimizer, scheduler, batch, inputs, cfg, tokenizer.pad_token_id), policy
+    inputs = prepare_update(batch, policy, reference, UpdateSettings.of(cfg), tokenizer.pad_token_id)
+    return policy_update(
+        policy, optimizer, scheduler, batch, inputs, UpdateSettings.of(cfg), tokenizer.pad_token_id
+    ), policy
 
 
 def test_a_second_ppo_epoch_sees_ratios_away_from_one_and_clips(tiny, tiny_model_dir, tmp_path):

@@ -16,7 +16,7 @@ import torch
 from r1.config import ConfigError, load_config
 from r1.data import load_examples
 from r1.models import load_tokenizer
-from r1.rewards import NOT_APPLICABLE, REWARDS, configure_reward_models, register, score_completions
+from r1.rewards import NOT_APPLICABLE, REWARDS, RewardRuntime, load_reward_models, register, score_completions
 from r1.rewards import models as rm_models
 from r1.rewards.judge import Judge
 from r1.rewards.models import (
@@ -55,7 +55,6 @@ def t_general(completions: list[str], examples: list[dict]) -> list[float]:
 def _clean():
     CALLS.clear()
     yield
-    rm_models._SCORERS.clear()
 
 
 @pytest.fixture(scope="module")
@@ -101,10 +100,9 @@ def test_helpfulness_sees_only_the_summary_and_harmlessness_everything(monkeypat
 
         return scorer
 
-    for name in ("helpfulness", "harmlessness"):
-        monkeypatch.setitem(rm_models._SCORERS, name, recorder(name))
+    runtime = RewardRuntime(models={name: recorder(name) for name in ("helpfulness", "harmlessness")})
     example = {"prompt": "Hi there!", "kind": "general"}
-    score_completions([COMPLETION], [example], ["helpfulness", "harmlessness"])
+    score_completions([COMPLETION], [example], ["helpfulness", "harmlessness"], runtime=runtime)
     assert seen["helpfulness"] == (["Hi there!"], ["Hello! How can I help?"])
     assert seen["harmlessness"] == (["Hi there!"], [COMPLETION])  # the reasoning's "insult them?" included
     assert "insult" not in seen["helpfulness"][1][0]
@@ -188,9 +186,10 @@ def test_the_judge_reuses_the_verdict_judges_generation_with_a_scoring_rubric(ti
 
 def test_a_tiny_causal_lm_as_judge_never_crashes_and_counts_garbage(tiny_model_dir):
     assert not is_scalar_rm(str(tiny_model_dir))
-    configure_reward_models({"helpfulness": str(tiny_model_dir)}, used=["helpfulness"])
+    runtime = RewardRuntime(models=load_reward_models({"helpfulness": str(tiny_model_dir)}, used=["helpfulness"]))
     examples = [{"prompt": f"Say something nice about {i}.", "kind": "general"} for i in range(3)]
-    scores = score_completions(["<think>ok</think><answer>You are great.</answer>"] * 3, examples, ["helpfulness"])
+    completions = ["<think>ok</think><answer>You are great.</answer>"] * 3
+    scores = score_completions(completions, examples, ["helpfulness"], runtime=runtime)
     values = scores.values["helpfulness"]
     assert len(values) == 3 and all(v is None or 0 <= v <= 1 for v in values)
     nones = sum(v is None for v in values)  # a random-init judge writes garbage: excluded and counted, never a crash
@@ -232,15 +231,18 @@ def test_scalar_rm_scores_a_batch_like_one_at_a_time_and_like_hf(scalar_rm_dir):
 
 
 def test_configured_scalar_rm_scores_through_the_registry_once_loaded(scalar_rm_dir, monkeypatch):
-    configure_reward_models(
+    loads, real = [], rm_models.load_scalar_rm
+    monkeypatch.setattr(rm_models, "load_scalar_rm", lambda source: loads.append(source) or real(source))
+    models = load_reward_models(
         {"helpfulness": str(scalar_rm_dir), "harmlessness": str(scalar_rm_dir)}, used=["helpfulness", "harmlessness"]
     )
-    assert len([k for k in rm_models._MODELS if k[0] == str(scalar_rm_dir)]) == 1  # one model for both rewards
-    monkeypatch.setattr(rm_models, "load_scalar_rm", lambda *a, **k: pytest.fail("reloaded"))
-    configure_reward_models({"helpfulness": str(scalar_rm_dir)}, used=["helpfulness"])  # cached by path
+    assert loads == [str(scalar_rm_dir)]  # one model for both rewards (cached by path)
     examples = [{"prompt": "Hi", "kind": "general"}] * 3
     scores = score_completions(
-        ["<think>a</think>Hello!", "<think>b</think>Hello!", "Go away."], examples, ["helpfulness", "harmlessness"]
+        ["<think>a</think>Hello!", "<think>b</think>Hello!", "Go away."],
+        examples,
+        ["helpfulness", "harmlessness"],
+        runtime=RewardRuntime(models=models),
     )
     help_, harm = scores.values["helpfulness"], scores.values["harmlessness"]
     # same summary, different reasoning
@@ -250,7 +252,7 @@ def test_configured_scalar_rm_scores_through_the_registry_once_loaded(scalar_rm_
 
 def test_unknown_model_reward_is_refused():
     with pytest.raises(KeyError, match="not a model-backed reward"):
-        configure_reward_models({"accuracy": "x"})
+        load_reward_models({"accuracy": "x"})
 
 
 # --- routing by example kind -----------------------------------------------------------------------

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from r1.rewards import REWARDS, answers_equivalent, configure, score_completions, shutdown
-from r1.rewards import pool as pool_module
+from r1.rewards import runtime as pool_module  # the default runtime: get_pool, configure, shutdown
 
 TIMEOUT_S = 1.0
 # A call may also wait for a replacement worker to start (~1-2 s) after a previous timeout.
@@ -261,7 +261,7 @@ def test_workers_exit_when_parent_dies_abruptly():
     """A trainer killed without running atexit must not leave workers behind."""
     script = textwrap.dedent("""
         import os, sys
-        from r1.rewards import pool
+        from r1.rewards import runtime as pool
         p = pool.get_pool()
         assert p.check("1", "1.0") == "equal"
         print(" ".join(map(str, p.pids())), flush=True)

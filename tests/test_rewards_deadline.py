@@ -24,7 +24,7 @@ MARGIN_S = 1.0
 @pytest.fixture
 def short_deadline():
     """rewards.timeout_s = TIMEOUT_S for one test; the configuration and REWARDS are restored after."""
-    saved, before = pool._config, set(REWARDS)
+    saved, before = rewards.default_runtime().limits, set(REWARDS)
     rewards.configure(workers=2, timeout_s=TIMEOUT_S)
     yield
     for name in set(REWARDS) - before:
@@ -105,7 +105,7 @@ def test_a_hung_batched_reward_fails_every_sample_after_one_deadline(short_deadl
 
 def test_a_concurrent_reward_hanging_in_its_thread_is_bounded_by_the_pool_backstop(short_deadline, monkeypatch):
     monkeypatch.setattr(pool, "STARTUP_TIMEOUT_S", 0.25)  # max_check_s = 2 × (0.25 + 0.5) = 1.5 s
-    assert pool.max_check_s() == pytest.approx(1.5)
+    assert rewards.default_runtime().max_check_s() == pytest.approx(1.5)
 
     @register("test_concurrent_hangs", concurrent=True)
     def concurrent_hangs(completion, example):

@@ -27,6 +27,7 @@ from r1.rl import LOSS_AGGREGATIONS
 from r1.rollout import completion_lengths
 from r1.train.grpo import (
     Batch,
+    GRPORun,
     TrainingError,
     check_error_rate,
     collect,
@@ -35,6 +36,7 @@ from r1.train.grpo import (
     train_grpo,
     weighted_total,
 )
+from r1.train.update import UpdateSettings
 from r1.train.run import IndexSampler
 from r1.train.run import RunLogger
 from r1.train.stats import RunStats
@@ -88,6 +90,21 @@ def assert_params_equal(a: dict, b: dict, atol: float = 0.0) -> None:
 def tiny_examples(tokenizer, n: int = 16) -> list[dict]:
     examples = load_examples("arithmetic", split="train", size=n, seed=0)
     return prepare_prompts(examples, tokenizer, quiet=True)
+
+
+def step_run(model, tokenizer, examples: list[dict], sampler: IndexSampler, cfg) -> GRPORun:
+    """A GRPO run record for sampling and scoring only (no optimizer)."""
+    return GRPORun(
+        cfg=cfg,
+        policy=model,
+        reference=None,
+        tokenizer=tokenizer,
+        examples=examples,
+        optimizer=None,
+        scheduler=None,
+        sampler=sampler,
+        stats=RunStats(),
+    )
 
 
 def hand_batch(tokenizer, rewards: list[float], stop_at: list[int | None], *, G: int, T: int, seed: int = 0) -> Batch:
@@ -151,10 +168,14 @@ def test_update_is_the_same_for_every_micro_batch_size(
         )
         policy = copy.deepcopy(model)
         before = params(policy)
-        inputs = prepare_update(batch, policy, reference if beta > 0 else None, cfg, tokenizer.pad_token_id)
+        inputs = prepare_update(
+            batch, policy, reference if beta > 0 else None, UpdateSettings.of(cfg), tokenizer.pad_token_id
+        )
         optimizer = torch.optim.SGD(policy.parameters(), lr=1.0)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-        metrics = policy_update(policy, optimizer, scheduler, batch, inputs, cfg, tokenizer.pad_token_id)
+        metrics = policy_update(
+            policy, optimizer, scheduler, batch, inputs, UpdateSettings.of(cfg), tokenizer.pad_token_id
+        )
         deltas[mb] = {k: v - before[k] for k, v in params(policy).items()}
         losses[mb] = metrics
     assert max(float(d.abs().max()) for d in deltas[8].values()) > 1e-4  # a real update happened
@@ -190,7 +211,7 @@ def test_skipping_zero_advantage_rows_leaves_the_update_unchanged(
             monkeypatch.setattr(update, "trainable_rows", lambda inputs, cfg: torch.arange(len(inputs.advantages)))
         torch.manual_seed(0)
         policy = copy.deepcopy(model)
-        inputs = prepare_update(batch, policy, None, cfg, tokenizer.pad_token_id)
+        inputs = prepare_update(batch, policy, None, UpdateSettings.of(cfg), tokenizer.pad_token_id)
         if optimizer_name == "sgd":
             optimizer = torch.optim.SGD(policy.parameters(), lr=1.0)
         else:  # a nonzero first moment, so a zero gradient still moves the weights
@@ -200,7 +221,9 @@ def test_skipping_zero_advantage_rows_leaves_the_update_unchanged(
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-        metrics = policy_update(policy, optimizer, scheduler, batch, inputs, cfg, tokenizer.pad_token_id)
+        metrics = policy_update(
+            policy, optimizer, scheduler, batch, inputs, UpdateSettings.of(cfg), tokenizer.pad_token_id
+        )
         results[skip] = (params(policy), metrics)
     assert (
         results[True][1]["trained_rows"] == (4 if rewards[0] != rewards[4] else 0)
@@ -261,12 +284,12 @@ def test_failed_rewards_get_zero_advantage_and_leave_the_group_statistics(tiny, 
     model, tokenizer = tiny
     cfg = make_cfg(tiny_model_dir, tmp_path, "rewards.weights={t_script: 1.0}", "grpo.beta=0")
     script[:] = [1.0, "raise", 3.0, 0.0, None, 2.0, 2.0, 5.0]
-    batch, _, counts = collect(model, tokenizer, tiny_examples(tokenizer), IndexSampler(16, 0), cfg)
+    batch, _, counts = collect(step_run(model, tokenizer, tiny_examples(tokenizer), IndexSampler(16, 0), cfg))
     assert batch.valid.tolist() == [True, False, True, True, False, True, True, True]
     assert counts.reward_events["t_script_errors"] == 2
     assert "t_script: ValueError: scripted failure" in counts.first_error["t_script"]
 
-    inputs = prepare_update(batch, model, None, cfg, tokenizer.pad_token_id)
+    inputs = prepare_update(batch, model, None, UpdateSettings.of(cfg), tokenizer.pad_token_id)
     assert inputs.advantages[1].item() == 0.0 and inputs.advantages[4].item() == 0.0
     for rows, good in (([0, 2, 3], torch.tensor([1.0, 3.0, 0.0])), ([5, 6, 7], torch.tensor([2.0, 2.0, 5.0]))):
         expected = (good - good.mean()) / (good.std() + 1e-4)  # the valid samples alone
@@ -354,7 +377,7 @@ def test_loss_mask_ends_at_the_first_eos_and_overlong_handling(tiny, tiny_model_
         "grpo.overlong_buffer=4",
         "grpo.beta=0",
     )
-    inputs = prepare_update(batch, model, None, cfg, tokenizer.pad_token_id)
+    inputs = prepare_update(batch, model, None, UpdateSettings.of(cfg), tokenizer.pad_token_id)
     assert batch.lengths.tolist() == [3, 5, 6, 8] and batch.truncated.tolist() == [False, False, False, True]
     expected = torch.tensor([[1] * n + [0] * (T - n) for n in (3, 5, 6, 8)], dtype=torch.float32)
     if overlong == "mask":

@@ -22,6 +22,7 @@ from test_train_grpo import (
     make_cfg,
     params,
     read_metrics,
+    step_run,
     tiny_examples,
 )
 
@@ -61,7 +62,7 @@ def test_dynamic_sampling_drops_constant_groups_and_refills(
     script[:] = [r for g in groups for r in g]
     examples, sampler = tiny_examples(tokenizer), IndexSampler(16, 0)
     order = IndexSampler(16, 0).take(3)
-    batch, frac, _ = collect(model, tokenizer, examples, sampler, cfg)
+    batch, frac, _ = collect(step_run(model, tokenizer, examples, sampler, cfg))
     assert sampler.position == drawn
     assert frac == pytest.approx(zero_frac)
     assert [e["id"] for e in batch.examples] == [examples[order[g]]["id"] for g in kept_groups for _ in range(4)]

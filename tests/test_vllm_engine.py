@@ -48,7 +48,11 @@ def vllm_model_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def engine_options():
-    vllm_engine.configure(vllm_engine.VllmConfig(kv_cache_gib=0.25, max_model_len=512))
+    """The default engines (`vllm_engine.generate`) with a small KV cache, for this module."""
+    saved = vllm_engine.DEFAULT
+    vllm_engine.DEFAULT = vllm_engine.VllmEngine(vllm_engine.VllmConfig(kv_cache_gib=0.25, max_model_len=512))
+    yield
+    vllm_engine.DEFAULT = saved
 
 
 def trainer_gap(model, tokenizer, rollout, temperature: float = 1.0) -> float:

@@ -43,6 +43,12 @@ from pathlib import Path
 from r1.data.datasets import QUESTION_FIELDS, DataError, json_lines
 from r1.data.filters import Filter, curate, first_rejection
 from r1.rewards.extract import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN, extract_answer
+from r1.rewards import score_completions
+from r1.config import load_config
+from r1.data.datasets import load_configured
+from r1.models import load_tokenizer, resolve
+from r1.data.coldstart import write_jsonl
+from r1.data.filters import filters_from_settings
 
 COMPLETION_FIELDS = ("completion", "response", "output")
 REFERENCE_FIELDS = ("answer", "reference")
@@ -164,7 +170,6 @@ def convert(
     candidates: list[dict], filters: list[tuple[str, Filter]], *, max_per_prompt: int
 ) -> tuple[list[dict], Counter, dict[str, str]]:
     """Rewrite and select candidates → (SFT rows, rejections by reason, first detail per reason)."""
-    from r1.rewards import score_completions
 
     rejected, details, pending = Counter(), {}, []
     for c in candidates:
@@ -218,8 +223,6 @@ def convert(
 def prompt_examples(inputs: list[str | Path], source: str | None, data) -> list[dict]:
     """The dataset that names the samples' prompts: `source` with `data` (a DataConfig) settings,
     else the data of the run whose `config.yaml` sits next to an input file."""
-    from r1.config import load_config
-    from r1.data.datasets import load_configured
 
     if source is None:
         config = next(
@@ -243,7 +246,6 @@ def length_counter(cfg):
     bounded = "length" in s.filters and (s.min_length > 0 or s.max_length is not None)
     if s.length_unit != "tokens" or not bounded:
         return len
-    from r1.models import load_tokenizer, resolve
 
     tokenizer = load_tokenizer(resolve(cfg.model.name))
     return lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -255,8 +257,6 @@ def coldstart_from_samples(inputs: list[str | Path], output: str | Path, cfg, *,
     `cfg` is an `r1.config.Config`: `sample.*` sets the filters and `max_per_prompt` (lengths in
     `model.name`'s tokens when `sample.length_unit=tokens`), `data.*` how `prompts` is loaded.
     """
-    from r1.data.coldstart import write_jsonl
-    from r1.data.filters import filters_from_settings
 
     candidates = read_candidates(inputs)
     if any(c["prompt"] is None for c in candidates):

@@ -6,7 +6,8 @@
 models, `make_report` for a training run directory).
 """
 
-from r1.eval.harness import EvalResult, compute_metrics, evaluate, run_eval
+from r1.eval.command import run_eval
+from r1.eval.harness import EvalResult, compute_metrics, evaluate
 from r1.eval.metrics import majority_vote, mean_ci, pass_at_1_mean, pass_at_k, pass_k_values, wilson_interval
 from r1.eval.report import compare, make_report
 

@@ -3,9 +3,8 @@
 `evaluate` samples k completions for every problem at temperature 0.6 / top-p 0.95 (never
 greedy: long-CoT models repeat themselves under greedy decoding), scores each with the same
 rule-based rewards the trainer uses (`accuracy`, `format`, `language`), extracts each final
-answer, and computes the metrics of `r1.eval.metrics` with 95% intervals. `run_eval` wraps it
-for the `r1 eval` command: load the model and the benchmark, evaluate, write `results.json`
-and `samples.jsonl` into a folder.
+answer, and computes the metrics of `r1.eval.metrics` with 95% intervals. `run_eval`
+(r1/eval/command.py) wraps it for the `r1 eval` command.
 
 Batching: the problems × k sample rows, problem-major, go to the generator in chunks of
 `batch_size` rows (each row a prompt, n=1), so a chunk mixes problems and samples and small
@@ -30,12 +29,17 @@ import json
 import operator
 import time
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
 from r1.config import EvalConfig  # the paper's evaluation sampling: one home for its defaults
 from r1.eval.metrics import majority_vote, mean_ci, pass_at_k, pass_k_values
+from r1.data import prepare_prompts
+from r1.rollout import Sampling
+from r1.progress import Progress
+from r1.rewards import answers_equivalent, extract_answer, score_completions
+from r1.rewards.code import extract_code
+from r1.rollout import RolloutEngine
 
 REWARD_NAMES = ["accuracy", "format", "language"]  # language is a cheap script count, always on
 
@@ -105,22 +109,14 @@ def evaluate(
     `examples` come from `load_examples`; examples that already carry `prompt_ids` (from
     `prepare_prompts`) are used as they are.
     """
-    from r1.data import prepare_prompts
-    from r1.rollout import Sampling
 
     if k < 1 or batch_size < 1:
         raise ValueError(f"k and batch_size must be ≥ 1, got k={k}, batch_size={batch_size}")
     if not examples:
         raise ValueError("evaluate needs at least one example")
     if "prompt_ids" not in examples[0]:
-        examples = prepare_prompts(
-            examples,
-            tokenizer,
-            template=template,
-            form=form,
-            prefill_think=prefill_think,
-            max_prompt_tokens=max_prompt_tokens,
-        )
+        prompts = dict(template=template, form=form, prefill_think=prefill_think, max_prompt_tokens=max_prompt_tokens)
+        examples = prepare_prompts(examples, tokenizer, **prompts)
     start = time.perf_counter()
     rows = [e for e in examples for _ in range(k)]  # problem-major: problem p is rows p*k … p*k+k-1
     texts, lengths, truncated = _sample(
@@ -136,22 +132,24 @@ def evaluate(
     records, events = _score(examples, k, rows, texts, lengths, truncated)
     metrics = compute_metrics(records, k)
     metrics["reward_events"] = events
-    end = time.perf_counter()
-    timings = {
+    return EvalResult(records=records, metrics=metrics, timings=_timings(start, generated, len(rows), sum(lengths)))
+
+
+def _timings(start: float, generated: float, samples: int, tokens: int) -> dict:
+    """Where an evaluation's time went (perf_counter marks: start, generation done, now)."""
+    seconds = max(generated - start, 1e-9)
+    return {
         "generation_seconds": round(generated - start, 3),
-        "scoring_seconds": round(end - generated, 3),
-        "samples_per_second": round(len(rows) / max(generated - start, 1e-9), 3),
-        "tokens_per_second": round(sum(lengths) / max(generated - start, 1e-9), 3),
+        "scoring_seconds": round(time.perf_counter() - generated, 3),
+        "samples_per_second": round(samples / seconds, 3),
+        "tokens_per_second": round(tokens / seconds, 3),
     }
-    return EvalResult(records=records, metrics=metrics, timings=timings)
 
 
 def _sample(model, tokenizer, prompt_ids, generate_fn, *, progress, batch_size, sampling):
     """Generate one completion per row, in chunks of `batch_size` rows seeded `sampling.seed + chunk`
     (`sampling`: an r1.rollout.Sampling)."""
     import torch
-
-    from r1.progress import Progress
 
     if generate_fn is None:
         from r1.rollout import generate as generate_fn
@@ -174,8 +172,6 @@ def _sample(model, tokenizer, prompt_ids, generate_fn, *, progress, batch_size, 
 
 def _score(examples, k, rows, texts, lengths, truncated) -> tuple[list[dict], dict]:
     """Score every sample and group the samples into one record per problem."""
-    from r1.rewards import answers_equivalent, extract_answer, score_completions
-    from r1.rewards.code import extract_code
 
     names = reward_names(examples)
     # How the correctness reward reads a sample's answer, and which answers vote together for cons@k.
@@ -258,16 +254,6 @@ def _natural(text: str):
     return (0, int(text), "") if text.lstrip("-").isdigit() else (1, 0, text)
 
 
-def versions() -> dict[str, str | None]:
-    found = {}
-    for package in ("r1", "torch", "transformers", "math-verify"):
-        try:
-            found[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            found[package] = None
-    return found
-
-
 def config_settings(cfg) -> dict:
     """The evaluation settings of a run config (`r1.config.Config`): its `eval` sampling, and the
     prompts (`data.template`, form, think prefill) and rollout engine its model was trained with."""
@@ -288,136 +274,7 @@ def config_settings(cfg) -> dict:
 
 def evaluate_with_config(model, tokenizer, examples: list[dict], cfg, *, progress: bool = True) -> EvalResult:
     """`evaluate` with `config_settings(cfg)`: what the trainer and the demo evaluate with."""
-    from r1.rollout import engine
 
     settings = config_settings(cfg)
-    generate_fn = engine(settings.pop("engine"), model)
+    generate_fn = RolloutEngine(settings.pop("engine"), cfg.rollout.vllm).for_model(model)
     return evaluate(model, tokenizer, examples, **settings, progress=progress, generate_fn=generate_fn)
-
-
-def run_eval(
-    model_name: str,
-    benchmark: str,
-    *,
-    k: int = 4,
-    limit: int | None = None,
-    seed: int = 0,
-    output_dir: str | Path | None = None,
-    question_field: str | None = None,
-    answer_field: str | None = None,
-    max_new_tokens: int = 512,
-    temperature: float = EvalConfig.temperature,
-    top_p: float = EvalConfig.top_p,
-    batch_size: int = 64,
-    template: str = "r1-zero",
-    form: str = "auto",
-    progress: bool = True,
-    generate_fn: Callable | None = None,
-    engine: str = "auto",
-    dtype: str = "auto",
-    device: str = "auto",
-) -> dict:
-    """Evaluate `model_name` on `benchmark`; write results.json and samples.jsonl; return the results.
-
-    `engine` chooses the rollout engine (r1.rollout.ENGINES; auto picks by model and device) unless
-    `generate_fn` is given; `dtype` its precision (auto: bf16 where measured faster, r1/precision.py).
-
-    `model_name`: anything `load_model` takes (r1 checkpoint or HF folder, `.gguf`, hub id,
-    `smollm2-135m`). `benchmark`: `gsm8k`, `math500`, `aime24`, `humaneval`, `arithmetic` (its held-out
-    test split, `limit` problems, default 500, generated from `seed`), a JSONL path (with
-    `question_field`/`answer_field`) or a hub dataset id (its `test` split).
-    `output_dir` defaults to runs/eval-<time>.
-    """
-    from r1 import precision
-    from r1.data import load_examples
-    from r1.models import load_model
-
-    start = time.perf_counter()
-    out = Path(output_dir or f"runs/eval-{time.strftime('%Y%m%d-%H%M%S')}")
-    import torch
-
-    model, tokenizer = load_model(
-        model_name, device=("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-    )
-    examples = load_examples(
-        benchmark,
-        split="test",
-        question_field=question_field,
-        answer_field=answer_field,
-        limit=limit,
-        size=limit or 500,
-        seed=seed,
-    )
-    loaded = time.perf_counter()
-    if generate_fn is None:
-        from r1.rollout import engine as pick
-
-        generate_fn = pick(engine, model)
-    choice = precision.choose(dtype, "rollout", model.device)
-    if progress:
-        print(f"[r1] precision {choice.reason}", flush=True)
-    result = evaluate(
-        model,
-        tokenizer,
-        examples,
-        k=k,
-        temperature=temperature,
-        top_p=top_p,
-        max_new_tokens=max_new_tokens,
-        seed=seed,
-        batch_size=batch_size,
-        template=template,
-        form=form,
-        progress=progress,
-        generate_fn=generate_fn,
-        dtype=choice.dtype,
-    )
-    settings = {
-        "k": k,
-        "limit": limit,
-        "seed": seed,
-        "temperature": temperature,
-        "top_p": top_p,
-        "max_new_tokens": max_new_tokens,
-        "batch_size": batch_size,
-        "template": template,
-        "form": form,
-        "question_field": question_field,
-        "answer_field": answer_field,
-        "rewards": reward_names(examples),
-        "engine": engine,
-        "dtype": choice.dtype,
-        "precision": choice.reason,
-    }
-    timings = {"total_seconds": round(time.perf_counter() - start, 3), "load_seconds": round(loaded - start, 3)}
-    results = result.save(
-        out, model=model_name, benchmark=benchmark, settings=settings, versions=versions(), timings=timings
-    )
-    if progress:
-        print_summary(results, out)
-    return results
-
-
-def print_summary(results: dict, out: Path | None = None) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    m = results["metrics"]
-    k = m["samples_per_problem"]
-    table = Table(title=f"{results.get('model')} on {results.get('benchmark')}: {m['problems']} problems × {k} samples")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    table.add_column("95% interval", justify="right")
-    for name in ("pass@1", f"cons@{k}", "format", "language"):
-        table.add_row(name, f"{m[name]['mean']:.3f}", f"[{m[name]['low']:.3f}, {m[name]['high']:.3f}]")
-    for kk, value in m["pass@k"].items():
-        if kk != "1":
-            table.add_row(f"pass@{kk}", f"{value:.3f}", "")
-    for name in ("mean_length", "truncated", "no_answer"):
-        table.add_row(name, f"{m[name]:.3f}", "")
-    t = results["timings"]
-    table.add_row("seconds (generation / scoring)", f"{t['generation_seconds']:.1f} / {t['scoring_seconds']:.1f}", "")
-    console = Console()
-    console.print(table)
-    if out is not None:
-        console.print(f"results: {out / 'results.json'}   samples: {out / 'samples.jsonl'}")

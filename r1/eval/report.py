@@ -229,14 +229,8 @@ def make_report(run_dir: str | Path) -> list[Path]:
     keys = sorted({key for row in rows for key in row if _number(row[key]) is not None})
     reward_keys = [k for k in keys if k.startswith(REWARD_PREFIXES) and not k.endswith(EVENT_SUFFIXES)]
     if reward_keys:
-        written.append(
-            _plot(
-                out / "reward.png",
-                "Reward (total and per reward)",
-                "mean reward",
-                {k: _series(rows, k) for k in reward_keys},
-            )
-        )
+        lines = {k: _series(rows, k) for k in reward_keys}
+        written.append(_plot(out / "reward.png", "Reward (total and per reward)", "mean reward", lines))
         summary += [_describe(k, _series(rows, k)) for k in reward_keys]
     elif rows:
         notes.append("no reward/* keys in metrics.jsonl: no reward plot")
@@ -251,16 +245,10 @@ def make_report(run_dir: str | Path) -> list[Path]:
             summary.append(_describe(key, _series(rows, key)))
 
     if samples_path.is_file():
-        reflection = _reflection_by_step(samples_path, notes)
-        if reflection:
-            steps = sorted(reflection)
-            lines = {"all reflection words": (steps, [reflection[s]["total"] for s in steps])}
-            for word in [*REFLECTION_LATIN, *REFLECTION_CJK]:
-                if any(reflection[s][word] for s in steps):
-                    lines[REFLECTION_CJK.get(word, word)] = (steps, [reflection[s][word] for s in steps])
-            written.append(
-                _plot(out / "reflection.png", "Reflection words per completion", "occurrences per completion", lines)
-            )
+        lines = _reflection_lines(_reflection_by_step(samples_path, notes))
+        if lines:
+            title, ylabel = "Reflection words per completion", "occurrences per completion"
+            written.append(_plot(out / "reflection.png", title, ylabel, lines))
             summary.append(_describe("reflection words per completion", lines["all reflection words"]))
     else:
         notes.append("no samples.jsonl: no reflection-word plot")
@@ -277,6 +265,18 @@ def make_report(run_dir: str | Path) -> list[Path]:
     summary_path = out / "summary.md"
     summary_path.write_text("\n".join(text), encoding="utf-8")
     return [*written, summary_path]
+
+
+def _reflection_lines(reflection: dict[float, dict[str, float]]) -> dict[str, tuple[list, list]]:
+    """Plot lines of reflection-word rates: all words together, and each word that occurs."""
+    if not reflection:
+        return {}
+    steps = sorted(reflection)
+    lines = {"all reflection words": (steps, [reflection[s]["total"] for s in steps])}
+    for word in [*REFLECTION_LATIN, *REFLECTION_CJK]:
+        if any(reflection[s][word] for s in steps):
+            lines[REFLECTION_CJK.get(word, word)] = (steps, [reflection[s][word] for s in steps])
+    return lines
 
 
 def _reflection_by_step(path: Path, notes: list[str]) -> dict[float, dict[str, float]]:

@@ -121,18 +121,9 @@ def run_demo(overrides: list[str] = (), coldstart_examples: int = COLDSTART_EXAM
     results = {"base": timed("eval_base", heldout_eval, cfg.model.name, heldout, cfg, run_dir / "eval" / "base")}
 
     console.print(f"2/5 cold start: SFT on {coldstart_examples} worked examples in the R1 format")
-    data = write_jsonl(
-        arithmetic_worked_examples(
-            coldstart_examples,
-            seed=cfg.run.seed,
-            min_digits=a.min_digits,
-            max_digits=a.max_digits,
-            min_steps=a.min_steps,
-            max_steps=a.max_steps,
-            ops=a.ops,
-        ),
-        run_dir / "coldstart.jsonl",
-    )
+    shape = dict(min_digits=a.min_digits, max_digits=a.max_digits, min_steps=a.min_steps, max_steps=a.max_steps)
+    worked = arithmetic_worked_examples(coldstart_examples, seed=cfg.run.seed, ops=a.ops, **shape)
+    data = write_jsonl(worked, run_dir / "coldstart.jsonl")
     sft_dir = timed(
         "coldstart_sft", train_sft, stage_config(overrides, run_dir / "coldstart", COLDSTART, sft__data=str(data))
     )
@@ -150,21 +141,15 @@ def run_demo(overrides: list[str] = (), coldstart_examples: int = COLDSTART_EXAM
     console.print("5/5 held-out eval of the final checkpoint")
     results["final"] = timed("eval_final", heldout_eval, final, heldout, cfg, run_dir / "eval" / "final")
 
+    per_stage = {"heldout": "accuracy", "format": "format", "accuracy_formatted": "accuracy_formatted"}
+    per_stage.update(mean_length="mean_length", heldout_ci="accuracy_ci")
     summary = {
         "checkpoints": {"coldstart": coldstart, "final": final},
-        "heldout": {stage: r["accuracy"] for stage, r in results.items()},
-        "format": {stage: r["format"] for stage, r in results.items()},
-        "accuracy_formatted": {stage: r["accuracy_formatted"] for stage, r in results.items()},
-        "mean_length": {stage: r["mean_length"] for stage, r in results.items()},
-        "heldout_ci": {stage: r["accuracy_ci"] for stage, r in results.items()},
+        **{key: {stage: r[field] for stage, r in results.items()} for key, field in per_stage.items()},
         "heldout_problems": len(heldout),
         "samples_per_problem": cfg.eval.k,
         "timings_s": {**timings, "total": round(time.perf_counter() - start, 1)},
-        "precision": {
-            "rollout": cfg.rollout.dtype,
-            "train_bf16": cfg.train.bf16,
-            "cpu": precision.cpu_key(),
-        },  # auto, resolved
+        "precision": {"rollout": cfg.rollout.dtype, "train_bf16": cfg.train.bf16, "cpu": precision.cpu_key()},
         "grpo_metrics": str(grpo_dir / "metrics.jsonl"),
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))

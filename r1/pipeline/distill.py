@@ -92,27 +92,7 @@ def run_distill(
             "sample",
             lambda: run_sample(sample_cfg, generate_fn=generate_fn, judge=judge, progress=progress),
         )
-    manifest["parts"]["sample"].update(
-        status="finished",
-        prompts=report["prompts"],
-        samples=report["samples"],
-        kept=report["kept"],
-        prompts_with_kept=report["prompts_with_kept"],
-        rejected=report["rejected"],
-        judged=report["judged"],
-    )
-    if report["kept"] == 0:
-        reasons = ", ".join(f"{count} {reason}" for reason, count in report["rejected"].items()) or "no samples"
-        error = (
-            f"rejection sampling kept 0 of {report['samples']} samples: {reasons} "
-            f"(first examples in {sample_dir / 'report.md'}); "
-            "no data to train the student on. More samples (sample.k), a longer budget (rollout.max_new_tokens), the "
-            "teacher's own template (data.template) or looser filters (sample.*) may help, in another run.output_dir"
-        )
-        manifest["parts"]["sft"].update(status="not started", error=error)
-        manifest["status"] = "failed"
-        save_manifest(out, manifest)
-        raise DataError(error)
+    record_sample(out, manifest, report, sample_dir)
 
     if trained:
         console.print(f"2/2 sft: finished earlier ({final}); skipped")
@@ -130,6 +110,26 @@ def run_distill(
         f"manifest {out / MANIFEST}"
     )
     return manifest
+
+
+def record_sample(out: Path, manifest: dict, report: dict, sample_dir: Path) -> None:
+    """Put the sampling report's counts into the manifest; with nothing kept, fail the run with the
+    reasons and what may help (there is no data to train the student on)."""
+    counts = ("prompts", "samples", "kept", "prompts_with_kept", "rejected", "judged")
+    manifest["parts"]["sample"].update(status="finished", **{key: report[key] for key in counts})
+    if report["kept"] > 0:
+        return
+    reasons = ", ".join(f"{count} {reason}" for reason, count in report["rejected"].items()) or "no samples"
+    error = (
+        f"rejection sampling kept 0 of {report['samples']} samples: {reasons} "
+        f"(first examples in {sample_dir / 'report.md'}); "
+        "no data to train the student on. More samples (sample.k), a longer budget (rollout.max_new_tokens), the "
+        "teacher's own template (data.template) or looser filters (sample.*) may help, in another run.output_dir"
+    )
+    manifest["parts"]["sft"].update(status="not started", error=error)
+    manifest["status"] = "failed"
+    save_manifest(out, manifest)
+    raise DataError(error)
 
 
 def part_config(cfg: Config, out: Path, model: str, data: Path | None = None) -> Config:

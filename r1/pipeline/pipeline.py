@@ -47,6 +47,9 @@ from r1.train import distributed as dist
 from r1.train import checkpoint as ckpt
 from r1.train.errors import Preempted
 from r1.train.run import console, prepare_run_dir, truncate_log_on_resume
+from r1.data import load_examples
+from r1.eval.harness import evaluate_with_config
+from r1.models import load_model
 
 MANIFEST = "manifest.json"
 UNCOMPARED = {("run", "threads"), ("run", "resume"), ("run", "output_dir")}  # may change between invocations
@@ -228,9 +231,6 @@ def stage_metrics(stage: StageConfig, stage_dir: Path) -> dict:
 
 def heldout_metrics(model_path: str, cfg: Config) -> dict:
     """Accuracy, format, language consistency and length of `model_path` on the held-out set."""
-    from r1.data import load_examples
-    from r1.eval.harness import evaluate_with_config
-    from r1.models import load_model
 
     p = cfg.pipeline
     examples = load_examples(

@@ -52,6 +52,13 @@ from r1.data.filters import curate, filters_from_settings, first_rejection
 from r1.rewards.extract import after_think, apply_prefill
 from r1.pipeline.manifest import write_atomic
 from r1.rewards.registry import excerpt
+from r1.models import load_model
+from r1.progress import Progress
+from r1.rollout import RolloutEngine
+from r1.train import distributed as dist
+from r1.train.run import console, start_run
+from r1.rewards.judge import load_judge
+from r1.eval.harness import evaluate
 
 CHUNK_SEED_STRIDE = 100_003  # chunk c samples with seed run.seed + c·stride: chunks never share a stream
 ACCEPT = 0.5  # a judge score at or above this keeps the completion
@@ -289,13 +296,6 @@ def report_markdown(report: dict) -> str:
 def run_sample(cfg: Config, *, generate_fn=None, judge=None, progress: bool = True) -> dict:
     """Rejection-sample as configured (module doc) and return the report. `generate_fn` replaces
     the rollout engine and `judge` the configured judge (tests script both)."""
-    from r1.eval.harness import evaluate
-    from r1.models import load_model
-    from r1.progress import Progress
-    from r1.rewards.judge import load_judge
-    from r1.rollout import engine
-    from r1.train import distributed as dist
-    from r1.train.run import console, start_run
 
     start = time.perf_counter()
     out = Path(cfg.run.output_dir or f"runs/sample-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -309,31 +309,14 @@ def run_sample(cfg: Config, *, generate_fn=None, judge=None, progress: bool = Tr
     cfg.run.output_dir = str(out)
     check_same_config(out, cfg)
     start_run(cfg, "sample")
-    s, r, d = cfg.sample, cfg.rollout, cfg.data
+    s, d = cfg.sample, cfg.data
     model, tokenizer = load_model(cfg.model.name, dtype=cfg.model.dtype, device=dist.device(cfg.run.device))
+    prompts = dict(template=d.template, form=d.template_form, prefill_think=d.prefill_think)
     examples = prepare_prompts(
-        load_prompts(d),
-        tokenizer,
-        template=d.template,
-        form=d.template_form,
-        prefill_think=d.prefill_think,
-        max_prompt_tokens=d.max_prompt_tokens,
-        on_overlong=d.on_overlong_prompt,
+        load_prompts(d), tokenizer, **prompts, max_prompt_tokens=d.max_prompt_tokens, on_overlong=d.on_overlong_prompt
     )
-    generate_fn = generate_fn or engine(r.engine, model)
-    if judge is None and s.judge:
-        same = s.judge == cfg.model.name
-        judge = load_judge(
-            s.judge,
-            engine=r.engine,
-            dtype=r.dtype,
-            max_new_tokens=s.judge_max_new_tokens,
-            temperature=s.judge_temperature,
-            seed=cfg.run.seed,
-            model=model if same else None,
-            tokenizer=tokenizer if same else None,
-            device=model.device,
-        )
+    generate_fn = generate_fn or RolloutEngine(cfg.rollout.engine, cfg.rollout.vllm).for_model(model)
+    judge = judge if judge is not None or not s.judge else configured_judge(cfg, model, tokenizer)
     count = (
         (lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])) if s.length_unit == "tokens" else len
     )
@@ -357,28 +340,52 @@ def run_sample(cfg: Config, *, generate_fn=None, judge=None, progress: bool = Tr
                     "another run.output_dir"
                 )
             continue
-        result = evaluate(
-            model,
-            tokenizer,
-            part,
-            k=s.k,
-            temperature=r.temperature,
-            top_p=r.top_p,
-            max_new_tokens=r.max_new_tokens,
-            seed=cfg.run.seed + CHUNK_SEED_STRIDE * index,
-            batch_size=s.batch_size,
-            progress=progress,
-            generate_fn=generate_fn,
-            dtype=r.dtype,
-        )
-        chosen = select(result.records, part, filters, judge, require_format=s.require_format)
-        events = {k: v for k, v in result.metrics["reward_events"].items() if isinstance(v, int)}
-        chunks.append({"chunk": index, "ids": ids, **chosen, "events": events})
+        chunks.append(sample_chunk(cfg, model, tokenizer, part, index, generate_fn, filters, judge, progress))
         append_line(progress_path, chunks[-1])
-        passed = f"{len(chosen['rows'])}/{len(part) * s.k}"  # before dedup and the per-prompt cap
-        bar.update(index + 1, passed=passed, rejected=chosen["rejected"])
+        passed = f"{len(chunks[-1]['rows'])}/{len(part) * s.k}"  # before dedup and the per-prompt cap
+        bar.update(index + 1, passed=passed, rejected=chunks[-1]["rejected"])
     report = finish(out, chunks, cfg, time.perf_counter() - start)
     console.print(
         f"kept {report['kept']} of {report['samples']} samples → {report['sft']}; report: {out / 'report.md'}"
     )
     return report
+
+
+def configured_judge(cfg: Config, model, tokenizer):
+    """The judge `sample.judge` names (the policy itself, sharing its weights, when it names the policy)."""
+
+    s, r, same = cfg.sample, cfg.rollout, cfg.sample.judge == cfg.model.name
+    return load_judge(
+        s.judge,
+        engine=r.engine,
+        dtype=r.dtype,
+        max_new_tokens=s.judge_max_new_tokens,
+        temperature=s.judge_temperature,
+        seed=cfg.run.seed,
+        model=model if same else None,
+        tokenizer=tokenizer if same else None,
+        device=model.device,
+    )
+
+
+def sample_chunk(cfg: Config, model, tokenizer, part, index, generate_fn, filters, judge, progress) -> dict:
+    """Sample and filter chunk `index` (the prompts `part`) → its progress.jsonl record."""
+
+    s, r = cfg.sample, cfg.rollout
+    result = evaluate(
+        model,
+        tokenizer,
+        part,
+        k=s.k,
+        temperature=r.temperature,
+        top_p=r.top_p,
+        max_new_tokens=r.max_new_tokens,
+        seed=cfg.run.seed + CHUNK_SEED_STRIDE * index,
+        batch_size=s.batch_size,
+        progress=progress,
+        generate_fn=generate_fn,
+        dtype=r.dtype,
+    )
+    chosen = select(result.records, part, filters, judge, require_format=s.require_format)
+    events = {k: v for k, v in result.metrics["reward_events"].items() if isinstance(v, int)}
+    return {"chunk": index, "ids": [str(e.get("id")) for e in part], **chosen, "events": events}

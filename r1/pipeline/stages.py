@@ -36,6 +36,10 @@ from r1.data import DataError, load_examples
 from r1.data.coldstart import GENERATORS, write_jsonl
 from r1.data.datasets import BUNDLED_DIR, json_lines
 from r1.train import checkpoint as ckpt
+from r1.train.sft import train_sft
+from r1.train.grpo import train_grpo
+from r1.pipeline.sample import run_sample
+from r1.train.rm import train_rm
 
 MODEL_KINDS = ("sft", "grpo")  # stages whose output is a policy the next stage can start from
 STAGE_REF = "stage:"
@@ -221,19 +225,16 @@ def read_rows(path: Path) -> list[dict]:
 
 
 def run_sft(cfg: Config) -> None:
-    from r1.train.sft import train_sft
 
     train_sft(cfg)
 
 
 def run_grpo(cfg: Config) -> None:
-    from r1.train.grpo import train_grpo
 
     train_grpo(cfg)
 
 
 def run_sample_stage(cfg: Config) -> None:
-    from r1.pipeline.sample import run_sample
 
     report = run_sample(cfg, progress=True)
     if report["kept"] == 0:
@@ -244,7 +245,6 @@ def run_sample_stage(cfg: Config) -> None:
 
 
 def run_rm(cfg: Config) -> None:
-    from r1.train.rm import train_rm
 
     train_rm(cfg)
 

@@ -10,13 +10,14 @@ Rewards are pure functions ``(completion, example) -> float`` in ``REWARDS``:
 * ``format_soft`` — partial-credit shaping variant of ``format`` (off by default);
 * ``language`` — share of the reasoning's words in the prompt's language (R1 stage 2);
 * ``helpfulness`` / ``harmlessness`` — a reward model's score of the final summary / of the
-  whole response (R1 stage 4, general prompts; ``models.py``, configured by
-  ``configure_reward_models``).
+  whole response (R1 stage 4, general prompts; ``models.py``, loaded by ``load_reward_models``).
 
 The trainer calls ``score_completions`` (optionally routing rewards by example kind; every reward
 call has a wall-clock deadline, ``deadline.py``) after checking its reward names with
 ``check_reward_names``; evaluation and majority voting reuse ``extract_answer`` and
-``answers_equivalent``. ``configure`` sizes the worker pool and sets the per-call limit.
+``answers_equivalent``. A run's verifier pool and reward models are one object, its
+``RewardRuntime`` (``runtime.py``), built from ``rewards:`` and passed to ``score_completions``;
+direct calls use the default runtime, which ``configure`` sizes.
 See docs/rewards.md for the exact rules and measured numbers.
 """
 
@@ -27,22 +28,24 @@ from . import language as _language  # noqa: F401  (registers "language")
 from . import models as _models  # noqa: F401  (registers "helpfulness", "harmlessness")
 from .accuracy import answers_equivalent
 from .extract import extract_answer
-from .models import configure_reward_models
-from .pool import configure, shutdown
+from .models import load_reward_models
 from .registry import REWARDS, RewardFn, check_reward_names, register
+from .runtime import RewardRuntime, configure, default_runtime, shutdown
 from .scoring import NOT_APPLICABLE, Scores, applies, check_kinds, score_completions
 
 __all__ = [
     "NOT_APPLICABLE",
     "REWARDS",
     "RewardFn",
+    "RewardRuntime",
     "Scores",
     "answers_equivalent",
     "applies",
     "check_kinds",
     "check_reward_names",
     "configure",
-    "configure_reward_models",
+    "default_runtime",
+    "load_reward_models",
     "extract_answer",
     "register",
     "score_completions",

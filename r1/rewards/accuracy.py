@@ -19,11 +19,15 @@ the reference, so boxing two different values never pays. The reference (``examp
 Code answers (docs/method.md §3's sandboxed tests) are not handled here.
 """
 
+from typing import Callable
+
 from .extract import answer_candidates, find_boxed
 from .normalize import hedge, normalize, plausible
 from .parts import as_set, values
-from .pool import get_pool
 from .registry import excerpt, note, register
+from .runtime import default_runtime
+
+Check = Callable[[str, str], str]  # (reference, prediction) → "equal" | "different" | "timeout" | "crash"
 
 
 def _decide_locally(reference: str, prediction: str, parts: int = 1) -> bool | None:
@@ -44,11 +48,11 @@ def _outcome_score(outcome: str, prediction: str) -> float:
     return 1.0 if outcome == "equal" else 0.0
 
 
-def _equal(reference: str, prediction: str, parts: int = 1) -> bool:
+def _equal(check: Check, reference: str, prediction: str, parts: int = 1) -> bool:
     local = _decide_locally(reference, prediction, parts)
     if local is not None:
         return local
-    return _outcome_score(get_pool().check(reference, prediction), prediction) == 1.0
+    return _outcome_score(check(reference, prediction), prediction) == 1.0
 
 
 def reference_answer(answer: str) -> str:
@@ -60,7 +64,7 @@ def reference_answer(answer: str) -> str:
 
 
 def _same_collection(
-    reference: str, ref_values: list[str], ref_names: dict[str, str] | None, candidates: list[str]
+    check: Check, reference: str, ref_values: list[str], ref_names: dict[str, str] | None, candidates: list[str]
 ) -> bool | None:
     """For a reference of several values (`parts.values` of it): True/False when the prediction's
     values settle it, None when it names fewer values than the reference (then it is compared whole:
@@ -81,35 +85,45 @@ def _same_collection(
     if ref_names and len(pred_names) == len(ref_names):  # every part named on both sides: match by name
         if set(pred_names) != set(ref_names):
             return False
-        return all(_equal(normalize(ref_names[k]), normalize(pred_names[k])) for k in ref_names)
-    return _equal(as_set(ref_values), as_set(found), len(ref_values))
+        return all(_equal(check, normalize(ref_names[k]), normalize(pred_names[k])) for k in ref_names)
+    return _equal(check, as_set(ref_values), as_set(found), len(ref_values))
 
 
-def matches(reference: str, candidates: list[str]) -> bool:
-    """Whether normalized candidates answer a normalized reference (the module's rules)."""
+def matches(reference: str, candidates: list[str], check: Check | None = None) -> bool:
+    """Whether normalized candidates answer a normalized reference (the module's rules); ``check``
+    is the math-verify call (a ``VerifierPool.check``; None = the default runtime's pool)."""
+    check = check if check is not None else _check_of(None)
     if not candidates or not all(plausible(c) for c in candidates):
         return False
     if "".join(reference.split()) in {"".join(c.split()) for c in candidates} and len(candidates) == 1:
         return True
     ref_values, ref_names = values(reference, reference=True)
-    collection = _same_collection(reference, ref_values, ref_names, candidates) if len(ref_values) > 1 else None
+    several = len(ref_values) > 1
+    collection = _same_collection(check, reference, ref_values, ref_names, candidates) if several else None
     if collection is not None:
         return collection
-    return all(_equal(reference, c) for c in candidates)
+    return all(_equal(check, reference, c) for c in candidates)
 
 
-def answers_equivalent(a: str, b: str) -> bool:
+def answers_equivalent(a: str, b: str, runtime=None) -> bool:
     """Whether two extracted answers are the same mathematical value (``a`` as reference).
 
     Used to group samples for majority voting; a timeout counts as "not equivalent".
+    ``runtime``: whose verifier pool decides (None = the default runtime).
     """
     reference = normalize(a)
-    return plausible(reference) and matches(reference, [normalize(b)])
+    return plausible(reference) and matches(reference, [normalize(b)], _check_of(runtime))
 
 
-@register("accuracy", concurrent=True)
-def accuracy(completion: str, example: dict) -> float:
+def _check_of(runtime) -> Check:
+    """The runtime's math-verify call; its pool starts only if a sample gets that far."""
+    return lambda reference, prediction: (runtime or default_runtime()).pool.check(reference, prediction)
+
+
+@register("accuracy", concurrent=True, uses_runtime=True)
+def accuracy(completion: str, example: dict, runtime=None) -> float:
     """1.0 if the final answer is mathematically equal to ``example["answer"]``, else 0.0.
+    ``runtime``: the run's RewardRuntime, whose verifier pool decides (None = the default one).
 
     >>> accuracy("<think>6*3</think><answer>$18.00</answer>", {"answer": "18"})
     1.0
@@ -117,4 +131,5 @@ def accuracy(completion: str, example: dict) -> float:
     raw = answer_candidates(completion, example)
     if not raw or not all(plausible(c) for c in raw):
         return 0.0
-    return 1.0 if matches(reference_answer(str(example["answer"])), [normalize(c) for c in raw]) else 0.0
+    reference = reference_answer(str(example["answer"]))
+    return 1.0 if matches(reference, [normalize(c) for c in raw], _check_of(runtime)) else 0.0

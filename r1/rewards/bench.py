@@ -25,7 +25,7 @@ from pathlib import Path
 from . import REWARDS, configure, score_completions
 from .extract import answer_candidates
 from .normalize import normalize
-from .pool import get_pool
+from .runtime import get_pool
 
 _BUNDLED = Path(__file__).resolve().parent.parent / "data" / "bundled"
 

@@ -18,9 +18,10 @@ two kinds — `load_scorer` picks it from the checkpoint's architecture:
   output is None: the sample is excluded and counted (`rewards/<name>_unparseable` and `_errors`).
 
 The rewards are registered `batched=True`: one call per rollout batch, `BATCH_SIZE` sequences per
-forward pass under `torch.no_grad`. The GRPO trainer calls `configure_reward_models` once at start
-with `rewards.helpfulness_model` / `rewards.harmlessness_model`; loaded models are cached by path,
-so both rewards can share one. torch and transformers are imported only when a model is loaded:
+forward pass under `torch.no_grad`. A run loads its models once, at start (`load_reward_models`
+with `rewards.helpfulness_model` / `rewards.harmlessness_model`, inside `RewardRuntime.build`), one
+load per path, so both rewards can share one; the scorers live in the run's `RewardRuntime`
+(runtime.py), which the rewards receive as `runtime`. torch and transformers are imported only when a model is loaded:
 the accuracy reward's worker processes import this package too.
 
 Deliberately left out: pairwise judging, reward-model ensembles, and running the reward model on
@@ -199,30 +200,25 @@ def is_scalar_rm(source: str) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------
-# Configuration: which model each reward uses, loaded once
+# Loading: which model each reward uses, loaded once per run
 
 
-_MODELS: dict[tuple[str, str], tuple] = {}  # (resolved path, kind) → (model, tokenizer)
-_SCORERS: dict[str, Scorer] = {}  # reward name → its configured scorer
-
-
-def _cached(source: str, kind: str, load: Callable) -> tuple:
-    if (source, kind) not in _MODELS:
-        _MODELS[(source, kind)] = load(source)
-    return _MODELS[(source, kind)]
-
-
-def load_scorer(model: str, reward: str) -> Scorer:
+def load_scorer(model: str, reward: str, cache: dict | None = None) -> Scorer:
     """The scorer for `reward` on `model`: a scalar RM when the checkpoint is one, else a judge
-    with the reward's rubric (greedy, so a Llama/Qwen2 model: the fast engine's)."""
+    with the reward's rubric (greedy, so a Llama/Qwen2 model: the fast engine's). `cache`
+    ((resolved path, kind) → (model, tokenizer)) lets several rewards share one loaded model."""
     from r1.models import load_model, resolve
 
     from .judge import load_judge
 
+    cache = {} if cache is None else cache
     source = resolve(model)
-    if is_scalar_rm(source):
-        return ScalarRM(*_cached(source, "scalar", load_scalar_rm)).scores
-    lm, tokenizer = _cached(source, "causal", load_model)
+    kind = "scalar" if is_scalar_rm(source) else "causal"
+    if (source, kind) not in cache:
+        cache[(source, kind)] = (load_scalar_rm if kind == "scalar" else load_model)(source)
+    if kind == "scalar":
+        return ScalarRM(*cache[(source, kind)]).scores
+    lm, tokenizer = cache[(source, kind)]
     judge = load_judge(
         model,
         model=lm,
@@ -237,42 +233,44 @@ def load_scorer(model: str, reward: str) -> Scorer:
     return lambda questions, responses: judge.scores([(q, r, None) for q, r in zip(questions, responses)])
 
 
-def configure_reward_models(paths: dict[str, str | None], *, used: Iterable[str] = ()) -> None:
-    """Point each model-backed reward at its model (`paths`: reward → model name or path) and
-    load the models of the rewards in `used` now, so a wrong path fails before training starts."""
-    used = set(used)
+def load_reward_models(paths: dict[str, str | None], *, used: Iterable[str] = ()) -> dict[str, Scorer]:
+    """The scorer of each model-backed reward in `used` that `paths` (reward → model name or path)
+    points at, loaded now so a wrong path fails before training starts; one load per path."""
+    used, cache, scorers = set(used), {}, {}
     for reward, model in paths.items():
         if reward not in RUBRICS:
             raise KeyError(f"'{reward}' is not a model-backed reward (those are: {', '.join(RUBRICS)})")
-        _SCORERS.pop(reward, None)
         if model and reward in used:
-            _SCORERS[reward] = load_scorer(model, reward)
+            scorers[reward] = load_scorer(model, reward, cache)
+    return scorers
 
 
-def _score(reward: str, examples: list[dict], responses: list[str]) -> list:
-    if reward not in _SCORERS:
+def _score(reward: str, examples: list[dict], responses: list[str], runtime) -> list:
+    models = runtime.models if runtime is not None else {}
+    if reward not in models:
         raise RuntimeError(
             f"reward '{reward}' has no model: set rewards.{reward}_model (an `r1 rm` checkpoint, or a causal LM to "
             "use as a judge)"
         )
-    values = _SCORERS[reward]([e["prompt"] for e in examples], responses)
+    values = models[reward]([e["prompt"] for e in examples], responses)
     for value in values:
         if value is None:
             note("unparseable")
     return values
 
 
-@register("helpfulness", batched=True)
-def helpfulness(completions: list[str], examples: list[dict]) -> list:
+@register("helpfulness", batched=True, uses_runtime=True)
+def helpfulness(completions: list[str], examples: list[dict], runtime=None) -> list:
     """The reward model's score of each completion's final summary only (`final_summary`)."""
     return _score(
         "helpfulness",
         examples,
         [final_summary(c, think_open=bool(e.get("think_prefilled"))) for c, e in zip(completions, examples)],
+        runtime,
     )
 
 
-@register("harmlessness", batched=True)
-def harmlessness(completions: list[str], examples: list[dict]) -> list:
+@register("harmlessness", batched=True, uses_runtime=True)
+def harmlessness(completions: list[str], examples: list[dict], runtime=None) -> list:
     """The reward model's score of each whole completion, reasoning included."""
-    return _score("harmlessness", examples, list(completions))
+    return _score("harmlessness", examples, list(completions), runtime)

@@ -13,12 +13,12 @@ The caller decides what they score; ``accuracy`` scores all but ``"equal"`` as 0
 
 What it does not protect against: a runaway *parent* (the extraction rules in the parent
 are linear-time and the prediction length is capped before dispatch), and a machine with
-too little RAM for ``workers × memory_mb``. The pool starts lazily on first use and is
-shut down at interpreter exit (``atexit``); workers also exit by themselves when their
+too little RAM for ``workers × memory_mb``. A run owns its pool through its ``RewardRuntime``
+(runtime.py), which starts it on first use and shuts it down at the end (direct library calls
+use the default runtime's, shut down at exit); workers also exit by themselves when their
 parent dies.
 """
 
-import atexit
 import json
 import os
 import queue
@@ -188,72 +188,3 @@ class VerifierPool:
             workers, self._all = list(self._all), set()
         for worker in workers:
             worker.kill()
-
-
-_config = PoolConfig(workers=max(1, min(2, os.cpu_count() or 1)), timeout_s=3.0, memory_mb=1024)
-_pool: VerifierPool | None = None
-_pool_lock = threading.Lock()
-
-
-def configure(workers: int | None = None, timeout_s: float = 3.0, memory_mb: int = 1024) -> None:
-    """Set the pool size, per-call wall-clock limit and per-worker memory cap.
-
-    ``workers=None`` → ``min(2, cpu_count)``. Restarts the pool if it is running.
-    """
-    global _config
-    if workers is not None and workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
-    if timeout_s <= 0:
-        raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
-    n = workers if workers is not None else max(1, min(2, os.cpu_count() or 1))
-    with _pool_lock:
-        _config = PoolConfig(workers=n, timeout_s=float(timeout_s), memory_mb=int(memory_mb))
-        _shutdown_locked()
-
-
-def configured_workers() -> int:
-    """The pool's width as configured, without starting it (callers sizing their own threads)."""
-    return _config.workers
-
-
-def configured_timeout_s() -> float:
-    """The per-call wall-clock limit as configured (``rewards.timeout_s``), without starting the pool.
-
-    ``score_completions`` gives every in-process reward call the same limit.
-    """
-    return _config.timeout_s
-
-
-def max_check_s() -> float:
-    """The longest one ``check`` takes with healthy workers: two attempts (a dead worker is retried
-    once), each of which may wait for a fresh worker to start before its call limit runs.
-
-    A backstop for threads waiting on calls that have their own limits (``concurrent`` rewards):
-    waiting any shorter would give up verifications that the pool would still have answered.
-    """
-    return 2 * (STARTUP_TIMEOUT_S + _config.timeout_s)
-
-
-def get_pool() -> VerifierPool:
-    """The process-wide pool, started on first use."""
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = VerifierPool(_config)
-        return _pool
-
-
-def shutdown() -> None:
-    """Kill all workers now (also registered with ``atexit``); the next use restarts."""
-    with _pool_lock:
-        _shutdown_locked()
-
-
-def _shutdown_locked() -> None:
-    global _pool
-    if _pool is not None:
-        _pool.shutdown()
-        _pool = None
-
-
-atexit.register(shutdown)

@@ -10,7 +10,9 @@ threads at once (the accuracy reward: its calls wait on worker processes, so a b
 spread over the pool); ``batched=True`` says the function takes lists
 ``(completions, examples) -> list[float | None]`` and is called once per batch (the
 model-backed rewards: one batched forward pass instead of one per sample); everything else
-is called one sample at a time in-process.
+is called one sample at a time in-process. ``uses_runtime=True`` says the function takes the
+run's ``RewardRuntime`` (runtime.py: the verifier pool, the reward models) as the keyword
+``runtime``; it must also work with ``runtime=None`` (a direct call: the default runtime).
 
 ``note(event)`` lets a reward report something that is not its score — e.g. accuracy
 saying "this sample timed out" (it still scores 0). ``score_completions`` collects these
@@ -31,7 +33,9 @@ RewardFn = Callable[[str, dict], float]
 REWARDS: dict[str, RewardFn] = {}
 
 
-def register(name: str, *, replace: bool = False, concurrent: bool = False, batched: bool = False):
+def register(
+    name: str, *, replace: bool = False, concurrent: bool = False, batched: bool = False, uses_runtime: bool = False
+):
     """Decorator adding a reward to ``REWARDS`` under ``name``.
 
     >>> @register("short", replace=True)
@@ -42,7 +46,7 @@ def register(name: str, *, replace: bool = False, concurrent: bool = False, batc
     def add(fn: RewardFn) -> RewardFn:
         if name in REWARDS and not replace:
             raise ValueError(f"reward {name!r} is already registered (pass replace=True)")
-        fn.concurrent, fn.batched = concurrent, batched
+        fn.concurrent, fn.batched, fn.uses_runtime = concurrent, batched, uses_runtime
         REWARDS[name] = fn
         return fn
 

@@ -13,12 +13,12 @@ models) get the whole batch in one call; a raise fails every sample of it.
 Every reward has a deadline (``deadline.py``): calls run on daemon threads, and one with no
 result in time gives None for its sample(s), an ``errors`` event ("no result within …") and a
 ``timeouts`` event, while scoring goes on with the next samples. The limits:
-* a per-sample reward: ``rewards.timeout_s`` (``pool.configured_timeout_s``) per call;
+* a per-sample reward: ``rewards.timeout_s`` (``RewardRuntime.timeout_s``) per call;
 * a batched reward: ``timeout_s`` × the batch size for its one call (the per-sample allowance
   summed: a reward model's forward passes take more than one sample's limit); a timeout fails
   every sample of it, each counted;
 * a concurrent reward: its calls have their own limits in worker processes (the verifier pool,
-  the sandbox), so the thread only gets a backstop, ``pool.max_check_s()`` (``2 × (startup +
+  the sandbox), so the thread only gets a backstop, ``RewardRuntime.max_check_s()`` (``2 × (startup +
   timeout_s)``, about 4 min by default) — long, but a plain-Python hang there no longer waits
   forever.
 So a batch takes its normal work plus at most one limit per hung call. For fast rewards the cost
@@ -34,12 +34,13 @@ and every other sample gets ``NOT_APPLICABLE`` (NaN). None keeps meaning "failed
 returns NaN itself is counted as an error, so NaN can only mean "not routed here".
 """
 
+import functools
 import math
 from dataclasses import dataclass, field
 
 from .deadline import TIMED_OUT, run_with_deadline
-from .pool import configured_timeout_s, configured_workers, max_check_s
 from .registry import REWARDS, EventLog, check_reward_names, excerpt, run_logged
+from .runtime import RewardRuntime, default_runtime
 
 NOT_APPLICABLE = float("nan")  # the reward is not routed to this sample's kind
 DEFAULT_KIND = "reasoning"  # the kind of an example without a `kind` field
@@ -107,24 +108,28 @@ def _timed_out(log: EventLog, name: str, limit_s: float, completion: str) -> Non
     log.add("timeouts", message)
 
 
-def _score_one_reward(name: str, completions: list[str], examples: list[dict], log: EventLog) -> list:
+def _score_one_reward(
+    name: str, completions: list[str], examples: list[dict], log: EventLog, runtime: RewardRuntime
+) -> list:
     """One reward on every sample, each call under its deadline (module doc); a timeout scores None."""
     fn = REWARDS[name]
     if not completions:
         return []
-    if getattr(fn, "batched", False):
-        limit_s = configured_timeout_s() * len(completions)
+    batched, concurrent = getattr(fn, "batched", False), getattr(fn, "concurrent", False)
+    if getattr(fn, "uses_runtime", False):
+        fn = functools.partial(fn, runtime=runtime)
+    if batched:
+        limit_s = runtime.timeout_s * len(completions)
         [values] = run_with_deadline(lambda _: _safe_batch(name, fn, completions, examples, log), [None], limit_s)
         values = [TIMED_OUT] * len(completions) if values is TIMED_OUT else values
     else:
-        concurrent = getattr(fn, "concurrent", False)
-        limit_s = max_check_s() if concurrent else configured_timeout_s()
+        limit_s = runtime.max_check_s() if concurrent else runtime.timeout_s
         samples = list(zip(completions, examples))
         values = run_with_deadline(
             lambda sample: _safe_call(name, fn, *sample, log),
             samples,
             limit_s,
-            lanes=configured_workers() if concurrent else 1,
+            lanes=runtime.workers if concurrent else 1,
         )
     for value, completion in zip(values, completions):
         if value is TIMED_OUT:
@@ -144,13 +149,19 @@ def check_kinds(examples: list[dict], routes: dict[str, list[str]] | None) -> No
 
 
 def score_completions(
-    completions: list[str], examples: list[dict], names: list[str], routes: dict[str, list[str]] | None = None
+    completions: list[str],
+    examples: list[dict],
+    names: list[str],
+    routes: dict[str, list[str]] | None = None,
+    runtime: RewardRuntime | None = None,
 ) -> Scores:
     """Score ``completions[i]`` against ``examples[i]`` with each reward in ``names``.
 
     ``routes`` (kind → reward names), when given and non-empty, limits each reward to the
     examples of the kinds routed to it; the other samples get NOT_APPLICABLE (module doc).
+    ``runtime`` is the run's pool, reward models and limits (runtime.py); None = the default one.
     """
+    runtime = runtime if runtime is not None else default_runtime()
     if len(completions) != len(examples):
         raise ValueError(f"{len(completions)} completions but {len(examples)} examples")
     check_reward_names(names, where="score_completions(names=...)")
@@ -161,7 +172,7 @@ def score_completions(
         log = EventLog()
         rows = [i for i, kind in enumerate(kinds) if not routes or name in routes[kind]]
         values = [NOT_APPLICABLE] * len(completions)
-        routed = _score_one_reward(name, [completions[i] for i in rows], [examples[i] for i in rows], log)
+        routed = _score_one_reward(name, [completions[i] for i in rows], [examples[i] for i in rows], log, runtime)
         for i, value in zip(rows, routed):
             values[i] = value
         scores.values[name] = values

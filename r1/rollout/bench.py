@@ -20,6 +20,10 @@ import statistics
 import time
 
 import torch
+from r1.data import make_problems, prepare_prompts
+from r1.models import load_model
+from r1.rollout import ENGINES, Sampling
+from r1.precision import choose
 
 
 def bench_rollout(
@@ -32,11 +36,6 @@ def bench_rollout(
     model_name: str = "smollm2-135m",
 ) -> dict:
     """Median new tokens/s of `repeats` forced-length rollouts; `threads` sets torch's thread count."""
-    from r1.data import make_problems, prepare_prompts
-    from r1.models import load_model
-    from r1.rollout import ENGINES, Sampling
-
-    from r1.precision import choose
 
     if threads is not None:
         torch.set_num_threads(threads)

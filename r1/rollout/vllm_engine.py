@@ -5,8 +5,9 @@ engine's own log-probability of every sampled token, so the trainer can check th
 samples from the policy it is training (`rollout/logprob_max_diff` in metrics.jsonl).
 
 How it stays in step with the policy:
-* One `vllm.LLM` per process, per weights folder and dtype, built on first use from the folder
-  the policy was loaded from (or, for a model that has none, a temporary `save_pretrained` copy).
+* One `vllm.LLM` per run (`VllmEngine`, built with `rollout.vllm`), weights folder and dtype,
+  built on first use from the folder the policy was loaded from (or, for a model that has none, a
+  temporary `save_pretrained` copy).
   vLLM's engine core runs in this process (`VLLM_ENABLE_V1_MULTIPROCESSING=0`), so weights are
   handed over as tensors, not serialized.
 * Before sampling, the policy's weights are pushed into the engine (vLLM's `reload_weights`,
@@ -41,24 +42,15 @@ from r1.rollout.hf import Rollout, stop_token_ids, to_rollout
 from r1.rollout.sampling import Sampling
 
 
-OPTIONS = VllmConfig()  # what engines are built with; `configure` sets it from `rollout.vllm`
-_engines: dict[tuple[str, str], "Engine"] = {}
-_saved: dict[int, str] = {}  # id(model) → the temporary folder an in-memory model was saved to, once
-
-
-def configure(options: VllmConfig) -> None:
-    """Use these options for engines built from now on (engines already built are kept)."""
-    global OPTIONS
-    OPTIONS = options
-
-
 def weights_version(model) -> tuple:
     """Identity and in-place version of every parameter: changes when any weight is updated or replaced."""
     return tuple((id(p), p._version) for p in model.parameters())
 
 
 class Engine:
-    def __init__(self, folder: str, dtype: str, seed: int):
+    """One `vllm.LLM` for one weights folder and dtype, and the version of the weights it holds."""
+
+    def __init__(self, folder: str, dtype: str, seed: int, options: VllmConfig):
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # the engine core in this process
         try:
             import vllm
@@ -72,10 +64,10 @@ class Engine:
             model=folder,
             dtype=dtype,
             seed=seed,
-            enforce_eager=OPTIONS.enforce_eager,
-            max_model_len=OPTIONS.max_model_len,
-            kv_cache_memory_bytes=int(OPTIONS.kv_cache_gib * 2**30),
-            gpu_memory_utilization=OPTIONS.gpu_memory_utilization,
+            enforce_eager=options.enforce_eager,
+            max_model_len=options.max_model_len,
+            kv_cache_memory_bytes=int(options.kv_cache_gib * 2**30),
+            gpu_memory_utilization=options.gpu_memory_utilization,
             logprobs_mode="processed_logprobs",
         )
         torch.set_num_threads(threads)
@@ -93,34 +85,59 @@ class Engine:
         self.version, self.pushes = version, self.pushes + 1
 
 
+class VllmEngine:
+    """The vLLM engines of one run, built with its `rollout.vllm` options: one `Engine` per weights
+    folder and dtype, built on first use; `generate` has the contract of every rollout engine."""
+
+    def __init__(self, options: VllmConfig | None = None):
+        self.options = options if options is not None else VllmConfig()
+        self._engines: dict[tuple[str, str], Engine] = {}
+        self._saved: dict[int, str] = {}  # id(model) → the temporary folder an in-memory model was saved to, once
+
+    def engine_for(self, model, tokenizer, dtype: str, seed: int = 0) -> Engine:
+        """The engine for this model's weights folder and dtype, built on first use."""
+        folder = getattr(model.config, "_name_or_path", "") or ""
+        if not (Path(folder) / "config.json").is_file():  # an in-memory model: give vLLM a folder to start from
+            if id(model) not in self._saved:
+                self._saved[id(model)] = tempfile.mkdtemp(prefix="r1-vllm-")
+                model.save_pretrained(self._saved[id(model)])
+                tokenizer.save_pretrained(self._saved[id(model)])
+            folder = self._saved[id(model)]
+        key = (str(Path(folder).resolve()), dtype)
+        if key not in self._engines:
+            if tdist.is_initialized() and tdist.get_world_size() > 1:
+                raise ConfigError(
+                    "rollout.engine=vllm runs in one process for now; under torchrun use rollout.engine=fast or hf "
+                    "(docs/scale.md)"
+                )
+            self._engines[key] = Engine(folder, dtype, seed, self.options)
+        return self._engines[key]
+
+    def generate(self, model, tokenizer, prompt_ids: list[list[int]], sampling: Sampling = Sampling()) -> Rollout:
+        """Sample `sampling.n` completions per prompt with vLLM; same contract as `r1.rollout.hf.generate`,
+        plus `Rollout.logprobs` (B, T), the engine's log-prob of each sampled token (0 after its end)."""
+        return _generate(self, model, tokenizer, prompt_ids, sampling)
+
+
+DEFAULT = VllmEngine()  # the engines of direct calls (`ENGINES["vllm"]`); a run builds its own VllmEngine
+
+
 def engine_for(model, tokenizer, dtype: str, seed: int = 0) -> Engine:
-    """The process's engine for this model's weights folder and dtype, built on first use."""
-    folder = getattr(model.config, "_name_or_path", "") or ""
-    if not (Path(folder) / "config.json").is_file():  # an in-memory model: give vLLM a folder to start from
-        if id(model) not in _saved:
-            _saved[id(model)] = tempfile.mkdtemp(prefix="r1-vllm-")
-            model.save_pretrained(_saved[id(model)])
-            tokenizer.save_pretrained(_saved[id(model)])
-        folder = _saved[id(model)]
-    key = (str(Path(folder).resolve()), dtype)
-    if key not in _engines:
-        if tdist.is_initialized() and tdist.get_world_size() > 1:
-            raise ConfigError(
-                "rollout.engine=vllm runs in one process for now; under torchrun use rollout.engine=fast or hf "
-                "(docs/scale.md)"
-            )
-        _engines[key] = Engine(folder, dtype, seed)
-    return _engines[key]
+    """The default VllmEngine's engine for this model (`VllmEngine.engine_for`)."""
+    return DEFAULT.engine_for(model, tokenizer, dtype, seed)
 
 
 def generate(model, tokenizer, prompt_ids: list[list[int]], sampling: Sampling = Sampling()) -> Rollout:
-    """Sample `sampling.n` completions per prompt with vLLM; same contract as `r1.rollout.hf.generate`,
-    plus `Rollout.logprobs` (B, T), the engine's log-prob of each sampled token (0 after its end)."""
+    """Sample with the default options (`VllmEngine.generate`)."""
+    return DEFAULT.generate(model, tokenizer, prompt_ids, sampling)
+
+
+def _generate(engines: VllmEngine, model, tokenizer, prompt_ids: list[list[int]], sampling: Sampling) -> Rollout:
     from vllm import SamplingParams
 
     s = sampling
     seed = s.seed if s.seed is not None else torch.initial_seed() % 2**31
-    engine = engine_for(model, tokenizer, s.resolved_dtype(model.device), seed=seed)
+    engine = engines.engine_for(model, tokenizer, s.resolved_dtype(model.device), seed=seed)
     engine.push(model)
     stops = stop_token_ids(model, tokenizer)
     params = SamplingParams(

@@ -24,13 +24,8 @@ import torch
 
 from r1.config import load_config
 from r1.precision import resolve as resolve_precision
-from r1.rewards import configure as configure_rewards
-from r1.rollout import vllm_engine
-from r1.train.grpo import grpo_step, load_policy
-from r1.train.optim import build_optimizer
 from r1.train import distributed as dist
-from r1.train.stats import RunStats
-from r1.train.run import IndexSampler, load_prompt_dataset
+from r1.train.grpo import build_run, grpo_step
 
 STANDARD = [
     "model.name=smollm2-135m",
@@ -71,14 +66,10 @@ def bench_grpo_step(dtype: str = "auto", steps: int = 6, threads: int | None = N
     cfg.rollout.dtype, cfg.train.bf16, _ = resolve_precision(
         cfg.rollout.dtype, cfg.train.bf16, dist.device(cfg.run.device)
     )
-    configure_rewards(workers=cfg.rewards.workers, timeout_s=cfg.rewards.timeout_s)
-    vllm_engine.configure(cfg.rollout.vllm)
-    policy, reference, tokenizer = load_policy(cfg)
-    examples = load_prompt_dataset(cfg.data, tokenizer)
-    optimizer, scheduler = build_optimizer(policy, cfg.optim, total_steps=steps)
-    sampler, stats, rows = IndexSampler(len(examples), cfg.run.seed), RunStats(), []
+    cfg.train.steps = steps  # the LR schedule's length
+    run, rows = build_run(cfg), []
     for step in range(1, steps + 1):
-        result = grpo_step(policy, reference, tokenizer, examples, optimizer, scheduler, sampler, cfg, stats)
+        result = grpo_step(run)
         metrics = result.metrics
         row = {phase: metrics[f"time/{phase}"] for phase in PHASES}
         row["gen_tok_s"] = float(result.batch.lengths.sum()) / row["generate"]
@@ -89,6 +80,7 @@ def bench_grpo_step(dtype: str = "auto", steps: int = 6, threads: int | None = N
             + f" reward={metrics['reward/mean']:.3f} rss_mib={rss_mib():.0f} peak_mib={metrics['memory/peak_mib']:.0f}",
             flush=True,
         )
+    run.rewards.close()
     return {
         "dtype": dtype,
         "rollout_dtype": cfg.rollout.dtype,

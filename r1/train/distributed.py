@@ -31,6 +31,7 @@ import torch
 import torch.distributed as tdist
 
 from r1.config import ConfigError
+from r1.train import fsdp
 
 
 def launched() -> bool:
@@ -151,7 +152,6 @@ def all_reduce_grads(model) -> None:
     An FSDP-sharded model's backward already reduced them, as a mean (r1/train/fsdp.py): scaled to the sum."""
     if world() == 1:
         return
-    from r1.train import fsdp
 
     if fsdp.is_sharded(model):
         for p in model.parameters():

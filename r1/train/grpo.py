@@ -38,27 +38,29 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from r1.config import Config
+from r1.config import Config, RolloutConfig
 from r1.models import load_model
-from r1.rewards import applies, check_kinds, configure_reward_models, score_completions
-from r1.rewards import configure as configure_rewards
+from r1.rewards import RewardRuntime, applies, check_kinds, score_completions
 from r1.rewards.registry import check_reward_names
 from r1.rl import zero_variance_groups
-from r1.rollout import Sampling, engine, vllm_engine
+from r1.rollout import RolloutEngine, Sampling
 from r1.train import checkpoint as ckpt
 from r1.train import distributed as dist
 from r1.train import fsdp, lora
 from r1.train.batch import Batch, concat, select_groups, weighted_total  # noqa: F401 (weighted_total: API)
 from r1.train.optim import build_optimizer
-from r1.train.update import policy_update, prepare_update, trainable_rows  # noqa: F401 (trainable_rows: API)
+from r1.train.update import UpdateSettings, policy_update, prepare_update, trainable_rows  # noqa: F401 (API)
 from r1.train.loop import Trainer, run_training
 from r1.train.run import IndexSampler, for_rollout, load_prompt_dataset, load_trainable, peak_memory_mib
 from r1.train.stats import RunStats, StepCounts
+from r1.data import load_examples
+from r1.eval.harness import evaluate_with_config
 
 
 @dataclass
@@ -70,31 +72,77 @@ class StepResult:
     advantages: torch.Tensor  # (B,) of those rows (zeros for a step without an update)
 
 
+@dataclass
+class GRPORun:
+    """Everything a GRPO step works with, built once where the run starts (`build_run`)."""
+
+    cfg: Config
+    policy: torch.nn.Module
+    reference: torch.nn.Module | None  # frozen π_ref, only when β > 0
+    tokenizer: Any
+    examples: list[dict]  # the prompt dataset, tokenized (`prompt_ids`)
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    sampler: IndexSampler  # the resumable prompt order
+    stats: RunStats  # run-long counts, saved in checkpoints
+    engine: RolloutEngine = field(default_factory=RolloutEngine)  # `rollout.engine`, with its per-run state
+    rewards: RewardRuntime = field(default_factory=RewardRuntime)  # the verifier pool and reward models
+
+    @property
+    def update_settings(self) -> UpdateSettings:
+        return UpdateSettings.of(self.cfg)
+
+
 class TrainingError(RuntimeError):
     """The run cannot continue; the message says why (e.g. a reward failing too often)."""
 
 
-def rollout_and_score(sampler_model, tokenizer, examples: list[dict], cfg: Config, counts: StepCounts) -> Batch:
-    """Sample and score with `sampler_model`, the plain-weights view of the policy (run.for_rollout);
-    the scoring time and the rewards' events are added to `counts`."""
-    r = cfg.rollout
-    if not examples:  # a data-parallel rank's share of a small dynamic-sampling refill
-        return Batch.empty(list(cfg.rewards.weights))
-    sampling = Sampling(
+def grpo_step(run: GRPORun) -> StepResult:
+    """One GRPO step (docs/architecture.md): sample → score → advantages → update → metrics."""
+    t0 = time.perf_counter()
+    batch, zero_var_frac, counts = collect(run)  # sample and score, with dynamic sampling's refills
+    times = {"generate": time.perf_counter() - t0 - counts.score_seconds, "score": counts.score_seconds}
+    rows = account(run.stats, counts, len(batch), run.cfg.rewards.max_error_rate)
+    t1 = time.perf_counter()
+    update, advantages = {}, torch.zeros(len(batch))
+    if rows:
+        settings, pad_id = run.update_settings, run.tokenizer.pad_token_id
+        inputs = prepare_update(batch, run.policy, run.reference, settings, pad_id)  # advantages, π_old, π_ref
+        update = policy_update(run.policy, run.optimizer, run.scheduler, batch, inputs, settings, pad_id)
+        advantages = inputs.advantages
+    times["train"] = time.perf_counter() - t1
+    everyone = concat(dist.gather_objects(replace(batch, engine_logp=None)))  # what metrics and samples need
+    everyone_advantages = torch.cat(dist.gather_objects(advantages))
+    metrics = step_metrics(run, everyone, zero_var_frac, update, times, time.perf_counter() - t0)
+    return StepResult(metrics, everyone, everyone_advantages)
+
+
+def sampling_of(r: RolloutConfig) -> Sampling:
+    """The sampling settings of `rollout:`; seed None: torch's RNG, seeded per run and rank."""
+    return Sampling(
         n=r.samples_per_prompt,
         temperature=r.temperature,
         top_p=r.top_p,
         max_new_tokens=r.max_new_tokens,
         dtype=r.dtype,
         ignore_eos=r.ignore_eos,
-    )  # seed None: torch's RNG, seeded per run and rank
-    rollout = engine(r.engine, sampler_model)(sampler_model, tokenizer, [e["prompt_ids"] for e in examples], sampling)
+    )
+
+
+def rollout_and_score(run: GRPORun, sampler_model, examples: list[dict], counts: StepCounts) -> Batch:
+    """Sample and score with `sampler_model`, the plain-weights view of the policy (run.for_rollout);
+    the scoring time and the rewards' events are added to `counts`."""
+    r, weights = run.cfg.rollout, run.cfg.rewards.weights
+    if not examples:  # a data-parallel rank's share of a small dynamic-sampling refill
+        return Batch.empty(list(weights))
+    prompts = [e["prompt_ids"] for e in examples]
+    rollout = run.engine.generate(sampler_model, run.tokenizer, prompts, sampling_of(r))
     rows = [e for e in examples for _ in range(r.samples_per_prompt)]
     t0 = time.perf_counter()
-    scores = score_completions(rollout.texts, rows, list(cfg.rewards.weights), routes=cfg.rewards.routes)
+    scores = score_completions(rollout.texts, rows, list(weights), routes=run.cfg.rewards.routes, runtime=run.rewards)
     events = {key.removeprefix("rewards/"): n for key, n in scores.counts.items()}
     counts.add(events, scores.first_error, seconds=time.perf_counter() - t0)
-    total, valid = weighted_total(scores.values, cfg.rewards.weights)
+    total, valid = weighted_total(scores.values, weights)
     return Batch(
         examples=rows,
         prompt_ids=rollout.prompt_ids,
@@ -109,28 +157,36 @@ def rollout_and_score(sampler_model, tokenizer, examples: list[dict], cfg: Confi
     )
 
 
-def collect(
-    sampler_model, tokenizer, examples: list[dict], sampler: IndexSampler, cfg: Config
-) -> tuple[Batch, float, StepCounts]:
+def collect(run: GRPORun) -> tuple[Batch, float, StepCounts]:
     """Draw prompts, sample and score; with dynamic sampling drop (and refill) zero-variance groups.
     Returns (this rank's batch, the global share of zero-variance groups, this rank's counts).
 
     Every rank draws the same global prompts and samples its share; the group counts are global."""
-    counts = StepCounts()
-    G, want = cfg.rollout.samples_per_prompt, cfg.rollout.prompts_per_step
+    counts, g, sampler_model = StepCounts(), run.cfg.grpo, for_rollout(run.policy)
+    G, want = run.cfg.rollout.samples_per_prompt, run.cfg.rollout.prompts_per_step
     parts, have, zero_var_seen, groups_seen = [], 0, 0, 0
-    for round_ in range(1 + (cfg.grpo.dynamic_sampling_rounds if cfg.grpo.dynamic_sampling else 0)):
-        drawn = sampler.take(want - have)
-        batch = rollout_and_score(sampler_model, tokenizer, [examples[i] for i in dist.shard(drawn)], cfg, counts)
+    for round_ in range(1 + (g.dynamic_sampling_rounds if g.dynamic_sampling else 0)):
+        drawn = run.sampler.take(want - have)
+        batch = rollout_and_score(run, sampler_model, [run.examples[i] for i in dist.shard(drawn)], counts)
         zero = zero_variance_groups(batch.total.view(-1, G), batch.valid.view(-1, G))  # (P,)
         zero_var_seen, groups_seen = zero_var_seen + dist.sum_all(int(zero.sum())), groups_seen + len(drawn)
-        if cfg.grpo.dynamic_sampling:
+        if g.dynamic_sampling:
             batch = select_groups(batch, ~zero, G)
         parts.append(batch)
         have += dist.sum_all(len(batch) // G)
         if have >= want:
             break
     return concat(parts), zero_var_seen / max(1, groups_seen), counts
+
+
+def account(stats: RunStats, counts: StepCounts, rows: int, max_error_rate: float) -> int:
+    """Add this step's counts (every rank's) to the run's; stop the run on a reward failing too often.
+    Returns the step's global number of rows."""
+    stats.add_step(StepCounts.merged(dist.gather_objects(counts)))
+    rows = dist.sum_all(rows)
+    stats.samples_seen += rows
+    check_error_rate(stats, max_error_rate)
+    return rows
 
 
 def batch_metrics(batch: Batch, zero_var_frac: float) -> dict:
@@ -150,6 +206,24 @@ def batch_metrics(batch: Batch, zero_var_frac: float) -> dict:
     return m
 
 
+def step_metrics(run: GRPORun, everyone: Batch, zero_var_frac: float, update: dict, times: dict, total_s: float):
+    """The metrics.jsonl row of a step: the batch's, the update's, times, throughput, memory, reward events."""
+    metrics = {**batch_metrics(everyone, zero_var_frac), **update}
+    run.stats.nonfinite_steps += metrics.get("optimizer_steps_skipped", 0)
+    metrics.update(
+        {
+            "lr": run.scheduler.get_last_lr()[0],
+            **{f"time/{phase}": seconds for phase, seconds in times.items()},  # this rank's
+            "time/step": total_s,
+            "tokens_per_s": float(everyone.lengths.sum()) / max(times["generate"], 1e-9),
+            "nonfinite_steps": run.stats.nonfinite_steps,
+            "memory/peak_mib": peak_memory_mib(next(run.policy.parameters()).device),
+            **run.stats.reward_metrics(),
+        }
+    )
+    return metrics
+
+
 def check_error_rate(stats: RunStats, limit: float) -> None:
     """Stop the run when a reward failed on more than `limit` of the samples seen so far."""
     for name, count in stats.reward_errors().items():
@@ -158,56 +232,6 @@ def check_error_rate(stats: RunStats, limit: float) -> None:
                 f"reward '{name}' failed on {count} of {stats.samples_seen} samples "
                 f"(over rewards.max_error_rate={limit}); example: {stats.first_error.get(name, 'n/a')}"
             )
-
-
-def grpo_step(
-    policy,
-    reference,
-    tokenizer,
-    examples: list[dict],
-    optimizer,
-    scheduler,
-    sampler: IndexSampler,
-    cfg: Config,
-    stats: RunStats,
-) -> StepResult:
-    """One GRPO step: sample → reward → advantage → update; the metrics and every rank's scored rows."""
-    t0 = time.perf_counter()
-    batch, zero_var_frac, counts = collect(for_rollout(policy), tokenizer, examples, sampler, cfg)
-    t_collect, score_time = time.perf_counter() - t0, counts.score_seconds  # this rank's times
-    stats.add_step(StepCounts.merged(dist.gather_objects(counts)))
-    rows = dist.sum_all(len(batch))
-    stats.samples_seen += rows
-    check_error_rate(stats, cfg.rewards.max_error_rate)
-    t1 = time.perf_counter()
-    update = {}
-    if rows:
-        inputs = prepare_update(batch, policy, reference, cfg, tokenizer.pad_token_id)
-        update = policy_update(policy, optimizer, scheduler, batch, inputs, cfg, tokenizer.pad_token_id)
-        advantages = inputs.advantages
-    else:
-        advantages = torch.zeros(len(batch))
-    # what metrics and samples need
-    light = replace(batch, engine_logp=None)
-    everyone = concat(dist.gather_objects(light))
-    everyone_advantages = torch.cat(dist.gather_objects(advantages))
-    metrics = {**batch_metrics(everyone, zero_var_frac), **update}
-    stats.nonfinite_steps += metrics.get("optimizer_steps_skipped", 0)
-    gen_time = t_collect - score_time
-    metrics.update(
-        {
-            "lr": scheduler.get_last_lr()[0],
-            "time/generate": gen_time,
-            "time/score": score_time,
-            "time/train": time.perf_counter() - t1,
-            "time/step": time.perf_counter() - t0,
-            "tokens_per_s": float(everyone.lengths.sum()) / max(gen_time, 1e-9),
-            "nonfinite_steps": stats.nonfinite_steps,
-            "memory/peak_mib": peak_memory_mib(next(policy.parameters()).device),
-            **stats.reward_metrics(),
-        }
-    )
-    return StepResult(metrics, everyone, everyone_advantages)
 
 
 def load_policy(cfg: Config, resume_from: Path | None = None) -> tuple:
@@ -244,58 +268,74 @@ def train_grpo(cfg: Config) -> Path:
     return run_training(cfg, "grpo", lambda resume_from: grpo_trainer(cfg, resume_from)).run_dir
 
 
-def grpo_trainer(cfg: Config, resume_from: Path | None) -> Trainer:
-    """Everything one GRPO run trains with, and its step (sample, score, update, optional π_ref reset
-    and periodic eval)."""
-    configure_rewards(workers=cfg.rewards.workers, timeout_s=cfg.rewards.timeout_s)
-    vllm_engine.configure(cfg.rollout.vllm)
-    r = cfg.rewards
-    configure_reward_models({"helpfulness": r.helpfulness_model, "harmlessness": r.harmlessness_model}, used=r.weights)
+def build_run(cfg: Config, resume_from: Path | None = None) -> GRPORun:
+    """Load the policy (and π_ref), the prompts, the optimizer, the rollout engine and the rewards'
+    runtime of a GRPO run (a checkpoint's weights when resuming; the loop restores the rest)."""
+    rewards = RewardRuntime.build(cfg.rewards)  # reward models load first: a wrong path fails before the policy
     policy, reference, tokenizer = load_policy(cfg, resume_from)
     examples = load_prompt_dataset(cfg.data, tokenizer)
     try:
         check_kinds(examples, cfg.rewards.routes)  # every example kind has its rewards, checked before any sampling
     except ValueError as err:
+        rewards.close()
         raise TrainingError(f"{cfg.data.source}: {err}") from None
-    reset_ref = reference if cfg.grpo.ref_reset_steps else None  # only a reset reference differs from the base model
     optimizer, scheduler = build_optimizer(policy, cfg.optim, total_steps=cfg.train.steps * cfg.grpo.ppo_epochs)
-    sampler, stats = IndexSampler(len(examples), cfg.run.seed), RunStats()
-    eval_examples = load_eval_subset(cfg, tokenizer) if cfg.eval.every_steps else None
+    return GRPORun(
+        cfg=cfg,
+        policy=policy,
+        reference=reference,
+        tokenizer=tokenizer,
+        examples=examples,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        sampler=IndexSampler(len(examples), cfg.run.seed),
+        stats=RunStats(),
+        engine=RolloutEngine(cfg.rollout.engine, cfg.rollout.vllm),
+        rewards=rewards,
+    )
+
+
+def grpo_trainer(cfg: Config, resume_from: Path | None) -> Trainer:
+    """Everything one GRPO run trains with, and its step (sample, score, update, optional π_ref reset
+    and periodic eval)."""
+    run = build_run(cfg, resume_from)
+    reset_ref = run.reference if cfg.grpo.ref_reset_steps else None  # only a reset reference differs from the base
+    eval_examples = load_eval_subset(cfg, run.tokenizer) if cfg.eval.every_steps else None
 
     def step_fn(step: int):
-        result = grpo_step(policy, reference, tokenizer, examples, optimizer, scheduler, sampler, cfg, stats)
+        result = grpo_step(run)
         metrics = result.metrics
         if reset_ref is not None and step % cfg.grpo.ref_reset_steps == 0:
-            reference.load_state_dict(policy.state_dict())
-            stats.reference_resets += 1
+            reset_ref.load_state_dict(run.policy.state_dict())
+            run.stats.reference_resets += 1
         if eval_examples and step % cfg.eval.every_steps == 0:
-            view = for_rollout(policy)  # every rank (a collective under FSDP); rank 0 alone evaluates and logs
+            view = for_rollout(run.policy)  # every rank (a collective under FSDP); rank 0 alone evaluates and logs
             if dist.is_main():
-                metrics.update(periodic_eval(view, tokenizer, eval_examples, cfg))
+                metrics.update(periodic_eval(view, run.tokenizer, eval_examples, cfg))
         return metrics, lambda: sample_rows(result.batch, result.advantages)
 
     def restore(checkpoint: Path) -> None:
-        if reference is not None:
-            ckpt.load_reference(checkpoint, reference)
+        if run.reference is not None:
+            ckpt.load_reference(checkpoint, run.reference)
 
     return Trainer(
         label="grpo",
         total_steps=cfg.train.steps,
-        model=policy,
-        tokenizer=tokenizer,
-        optimizer=optimizer,
-        scheduler=scheduler,
-        sampler=sampler,
+        model=run.policy,
+        tokenizer=run.tokenizer,
+        optimizer=run.optimizer,
+        scheduler=run.scheduler,
+        sampler=run.sampler,
         step=step_fn,
-        stats=stats,
+        stats=run.stats,
         reference=reset_ref,
         restore=restore,
+        close=run.rewards.close,
     )
 
 
 def load_eval_subset(cfg: Config, tokenizer) -> list[dict]:
     """The fixed evaluation subset used during training: `eval.benchmark`'s first `eval.limit` (default 32) problems."""
-    from r1.data import load_examples
 
     limit = cfg.eval.limit or 32
     return load_examples(cfg.eval.benchmark, split="test", limit=limit, size=limit, seed=cfg.data.seed, quiet=True)
@@ -303,7 +343,6 @@ def load_eval_subset(cfg: Config, tokenizer) -> list[dict]:
 
 def periodic_eval(policy, tokenizer, examples: list[dict], cfg: Config) -> dict:
     """pass@1 and format compliance on the fixed subset, with the paper's sampling settings."""
-    from r1.eval.harness import evaluate_with_config
 
     m = evaluate_with_config(policy, tokenizer, examples, cfg, progress=False).metrics
     return {

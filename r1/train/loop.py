@@ -55,6 +55,7 @@ class Trainer:
     restore: Callable[[Path], None] | None = None  # more state to read from a checkpoint (the reference)
     begin: Callable[[RunLogger, bool], None] | None = None  # once before the first step; the flag: resumed
     merge_final: bool = True  # a LoRA final checkpoint is also written merged
+    close: Callable[[], None] | None = None  # releases what the run holds (GRPO: its verifier pool), however it ends
 
 
 @dataclass
@@ -83,8 +84,12 @@ def run_training(cfg: Config, command: str, setup: Callable[[Path | None], Train
         if dist.is_main():
             save_config(cfg, run_dir / "config.yaml", notes=["precision " + note for note in notes])
         trainer = setup(start.resume_from)
-        step = _restore(run_dir, cfg, trainer, start) if start.resume_from else 0
-        return _loop(run_dir, cfg, trainer, step, resumed=start.resume_from is not None)
+        try:
+            step = _restore(run_dir, cfg, trainer, start) if start.resume_from else 0
+            return _loop(run_dir, cfg, trainer, step, resumed=start.resume_from is not None)
+        finally:
+            if trainer.close is not None:
+                trainer.close()
 
 
 def _restore(run_dir: Path, cfg: Config, trainer: Trainer, start: Start) -> int:

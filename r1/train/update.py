@@ -13,12 +13,40 @@ from dataclasses import dataclass
 
 import torch
 
-from r1.config import Config
+from r1.config import Config, GRPOConfig
 from r1.rl import combine_metrics, group_advantages, grpo_loss, kl_reward_penalty, overlong_penalty
 from r1.train import distributed as dist
 from r1.train.batch import Batch
 from r1.train.forward import batched_logprobs, completion_logprobs
 from r1.train.optim import optimizer_step
+
+
+@dataclass(frozen=True)
+class UpdateSettings:
+    """The settings the update reads, from four config sections (`UpdateSettings.of(cfg)`)."""
+
+    grpo: GRPOConfig  # the loss, its trust region, KL, advantages, μ
+    temperature: float  # rollout.temperature: log-probs are of the distribution the engine sampled
+    max_new_tokens: int  # rollout.max_new_tokens: Dr. GRPO's normalizer, DAPO's overlong window
+    samples_per_prompt: int  # rollout.samples_per_prompt: the group size G
+    micro_batch_size: int  # train.micro_batch_size: rows per forward/backward pass
+    bf16: bool  # train.bf16, resolved from auto where the run starts: autocast of the training forward
+    fsdp: bool  # train.fsdp: every rank runs the same passes
+    grad_clip: float  # optim.grad_clip
+
+    @classmethod
+    def of(cls, cfg: Config) -> UpdateSettings:
+        r, t = cfg.rollout, cfg.train
+        return cls(
+            grpo=cfg.grpo,
+            temperature=r.temperature,
+            max_new_tokens=r.max_new_tokens,
+            samples_per_prompt=r.samples_per_prompt,
+            micro_batch_size=t.micro_batch_size,
+            bf16=t.bf16,
+            fsdp=t.fsdp,
+            grad_clip=cfg.optim.grad_clip,
+        )
 
 
 @dataclass
@@ -31,45 +59,42 @@ class UpdateInputs:
     ref_logp: torch.Tensor | None = None  # (B, T) log π_ref, when β > 0
 
 
-def prepare_update(batch: Batch, policy, reference, cfg: Config, pad_id: int) -> UpdateInputs:
+def prepare_update(batch: Batch, policy, reference, s: UpdateSettings, pad_id: int) -> UpdateInputs:
     """The loss mask, π_old / π_ref log-probs and the advantages of a scored batch (the batch is not changed)."""
-    g, r, mb = cfg.grpo, cfg.rollout, cfg.train.micro_batch_size
+    g = s.grpo
     T = batch.completion_ids.shape[1]
     loss_mask = (torch.arange(T)[None, :] < batch.lengths[:, None]).float()  # (B, T)
     if g.overlong == "mask":
         loss_mask[batch.truncated] = 0.0
     total = batch.total.clone()
     if g.overlong == "penalty":
-        total += overlong_penalty(batch.lengths, max_len=r.max_new_tokens, cache_len=g.overlong_buffer)
+        total += overlong_penalty(batch.lengths, max_len=s.max_new_tokens, cache_len=g.overlong_buffer)
     args = (batch.prompt_ids, batch.completion_ids, batch.lengths)
+    options = dict(pad_id=pad_id, temperature=s.temperature, micro_batch_size=s.micro_batch_size, bf16=s.bf16)
     old_logp = ref_logp = None
     if g.ppo_epochs > 1 or (g.beta > 0 and g.kl_placement == "in_reward"):
-        old_logp = batched_logprobs(
-            policy, *args, pad_id=pad_id, temperature=r.temperature, micro_batch_size=mb, bf16=cfg.train.bf16
-        )
+        old_logp = batched_logprobs(policy, *args, **options)
     if reference is not None:
-        ref_logp = batched_logprobs(
-            reference, *args, pad_id=pad_id, temperature=r.temperature, micro_batch_size=mb, bf16=cfg.train.bf16
-        )
+        ref_logp = batched_logprobs(reference, *args, **options)
         if g.kl_placement == "in_reward":
             total -= kl_reward_penalty(old_logp, ref_logp, loss_mask, beta=g.beta, estimator=g.kl_estimator)
     totals, mine = dist.gather_rows(total)  # every rank's rewards: a batch-wide scale sees them all
     valid, _ = dist.gather_rows(batch.valid)
-    G = r.samples_per_prompt
+    G = s.samples_per_prompt
     advantages = group_advantages(totals.view(-1, G), scale=g.advantage_scale, valid=valid.view(-1, G))
     return UpdateInputs(
         loss_mask=loss_mask, advantages=advantages.flatten()[mine], old_logp=old_logp, ref_logp=ref_logp
     )
 
 
-def trainable_rows(inputs: UpdateInputs, cfg: Config) -> torch.Tensor:
+def trainable_rows(inputs: UpdateInputs, s: UpdateSettings) -> torch.Tensor:
     """Row indices (n,) whose loss can have a gradient: all rows, or — when β = 0 in the loss and
     there is no entropy bonus — only rows with a nonzero advantage. Every term of such a row's
     loss is A·(clipped ratio), so its gradient is exactly 0 and its forward/backward is skipped;
     normalizers (total_seqs, total_tokens) still count every row, so the update is unchanged.
     With FSDP nothing is skipped: every rank must run the same number of forward/backward passes."""
-    g = cfg.grpo
-    if (g.beta > 0 and g.kl_placement == "in_loss") or g.entropy_coef != 0 or cfg.train.fsdp:
+    g = s.grpo
+    if (g.beta > 0 and g.kl_placement == "in_loss") or g.entropy_coef != 0 or s.fsdp:
         return torch.arange(len(inputs.advantages))
     return (inputs.advantages != 0).nonzero()[:, 0]
 
@@ -79,7 +104,7 @@ def _chunk_loss(
     batch: Batch,
     inputs: UpdateInputs,
     rows: torch.Tensor,
-    cfg: Config,
+    s: UpdateSettings,
     pad_id: int,
     totals: tuple[int, float],
     measure_gap: bool,
@@ -87,7 +112,7 @@ def _chunk_loss(
     """The GRPO loss of one micro-batch `rows` (normalized by the global `totals` = (sequences,
     tokens)), its metrics, and — when `measure_gap` and the batch has engine log-probs — the largest
     |engine − trainer| log-prob gap on its tokens (else 0)."""
-    g = cfg.grpo
+    g = s.grpo
     width = max(1, int(batch.lengths[rows].max()))
     prompts = [batch.prompt_ids[i] for i in rows.tolist()]
     logp, entropy = completion_logprobs(
@@ -95,10 +120,10 @@ def _chunk_loss(
         prompts,
         batch.completion_ids[rows, :width],
         pad_id=pad_id,
-        temperature=cfg.rollout.temperature,
+        temperature=s.temperature,
         entropy=True,
         entropy_grad=g.entropy_coef != 0,
-        bf16=cfg.train.bf16,
+        bf16=s.bf16,
     )
 
     def here(t):  # the batch tensors live on the CPU
@@ -125,20 +150,22 @@ def _chunk_loss(
         aggregation=g.loss_aggregation,
         total_seqs=totals[0],
         total_tokens=totals[1],
-        max_len=cfg.rollout.max_new_tokens,
+        max_len=s.max_new_tokens,
         entropy=entropy,
         entropy_coef=g.entropy_coef,
     )
     return loss, metrics, gap
 
 
-def policy_update(policy, optimizer, scheduler, batch: Batch, inputs: UpdateInputs, cfg: Config, pad_id: int) -> dict:
+def policy_update(
+    policy, optimizer, scheduler, batch: Batch, inputs: UpdateInputs, s: UpdateSettings, pad_id: int
+) -> dict:
     """μ optimizer steps over the batch, each accumulated over micro-batches. Returns metrics.
 
     Normalizers count the global batch; gradients and metrics are summed over ranks."""
-    g, mb = cfg.grpo, cfg.train.micro_batch_size
+    g, mb = s.grpo, s.micro_batch_size
     totals = (dist.sum_all(len(batch)), dist.sum_all(float(inputs.loss_mask.sum())))
-    train_rows = trainable_rows(inputs, cfg)
+    train_rows = trainable_rows(inputs, s)
     metrics, applied, engine_gap = {}, 0, 0.0
     policy.train()
     for epoch in range(g.ppo_epochs):
@@ -146,7 +173,7 @@ def policy_update(policy, optimizer, scheduler, batch: Batch, inputs: UpdateInpu
         for start in range(0, len(train_rows), mb):
             # the gap is measured in the first epoch only: the policy the engine sampled from, before any update
             chunk = train_rows[start : start + mb]
-            loss, m, gap = _chunk_loss(policy, batch, inputs, chunk, cfg, pad_id, totals, measure_gap=epoch == 0)
+            loss, m, gap = _chunk_loss(policy, batch, inputs, chunk, s, pad_id, totals, measure_gap=epoch == 0)
             engine_gap = max(engine_gap, gap)
             loss.backward()
             parts.append({k: v.cpu() for k, v in m.items()})  # CPU: gathered, a CUDA tensor lands on its rank's GPU
@@ -156,7 +183,7 @@ def policy_update(policy, optimizer, scheduler, batch: Batch, inputs: UpdateInpu
                 if p.requires_grad:
                     p.grad = torch.zeros_like(p)
         dist.all_reduce_grads(policy)  # every rank, even one without a trainable row
-        grad_norm, ok = optimizer_step(policy, optimizer, scheduler, grad_clip=cfg.optim.grad_clip)
+        grad_norm, ok = optimizer_step(policy, optimizer, scheduler, grad_clip=s.grad_clip)
         applied += ok
         parts = [m for rank_parts in dist.gather_objects(parts) for m in rank_parts]
         metrics = {k: float(v) for k, v in combine_metrics(parts).items() if not k.endswith("_sum")} if parts else {}
