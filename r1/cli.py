@@ -67,6 +67,7 @@ def cmd_demo(args) -> int:
     from r1.pipeline.demo import COLDSTART_EXAMPLES, run_demo
 
     overrides = list(args.overrides) + ([f"run.output_dir={args.output_dir}"] if args.output_dir else [])
+    overrides += [f"rewards.control={args.control}"] if args.control else []
     run_demo(overrides, coldstart_examples=args.coldstart_examples or COLDSTART_EXAMPLES)
     return 0
 

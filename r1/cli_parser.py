@@ -52,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--output-dir", help="run directory (default: runs/demo-<time>)")
     p.add_argument("--coldstart-examples", type=positive_int, help="worked examples for the cold start (default 192)")
+    p.add_argument(
+        "--control",
+        choices=["random", "format-only"],
+        help="a control run: the GRPO stage trains on a coin (random) or on the format alone (rewards.control)",
+    )
     p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides, e.g. train.steps=40")
 
     p = sub.add_parser(

@@ -110,6 +110,9 @@ class RolloutConfig:
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"
     ignore_eos: bool = False  # benchmarks only: every completion runs to max_new_tokens
     vllm: VllmConfig = field(default_factory=VllmConfig)
+    # 1: sample step t+1's batch while step t trains (one-step off-policy, corrected by
+    # grpo.rollout_correction); 0: on-policy. (`async` is a Python keyword, so the name says what it bounds.)
+    async_steps: int = 0
 
 
 @dataclass
@@ -123,6 +126,9 @@ class RewardsConfig:
     # for the `helpfulness` reward: an `r1 rm` checkpoint, or a causal LM used as a 1–10 judge
     helpfulness_model: str | None = None
     harmlessness_model: str | None = None  # the same for `harmlessness`
+    # a control run (r1/rewards/control.py): random = a coin instead of the correctness rewards,
+    # format-only = without them; the real accuracy is still logged
+    control: Literal["none", "random", "format-only"] = "none"
 
 
 @dataclass
@@ -142,6 +148,23 @@ class GRPOConfig:
     overlong: Literal["none", "mask", "penalty"] = "none"
     overlong_buffer: int = 0  # tokens before max_new_tokens where the soft penalty starts
     entropy_coef: float = 0.0
+    # the policy loss (r1/rl/surrogates.py): grpo = token ratios, hard clip; gspo = one ratio per sequence;
+    # cispo = clipped, detached IS weight (every token keeps a gradient); sapo = soft gate; gmpo = geometric mean
+    policy_loss: Literal["grpo", "gspo", "cispo", "sapo", "gmpo"] = "grpo"
+    sapo_tau_pos: float = 1.0  # SAPO's gate temperature for A > 0
+    sapo_tau_neg: float = 1.05  # and for A < 0
+    # the baseline subtracted from each reward (r1/rl/advantages.py): group mean (GRPO), leave-one-out
+    # mean (RLOO), batch mean (REINFORCE++); advantage_scale chooses the divisor
+    advantage_baseline: Literal["group", "leave-one-out", "batch"] = "group"
+    # the share ρ of each micro-batch's tokens, highest entropy first, that carry the policy loss
+    # (the "forking tokens", arXiv 2506.01939: 0.2; TRL's top_entropy_quantile); 1 = every token
+    top_entropy_quantile: float = 1.0
+    # rollout–trainer mismatch correction (r1/rl/correction.py), from the engine's own log-probs:
+    # tis = truncated importance weights (cap), mis = tokens/sequences with a ratio outside [low, high] masked
+    rollout_correction: Literal["none", "tis-token", "tis-seq", "mis-token", "mis-seq"] = "none"
+    correction_cap: float = 2.0
+    correction_low: float = 0.5
+    correction_high: float = 2.0
 
 
 @dataclass

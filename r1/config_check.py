@@ -36,6 +36,30 @@ def check(cfg: Config) -> None:
         ("grpo.clip_high", cfg.grpo.clip_high >= 0, "must be ≥ 0"),
         ("grpo.dual_clip", cfg.grpo.dual_clip is None or cfg.grpo.dual_clip > 1, "must be > 1 (or null)"),
         ("grpo.ppo_epochs", cfg.grpo.ppo_epochs >= 1, "must be ≥ 1"),
+        ("grpo.top_entropy_quantile", 0 < cfg.grpo.top_entropy_quantile <= 1, "must be in (0, 1]"),
+        (
+            "grpo.advantage_baseline",
+            cfg.grpo.advantage_baseline != "batch" or cfg.grpo.advantage_scale != "group",
+            "batch (REINFORCE++) needs grpo.advantage_scale=batch or none",
+        ),
+        ("grpo.correction_cap", cfg.grpo.correction_cap >= 1, "must be ≥ 1"),
+        (
+            "grpo.correction_low",
+            0 <= cfg.grpo.correction_low <= 1 <= cfg.grpo.correction_high,
+            "must be in [0, 1], with grpo.correction_high ≥ 1",
+        ),
+        ("grpo.sapo_tau_pos", cfg.grpo.sapo_tau_pos > 0 and cfg.grpo.sapo_tau_neg > 0, "and sapo_tau_neg must be > 0"),
+        ("rollout.async_steps", cfg.rollout.async_steps in (0, 1), "must be 0 (on-policy) or 1 (one step stale)"),
+        (
+            "rollout.async_steps",
+            not cfg.rollout.async_steps or cfg.grpo.rollout_correction != "none",
+            "=1 samples from weights one update old: set grpo.rollout_correction (e.g. tis-token)",
+        ),
+        (
+            "rollout.async_steps",
+            not cfg.rollout.async_steps or not cfg.grpo.dynamic_sampling_rounds,
+            "=1 does not refill dropped groups: set grpo.dynamic_sampling_rounds=0",
+        ),
         (
             "grpo.overlong_buffer",
             0 <= cfg.grpo.overlong_buffer < cfg.rollout.max_new_tokens,

@@ -13,7 +13,9 @@ from r1.models import load_model
 from r1.rollout import ENGINES, Sampling, engine, fast, hf, sampling
 
 PROMPTS = [[5, 6, 7, 8, 9], [20, 21, 22]]
-EVERY_FIELD = Sampling(n=3, temperature=0.7, top_p=0.9, max_new_tokens=5, seed=11, dtype="bfloat16", ignore_eos=True)
+EVERY_FIELD = Sampling(
+    n=3, temperature=0.7, top_p=0.9, max_new_tokens=5, seed=11, dtype="bfloat16", ignore_eos=True, logprobs=True
+)
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +40,29 @@ def test_each_engine_honours_n_length_ignore_eos_and_seed(tiny, name):
     assert torch.equal(a.completion_ids, b.completion_ids)  # the seed is used
     c = ENGINES[name](model, tokenizer, PROMPTS, s.but(seed=12))
     assert not torch.equal(a.completion_ids, c.completion_ids)
+    assert a.logprobs.shape == a.completion_ids.shape  # the engine's own log-probs, asked for
+
+
+@pytest.mark.parametrize("name", ["fast", "hf"])
+@pytest.mark.parametrize("dtype, tolerance", [("float32", 1e-5), ("bfloat16", 0.1)])
+def test_each_engine_returns_its_own_logprobs_of_the_sampled_tokens(tiny, name, dtype, tolerance):
+    """After temperature and before top-p (the trainer's convention), 0 past each completion's end; in
+    fp32 equal to the trainer's to float rounding, in bf16 off by the rollout's own rounding."""
+    from r1.train.forward import completion_logprobs
+
+    model, tokenizer = tiny
+    s = Sampling(n=3, temperature=0.8, top_p=0.9, max_new_tokens=12, seed=1, dtype=dtype, logprobs=True)
+    out = ENGINES[name](model, tokenizer, PROMPTS, s)
+    with torch.no_grad():
+        trainer, _ = completion_logprobs(
+            model, out.prompt_ids, out.completion_ids, pad_id=tokenizer.pad_token_id, temperature=0.8
+        )
+    mask = out.mask.bool()
+    gap = float((trainer - out.logprobs).abs()[mask].max())
+    assert gap < tolerance and (out.logprobs[~mask] == 0).all() and (out.logprobs[mask] < 0).all()
+    if dtype == "bfloat16":
+        assert gap > 1e-6  # bf16 matmuls do differ: the mismatch the correction is for
+    assert ENGINES[name](model, tokenizer, PROMPTS, s.but(logprobs=False)).logprobs is None
 
 
 def test_greedy_and_a_tiny_nucleus_agree_across_engines(tiny):

@@ -31,6 +31,22 @@ CURVES = [
         ["completion_len/mean", "completion_length/mean", "completion_len"],
     ),
 ]
+# plotted when the run logged them (no note otherwise): every key found is one line of the plot
+OPTIONAL_CURVES = [
+    ("entropy", "Policy entropy", "nats per token", ["entropy"]),
+    (
+        "mismatch",
+        "Rollout engine vs trainer log-probs",
+        "|Δ log π|",
+        ["rollout/mismatch_abs_diff", "rollout/mismatch_abs_diff_max"],
+    ),
+    (
+        "correction",
+        "Tokens the mismatch correction touched",
+        "share of tokens",
+        ["rollout/is_capped_frac", "rollout/is_dropped_frac"],
+    ),
+]
 REWARD_PREFIXES = ("reward/", "rewards/")
 EVENT_SUFFIXES = ("_errors", "_timeouts", "_crashes")  # counters from score_completions, not rewards
 # Reflection words. Latin ones match whole words case-insensitively ("re-check" is counted once,
@@ -243,6 +259,11 @@ def make_report(run_dir: str | Path) -> list[Path]:
         written.append(_plot(out / f"{stem}.png", title, ylabel, {key: _series(rows, key)}))
         if key not in reward_keys:
             summary.append(_describe(key, _series(rows, key)))
+    for stem, title, ylabel, candidates in OPTIONAL_CURVES:
+        found = [k for k in candidates if k in keys]
+        if found:
+            written.append(_plot(out / f"{stem}.png", title, ylabel, {k: _series(rows, k) for k in found}))
+            summary += [_describe(k, _series(rows, k)) for k in found]
 
     if samples_path.is_file():
         lines = _reflection_lines(_reflection_by_step(samples_path, notes))

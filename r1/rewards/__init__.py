@@ -25,6 +25,7 @@ from . import accuracy as _accuracy  # noqa: F401  (registers "accuracy")
 from . import code as _code  # noqa: F401  (registers "code")
 from . import format as _format  # noqa: F401  (registers "format", "format_soft")
 from . import language as _language  # noqa: F401  (registers "language")
+from . import control as _control  # noqa: F401  (registers "random")
 from . import models as _models  # noqa: F401  (registers "helpfulness", "harmlessness")
 from .accuracy import answers_equivalent
 from .extract import extract_answer

@@ -3,10 +3,12 @@
 GRPO has no value model: each prompt gets a group of G sampled completions and the
 advantage of completion i is its reward compared with the rest of its group,
 
-    A_i = (r_i - mean(r_1..r_G)) / scale,
+    A_i = (r_i - baseline_i) / scale,      baseline_i = mean(r_1..r_G) in GRPO,
 
 the same value for every token of completion i (DeepSeekMath, arXiv 2402.03300, §4.1.2;
-DeepSeek-R1, arXiv 2501.12948, §2.2.1). The `scale` variants live in `ADVANTAGE_SCALES`.
+DeepSeek-R1, arXiv 2501.12948, §2.2.1). The `baseline` variants live in `ADVANTAGE_BASELINES`
+(group mean, leave-one-out mean as in RLOO, batch mean as in REINFORCE++), the `scale`
+variants in `ADVANTAGE_SCALES`.
 
 Also here: which groups carry no signal (for DAPO's dynamic sampling and the
 zero-variance metric) and DAPO's soft overlong penalty. All functions are pure tensor
@@ -47,7 +49,62 @@ def _masked_sample_std(x: Tensor, valid: Tensor, dim: int | None) -> Tensor:
     return (sq.sum(dims, keepdim=True) / (n - 1).clamp(min=1)).sqrt()
 
 
-# --- Scales: what the centered reward r_i - mean_group is divided by. -------------------
+# --- Baselines: what is subtracted from r_i. -----------------------------------------------
+# One signature: (rewards (P, G) with exact 0 at invalid entries, valid (P, G) bool)
+#   -> (baseline broadcastable to (P, G), dead: bool broadcastable to (P, G)).
+# `dead` marks samples whose comparison carries no signal (all the valid rewards it is compared
+# with are equal, or fewer than 2 are valid); group_advantages gives them exactly A = 0.
+
+
+def _no_signal(rewards: Tensor, valid: Tensor) -> Tensor:
+    """(P, 1) bool: the group has < 2 valid samples or all its valid rewards are equal."""
+    return zero_variance_groups(rewards, valid)[:, None]
+
+
+def group_mean_baseline(rewards: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
+    """b_i = mean of the valid rewards of i's group (GRPO, DeepSeekMath §4.1.2).
+
+    Example: [1, 0, 0, 1] → b = 0.5 for every sample → centered [0.5, -0.5, -0.5, 0.5].
+    """
+    n = valid.sum(dim=-1, keepdim=True).clamp(min=1)  # (P, 1)
+    return rewards.sum(dim=-1, keepdim=True) / n, _no_signal(rewards, valid)  # (P, 1)
+
+
+def leave_one_out_baseline(rewards: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
+    """b_i = mean of the *other* valid rewards of i's group (RLOO; Ahmadian et al. 2024, arXiv 2402.14740).
+
+        b_i = (Σ_{j valid} r_j - r_i) / (n - 1),   so  r_i - b_i = n/(n-1) · (r_i - mean)
+
+    The baseline of a sample does not depend on its own reward, which keeps the policy-gradient
+    estimate unbiased; for a group it is GRPO's centered reward scaled by n/(n-1).
+    Example: [1, 0, 0, 1] → b = [1/3, 2/3, 2/3, 1/3] → centered [2/3, -2/3, -2/3, 2/3].
+    """
+    n = valid.sum(dim=-1, keepdim=True)  # (P, 1)
+    others = rewards.sum(dim=-1, keepdim=True) - rewards  # (P, G)
+    return others / (n - 1).clamp(min=1), _no_signal(rewards, valid)  # (P, G)
+
+
+def batch_mean_baseline(rewards: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
+    """b = mean of all valid rewards of the batch (REINFORCE++; Hu 2025, arXiv 2501.03262).
+
+    No group structure: a prompt whose samples all succeed still gets a positive advantage if
+    the batch does worse, so only a batch whose valid rewards are all equal (or with < 2 valid)
+    is dead. It works with one sample per prompt.
+    Example: [[1, 0], [1, 1]] → b = 0.75 → centered [[0.25, -0.75], [0.25, 0.25]].
+    """
+    flat_r, flat_v = rewards.reshape(1, -1), valid.reshape(1, -1)  # (1, P·G)
+    mean = flat_r.sum(dim=-1, keepdim=True) / flat_v.sum().clamp(min=1)  # (1, 1)
+    return mean, _no_signal(flat_r, flat_v)  # (1, 1), (1, 1)
+
+
+ADVANTAGE_BASELINES: dict[str, Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]] = {
+    "group": group_mean_baseline,
+    "leave-one-out": leave_one_out_baseline,
+    "batch": batch_mean_baseline,
+}
+
+
+# --- Scales: what the centered reward r_i - baseline_i is divided by. --------------------
 # One signature: (rewards (P, G), valid (P, G) bool, eps) -> divisor broadcastable to (P, G).
 
 
@@ -115,17 +172,32 @@ def group_advantages(
     scale: str = "group",
     eps: float = 1e-4,
     valid: Tensor | None = None,
+    baseline: str = "group",
 ) -> Tensor:
-    """Group-relative advantages  A_{p,i} = (r_{p,i} - mean_j r_{p,j}) / scale.
+    """Advantages  A_{p,i} = (r_{p,i} - baseline_{p,i}) / scale  from a (P, G) reward grid.
 
-    The mean (and, for scale="group", the std) is over the valid samples of prompt p's
-    group only. Stds are sample stds (Bessel-corrected, divide by n - 1, like `torch.std`).
+    Means and stds are over valid samples only (of prompt p's group, or of the batch). Stds
+    are sample stds (Bessel-corrected, divide by n - 1, like `torch.std`).
+
+    Named combinations:
+      GRPO                 baseline="group", scale="group"  (the default)
+      Dr. GRPO             baseline="group", scale="none"
+      RLOO                 baseline="leave-one-out", scale="none"
+      REINFORCE++          baseline="batch", scale="batch"  (Hu 2025, arXiv 2501.03262; the
+                           paper also puts the KL in the reward: kl_reward_penalty)
+      REINFORCE++-baseline baseline="group", scale="batch": close to, not exactly, the paper's
+                           variant, which divides the group-centered rewards by *their* batch
+                           std; scale="batch" is the std of the raw rewards, which also holds
+                           the spread between prompts' mean rewards.
+    baseline="batch" with scale="group" is refused: a group whose rewards are all equal has
+    no std to divide by.
 
     Exact zeros, never NaN or eps-noise:
       * invalid samples (a reward function failed; their reward may be NaN) get A = 0 and
         do not enter any mean or std;
-      * groups whose valid rewards are all equal, or that have < 2 valid samples, get
-        A = 0 everywhere (see `zero_variance_groups`).
+      * samples whose baseline comparison carries no signal get A = 0: with the group
+        baselines, groups whose valid rewards are all equal or that have < 2 valid samples
+        (see `zero_variance_groups`); with the batch baseline, only such a whole batch.
 
     Args:
         rewards: (P, G) float rewards, P prompts × G samples per prompt.
@@ -134,8 +206,10 @@ def group_advantages(
             2503.20783).
         eps: added to the std (ignored by "none").
         valid: (P, G) bool or None (= all valid).
+        baseline: a key of ADVANTAGE_BASELINES — "group", "leave-one-out", "batch".
     Returns:
-        (P, G) advantages, same dtype as rewards; the valid ones of each group sum to 0.
+        (P, G) advantages, same dtype as rewards. The valid ones sum to 0 per group (group
+        baselines) or over the batch (batch baseline).
 
     Example (scale="group", eps=0):
         rewards [[1, 0, 0, 1], [1, 1, 1, 1]] → [[0.866, -0.866, -0.866, 0.866], [0, 0, 0, 0]]
@@ -144,12 +218,15 @@ def group_advantages(
         raise ValueError(f"rewards must be (prompts, samples_per_prompt), got {tuple(rewards.shape)}")
     if scale not in ADVANTAGE_SCALES:
         raise ValueError(f"unknown advantage scale {scale!r}; choose from {sorted(ADVANTAGE_SCALES)}")
+    if baseline not in ADVANTAGE_BASELINES:
+        raise ValueError(f"unknown advantage baseline {baseline!r}; choose from {sorted(ADVANTAGE_BASELINES)}")
+    if baseline == "batch" and scale == "group":
+        raise ValueError("baseline 'batch' needs a batch-wide scale ('batch' or 'none'), not 'group'")
     valid = _valid_mask(rewards, valid)  # (P, G)
     r = torch.where(valid, rewards, torch.zeros_like(rewards))  # (P, G), NaNs of invalid gone
-    n = valid.sum(dim=-1, keepdim=True).clamp(min=1)  # (P, 1)
-    mean = r.sum(dim=-1, keepdim=True) / n  # (P, 1)
-    adv = (r - mean) / ADVANTAGE_SCALES[scale](r, valid, eps)  # (P, G)
-    keep = valid & ~zero_variance_groups(r, valid)[:, None]  # (P, G)
+    base, dead = ADVANTAGE_BASELINES[baseline](r, valid)  # broadcastable to (P, G)
+    adv = (r - base) / ADVANTAGE_SCALES[scale](r, valid, eps)  # (P, G)
+    keep = valid & ~dead  # (P, G)
     return torch.where(keep, adv, torch.zeros_like(adv))
 
 

@@ -1,4 +1,4 @@
-"""The GRPO loss: clipped surrogate, KL to the reference policy, entropy bonus, aggregation.
+"""The GRPO loss: policy loss, KL to the reference policy, entropy bonus, aggregation.
 
 Objective (DeepSeekMath arXiv 2402.03300 eq. 3; DeepSeek-R1 arXiv 2501.12948 eq. 1),
 maximized; we minimize its negative, per completion token:
@@ -6,7 +6,10 @@ maximized; we minimize its negative, per completion token:
     loss_{i,t} = -min(ρ_{i,t} A_i, clip(ρ_{i,t}, 1 - ε_low, 1 + ε_high) A_i)
                  + β KL_{i,t} - c_H H_{i,t},          ρ_{i,t} = π_θ / π_old
 
-then reduced over tokens and sequences by one of LOSS_AGGREGATIONS.
+then reduced over tokens and sequences by one of LOSS_AGGREGATIONS. The first term is one of
+surrogates.POLICY_LOSSES (this clipped surrogate is "grpo"; GSPO, CISPO, SAPO, GMPO are the
+others), optionally scaled per token by rollout-mismatch weights (correction.py) and restricted
+to a token subset (entropy.py).
 
 Conventions the trainer relies on:
   * Every (B, T) input is aligned with `mask` (B, T), float or bool, built from completion
@@ -18,7 +21,8 @@ Conventions the trainer relies on:
     global quantities, so summing the micro-batch losses (or their gradients) over a
     gradient-accumulation split gives exactly the full-batch loss (gradient).
 
-Deliberately left out: value losses, sequence-level ratios (GSPO), reward computation.
+Deliberately left out: value losses, reward computation, the policy-loss variants themselves
+(surrogates.py) and how the mismatch weights or the kept tokens are chosen.
 """
 
 from __future__ import annotations
@@ -28,8 +32,8 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-# |log π_θ/π_old| and |log π_ref/π_θ| are clamped to this: e^20 ≈ 4.9e8, never inf.
-LOG_RATIO_CLAMP = 20.0
+# clipped_surrogate and LOG_RATIO_CLAMP live with the other policy losses; re-exported here.
+from r1.rl.surrogates import LOG_RATIO_CLAMP, POLICY_LOSSES, _masked, clipped_surrogate  # noqa: F401
 
 
 # --- KL estimators (Schulman 2020, "Approximating KL Divergence", http://joschu.net/blog/kl-approx.html)
@@ -82,11 +86,6 @@ def kl_divergence(logp: Tensor, ref_logp: Tensor, estimator: str) -> Tensor:
     return KL_ESTIMATORS[estimator](logp, ref_logp.detach())
 
 
-def _masked(x: Tensor, mask: Tensor) -> Tensor:
-    """x where mask, exact 0 elsewhere (garbage at masked positions can't leak, not even NaN)."""
-    return torch.where(mask.bool(), x, torch.zeros_like(x))
-
-
 def kl_reward_penalty(logp_old: Tensor, ref_logp: Tensor, mask: Tensor, *, beta: float, estimator: str) -> Tensor:
     """β Σ_t KL_t per sequence, for KL placed in the reward (no gradient).
 
@@ -106,59 +105,6 @@ def kl_reward_penalty(logp_old: Tensor, ref_logp: Tensor, mask: Tensor, *, beta:
     with torch.no_grad():
         kl = kl_divergence(_masked(logp_old, mask), _masked(ref_logp, mask), estimator)  # (B, T)
         return beta * _masked(kl, mask).sum(-1)  # (B,)
-
-
-def clipped_surrogate(
-    logp: Tensor,
-    old_logp: Tensor,
-    advantages: Tensor,
-    *,
-    clip_low: float,
-    clip_high: float,
-    dual_clip: float | None = None,
-) -> tuple[Tensor, dict[str, Tensor]]:
-    """PPO/GRPO clipped surrogate, per token, as a loss to minimize.
-
-        ρ = exp(logp - old_logp)
-        loss = -min(ρ A, clip(ρ, 1 - ε_low, 1 + ε_high) A)          (PPO; GRPO eq. 3)
-        if dual_clip = c (> 1) and A < 0:  loss = min(loss, -c A)    (dual clip)
-
-    ε_low ≠ ε_high is DAPO's clip-higher (arXiv 2503.14476 §3.1; ε_low=0.2, ε_high=0.28).
-    Dual clip (Ye et al. 2020, arXiv 1912.09729 §3.3) caps the loss of a negative-advantage
-    token whose ratio has exploded at c|A| (gradient 0 there).
-    log ρ is clamped to [-20, 20] (e^20 ≈ 4.9e8) so ρ never overflows.
-
-    Args:
-        logp: (B, T) log π_θ, differentiable.
-        old_logp: (B, T) log π_old (detached here).
-        advantages: (B,) one advantage per sequence, broadcast over its tokens.
-        clip_low, clip_high: ε_low, ε_high.
-        dual_clip: c > 1, or None to disable.
-    Returns:
-        loss (B, T), and bool (B, T) flags of the tokens whose gradient a bound cut off:
-        "clip_low" (A < 0, ρ < 1 - ε_low), "clip_high" (A > 0, ρ > 1 + ε_high),
-        "clip_dual" (A < 0, ρ > c). Values at padded positions are meaningless (mask them).
-    Example (ε = 0.2): A = 1, ρ = 1.5 → loss -1.2, clip_high;  A = -1, ρ = 0.5 → loss 0.8,
-        clip_low;  A = -1, ρ = 5, c = 3 → loss min(5, 3) = 3, clip_dual.
-    """
-    if dual_clip is not None and dual_clip <= 1:
-        raise ValueError(f"dual_clip must be > 1, got {dual_clip}")
-    log_ratio = (logp - old_logp.detach()).clamp(-LOG_RATIO_CLAMP, LOG_RATIO_CLAMP)  # (B, T)
-    ratio = torch.exp(log_ratio)  # (B, T)
-    adv = advantages.detach()[:, None].to(ratio.dtype)  # (B, 1)
-    unclipped = -adv * ratio  # (B, T)
-    clipped = -adv * ratio.clamp(1 - clip_low, 1 + clip_high)  # (B, T)
-    loss = torch.maximum(unclipped, clipped)  # (B, T)  = -min(ρA, clip(ρ)A)
-    flags = {
-        "clip_low": (adv < 0) & (ratio < 1 - clip_low),
-        "clip_high": (adv > 0) & (ratio > 1 + clip_high),
-        "clip_dual": torch.zeros_like(ratio, dtype=torch.bool),
-    }
-    if dual_clip is not None:
-        cap = -dual_clip * adv  # (B, 1), > 0 where A < 0
-        loss = torch.where(adv < 0, torch.minimum(loss, cap), loss)
-        flags["clip_dual"] = (adv < 0) & (ratio > dual_clip)
-    return loss, flags
 
 
 # --- Aggregations: (B, T) per-token values → scalar, this micro-batch's share of the batch loss.
@@ -241,9 +187,14 @@ def grpo_loss(
     ref_logp: Tensor | None = None,
     beta: float = 0.0,
     kl_estimator: str = "k3",
+    policy_loss: str = "grpo",
     clip_low: float = 0.2,
     clip_high: float = 0.2,
     dual_clip: float | None = None,
+    sapo_tau_pos: float = 1.0,
+    sapo_tau_neg: float = 1.05,
+    token_weights: Tensor | None = None,
+    keep: Tensor | None = None,
     aggregation: str = "seq-mean-token-mean",
     total_seqs: int | None = None,
     total_tokens: float | None = None,
@@ -253,67 +204,95 @@ def grpo_loss(
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """GRPO loss of one micro-batch (DeepSeekMath arXiv 2402.03300 eq. 3, as a loss):
 
-        x_{i,t} = clipped_surrogate_{i,t} + β KL_{i,t} - entropy_coef · H_{i,t}
+        x_{i,t} = keep_{i,t} · w_{i,t} · policy_{i,t} + β KL_{i,t} - entropy_coef · H_{i,t}
         loss    = aggregate(x, mask)      (this micro-batch's share of the batch loss)
 
-    The KL term ("KL in the loss") is added when β > 0 (ref_logp required); if ref_logp
-    is given with β = 0 the KL is still measured. For "KL in the reward" use
-    kl_reward_penalty instead and leave β = 0 here.
+    policy = POLICY_LOSSES[policy_loss] ("grpo": the clipped surrogate). w = token_weights
+    (rollout-mismatch IS weights, correction.py; detached) and keep (entropy.top_entropy_mask)
+    act on the policy term only, as TRL applies its IS ratio and top_entropy_quantile: a token
+    with w = 0 or not kept gets exactly zero policy gradient but still counts in the
+    aggregation denominators and still carries its KL and entropy terms. The KL term is added
+    when β > 0 (ref_logp required) and only measured when ref_logp is given with β = 0; for
+    "KL in the reward" use kl_reward_penalty with β = 0 here.
 
-    Args:
-        logp: (B, T) float log π_θ of the completion tokens, differentiable.
-        old_logp: (B, T) log π_old (for μ = 1 pass logp.detach()).
-        advantages: (B,) per-sequence advantages (group_advantages, flattened).
-        mask: (B, T) float or bool, 1 on completion tokens; masked positions of every
-            (B, T) input may hold garbage and get exactly zero gradient.
-        ref_logp: (B, T) log π_ref, or None.
-        entropy: (B, T) per-token entropy (token_entropy), or None; needed if entropy_coef ≠ 0.
-        Other arguments: see clipped_surrogate, KL_ESTIMATORS and LOSS_AGGREGATIONS.
-    Returns:
-        (loss, metrics). loss is a scalar; summed over micro-batches (with the global
-        total_seqs / total_tokens) it is the full-batch loss. metrics (detached float32
-        scalars) — see combine_metrics for merging micro-batches exactly:
-          "tokens": unmasked tokens in this micro-batch;
-          for name in policy_loss (surrogate only), ratio, clip_low, clip_high, clip_dual
-          (fractions of tokens), kl (if ref_logp), entropy (if entropy):
-            name = masked mean over this micro-batch, name + "_sum" = masked sum;
-          "ratio_max": max ratio over unmasked tokens (0 if none).
+    Shapes: logp (differentiable), old_logp (μ = 1: logp.detach()), mask (float or bool), and the
+    optional ref_logp, entropy, token_weights, keep (bool) are (B, T); advantages (B,). Masked
+    positions of every (B, T) input may hold garbage and get exactly zero gradient. Other
+    arguments: see POLICY_LOSSES, KL_ESTIMATORS, LOSS_AGGREGATIONS.
+    Returns (loss, metrics): summed over micro-batches (with the global total_seqs /
+    total_tokens) loss is the full-batch loss; metrics are described in _token_metrics.
     """
     m = mask.bool()  # (B, T)
     logp, old_logp = _masked(logp, m), _masked(old_logp, m)  # (B, T) garbage → 0 before any math
-    surrogate, flags = clipped_surrogate(
-        logp, old_logp, advantages, clip_low=clip_low, clip_high=clip_high, dual_clip=dual_clip
-    )  # (B, T)
-    per_token = surrogate
+    bounds = dict(clip_low=clip_low, clip_high=clip_high, dual_clip=dual_clip)
+    taus = dict(sapo_tau_pos=sapo_tau_pos, sapo_tau_neg=sapo_tau_neg)
+    surrogate, flags = _policy_loss(policy_loss)(logp, old_logp, advantages, m, **bounds, **taus)  # (B, T)
     ratio = torch.exp((logp - old_logp).detach().clamp(-LOG_RATIO_CLAMP, LOG_RATIO_CLAMP))  # (B, T)
-    stats = {"policy_loss": surrogate, "ratio": ratio, **flags}
-    if beta > 0 and ref_logp is None:
-        raise ValueError("beta > 0 (KL in the loss) needs ref_logp")
-    if ref_logp is not None:
-        kl = kl_divergence(logp, _masked(ref_logp, m), kl_estimator)  # (B, T)
-        stats["kl"] = kl
-        if beta > 0:
-            per_token = per_token + beta * kl
-    if entropy_coef != 0 and entropy is None:
-        raise ValueError("entropy_coef != 0 needs the per-token entropy")
-    if entropy is not None:
-        entropy = _masked(entropy, m)  # (B, T)
-        stats["entropy"] = entropy
-        if entropy_coef != 0:
-            per_token = per_token - entropy_coef * entropy
+    stats = {"ratio": ratio, **flags}
+    per_token = _weighted_policy(surrogate, m, token_weights, keep, stats)  # (B, T)
+    per_token = _add_kl(per_token, logp, m, stats, ref_logp=ref_logp, beta=beta, estimator=kl_estimator)
+    per_token = _add_entropy(per_token, m, stats, entropy=entropy, coef=entropy_coef)
     loss = aggregate(
-        per_token,
-        m,
-        total_seqs=total_seqs,
-        total_tokens=total_tokens,
-        max_len=max_len,
-        aggregation=aggregation,
+        per_token, m, total_seqs=total_seqs, total_tokens=total_tokens, max_len=max_len, aggregation=aggregation
     )
     return loss, _token_metrics(stats, m)
 
 
+def _policy_loss(name: str) -> Callable[..., tuple[Tensor, dict[str, Tensor]]]:
+    if name not in POLICY_LOSSES:
+        raise ValueError(f"unknown policy loss {name!r}; choose from {sorted(POLICY_LOSSES)}")
+    return POLICY_LOSSES[name]
+
+
+def _weighted_policy(
+    surrogate: Tensor, mask: Tensor, token_weights: Tensor | None, keep: Tensor | None, stats: dict[str, Tensor]
+) -> Tensor:
+    """keep · w · surrogate (B, T); records policy_loss (as it enters the loss), is_weight, kept."""
+    policy = surrogate
+    if token_weights is not None:
+        weights = _masked(token_weights.detach().to(surrogate.dtype), mask)  # (B, T) 0 on padding
+        policy = policy * weights
+        stats["is_weight"] = weights
+    if keep is not None:
+        kept = keep.bool() & mask  # (B, T)
+        policy = torch.where(kept, policy, torch.zeros_like(policy))  # exact 0 value and gradient
+        stats["kept"] = kept
+    stats["policy_loss"] = policy
+    return policy
+
+
+def _add_kl(per_token, logp, mask, stats, *, ref_logp, beta, estimator):
+    """per_token + β KL (if β > 0); records kl whenever ref_logp is given."""
+    if beta > 0 and ref_logp is None:
+        raise ValueError("beta > 0 (KL in the loss) needs ref_logp")
+    if ref_logp is None:
+        return per_token
+    kl = kl_divergence(logp, _masked(ref_logp, mask), estimator)  # (B, T)
+    stats["kl"] = kl
+    return per_token + beta * kl if beta > 0 else per_token
+
+
+def _add_entropy(per_token, mask, stats, *, entropy, coef):
+    """per_token - coef · H (if coef ≠ 0); records entropy whenever it is given."""
+    if coef != 0 and entropy is None:
+        raise ValueError("entropy_coef != 0 needs the per-token entropy")
+    if entropy is None:
+        return per_token
+    entropy = _masked(entropy, mask)  # (B, T)
+    stats["entropy"] = entropy
+    return per_token - coef * entropy if coef != 0 else per_token
+
+
 def _token_metrics(stats: dict[str, Tensor], mask: Tensor) -> dict[str, Tensor]:
-    """Masked means, masked sums and the token count of (B, T) statistics (detached, float32)."""
+    """Masked means, masked sums and the token count of (B, T) statistics (detached, float32).
+
+    Keys: "tokens" (unmasked tokens in this micro-batch); for name in policy_loss (the policy
+    term as it enters the loss: weighted and kept), ratio (π_θ/π_old per token), clip_low,
+    clip_high, clip_dual (fractions of tokens; meaning per POLICY_LOSSES variant), kl (if
+    ref_logp), entropy (if entropy), is_weight (if token_weights), kept (if keep; fraction):
+    name = masked mean, name + "_sum" = masked sum; "ratio_max": max ratio (0 if no token).
+    combine_metrics merges micro-batches exactly.
+    """
     tokens = mask.sum().float()
     out = {"tokens": tokens}
     for name, value in stats.items():

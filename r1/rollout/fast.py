@@ -296,6 +296,8 @@ def generate(model, tokenizer, prompt_ids: list[list[int]], sampling: Sampling =
     position = torch.tensor([len(p) for p in rows])  # (B,) the next token's position id
 
     out = torch.full((len(rows), max_new_tokens), pad, dtype=torch.long)  # (B, T)
+    want_logp = sampling.logprobs and sampling.temperature > 0
+    logp = torch.zeros((len(rows), max_new_tokens)) if want_logp else None  # (B, T) the engine's own
     lengths = torch.full((len(rows),), max_new_tokens, dtype=torch.long)
     truncated = torch.ones(len(rows), dtype=torch.bool)
     active = torch.arange(len(rows))  # batch row -> output row
@@ -304,6 +306,9 @@ def generate(model, tokenizer, prompt_ids: list[list[int]], sampling: Sampling =
     for t in range(max_new_tokens):
         token = sample(logits, sampling.temperature, sampling.top_p, generator)  # (b,)
         out[active[alive], t] = token[alive]
+        if want_logp:  # at the precision it sampled in: these logits came from the rollout's matmuls
+            chosen = torch.log_softmax(logits[alive] / sampling.temperature, dim=-1).gather(1, token[alive, None])
+            logp[active[alive], t] = chosen[:, 0]
         steps = t + 1
         stopped = alive & torch.isin(token, stops)
         if stopped.any():
@@ -325,4 +330,11 @@ def generate(model, tokenizer, prompt_ids: list[list[int]], sampling: Sampling =
         position = position + 1
     completion = out[:, :steps]
     texts = [tokenizer.decode(row[: int(length)], skip_special_tokens=True) for row, length in zip(completion, lengths)]
-    return Rollout(prompt_ids=rows, completion_ids=completion, lengths=lengths, truncated=truncated, texts=texts)
+    return Rollout(
+        prompt_ids=rows,
+        completion_ids=completion,
+        lengths=lengths,
+        truncated=truncated,
+        texts=texts,
+        logprobs=None if logp is None else logp[:, :steps],
+    )

@@ -111,8 +111,28 @@ def generate(model, tokenizer, prompt_ids: list[list[int]], sampling: Sampling =
             eos_token_id=stops,
             pad_token_id=pad,
         )
-    model.train(was_training)
     completion = out[:, width:].cpu()  # (B, T)
     if completion.shape[1] == 0:
         completion = torch.full((len(rows), 1), pad)
-    return to_rollout(rows, completion, stops, tokenizer)
+    logprobs = None
+    if s.logprobs and not greedy:  # generate's own scores are after top-p: score again, at the sampling precision
+        with torch.autocast(device_type=model.device.type, dtype=torch.bfloat16, enabled=bf16):
+            logprobs = own_logprobs(model, out, attention.to(model.device), width, s.temperature).cpu()
+    model.train(was_training)
+    return to_rollout(rows, completion, stops, tokenizer, logprobs=logprobs)
+
+
+@torch.no_grad()
+def own_logprobs(
+    model, out: torch.Tensor, prompt_mask: torch.Tensor, width: int, temperature: float, rows: int = 8
+) -> torch.Tensor:
+    """log π(token) of every generated token of `out` (B, P + T) at `temperature` → (B, T): a
+    forward pass over the left-padded prompts (`prompt_mask` (B, P)) and their completions, `rows`
+    at a time (the (rows, T, V) logits are the memory it needs)."""
+    attention = torch.cat([prompt_mask, torch.ones_like(out[:, width:])], dim=1)  # past a stop: zeroed later
+    parts = []
+    for i in range(0, out.shape[0], rows):
+        ids = out[i : i + rows]
+        logits = model(input_ids=ids, attention_mask=attention[i : i + rows]).logits[:, width - 1 : -1].float()
+        parts.append(torch.log_softmax(logits / temperature, dim=-1).gather(-1, ids[:, width:, None])[..., 0])
+    return torch.cat(parts)

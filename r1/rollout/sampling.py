@@ -38,6 +38,9 @@ class Sampling:
     seed: int | None = None
     dtype: str = "auto"  # the engine's matmul precision: float32, bfloat16, or auto (r1/precision.py)
     ignore_eos: bool = False  # benchmarks only: every completion runs to max_new_tokens
+    # return the engine's own log-prob of every sampled token (`Rollout.logprobs`, after temperature,
+    # without top-p: the trainer's convention): free in fast and vllm, one more forward pass in hf
+    logprobs: bool = False
 
     def but(self, **changes) -> "Sampling":
         """A copy with some fields changed, e.g. `sampling.but(seed=7)`."""

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
+from r1.rewards import applies
+
 
 @dataclass
 class Batch:
@@ -100,3 +102,41 @@ def select_groups(batch: Batch, keep: torch.Tensor, G: int) -> Batch:
         valid=batch.valid[rows],
         engine_logp=batch.engine_logp[rows] if batch.engine_logp is not None else None,
     )
+
+
+def batch_metrics(batch: Batch, zero_var_frac: float) -> dict:
+    valid_total = batch.total[batch.valid]
+    m = {
+        "reward/mean": float(valid_total.mean()) if len(valid_total) else float("nan"),
+        "reward/std": float(valid_total.std()) if len(valid_total) > 1 else 0.0,
+        "groups/zero_variance_frac": zero_var_frac,
+        "completion_len/mean": float(batch.lengths.float().mean()),
+        "completion_len/max": int(batch.lengths.max()) if len(batch) else 0,
+        "truncated_frac": float(batch.truncated.float().mean()),
+        "samples": len(batch),
+    }
+    for name, values in batch.rewards.items():
+        present = [v for v in values if v is not None and applies(v)]  # the samples it scored
+        m[f"reward/{name}"] = sum(present) / len(present) if present else float("nan")
+    return m
+
+
+def sample_rows(batch: Batch, advantages: torch.Tensor) -> list[dict]:
+    """One samples.jsonl row per completion: its text, length, rewards and advantage."""
+    rows = []
+    for i, (example, text, n, cut, a) in enumerate(
+        zip(batch.examples, batch.texts, batch.lengths, batch.truncated, advantages)
+    ):
+        rewards = {f"reward/{k}": v[i] for k, v in batch.rewards.items() if applies(v[i])}
+        rows.append(
+            {
+                "id": example["id"],
+                "answer": example.get("answer"),
+                "completion": text,
+                "length": int(n),
+                "truncated": bool(cut),
+                "advantage": float(a),
+                **rewards,
+            }
+        )
+    return rows

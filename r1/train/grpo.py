@@ -46,15 +46,17 @@ import torch
 
 from r1.config import Config, RolloutConfig
 from r1.models import load_model
-from r1.rewards import RewardRuntime, applies, check_kinds, score_completions
+from r1.rewards import RewardRuntime, check_kinds, score_completions
+from r1.rewards.control import control_routes, control_weights
 from r1.rewards.registry import check_reward_names
 from r1.rl import zero_variance_groups
 from r1.rollout import RolloutEngine, Sampling
 from r1.train import checkpoint as ckpt
 from r1.train import distributed as dist
 from r1.train import fsdp, lora
-from r1.train.batch import Batch, concat, select_groups, weighted_total  # noqa: F401 (weighted_total: API)
+from r1.train.batch import Batch, batch_metrics, concat, sample_rows, select_groups, weighted_total  # noqa: F401
 from r1.train.optim import build_optimizer
+from r1.train.prefetch import Prefetch
 from r1.train.update import UpdateSettings, policy_update, prepare_update, trainable_rows  # noqa: F401 (API)
 from r1.train.loop import Trainer, run_training
 from r1.train.run import IndexSampler, for_rollout, load_prompt_dataset, load_trainable, peak_memory_mib
@@ -87,6 +89,13 @@ class GRPORun:
     stats: RunStats  # run-long counts, saved in checkpoints
     engine: RolloutEngine = field(default_factory=RolloutEngine)  # `rollout.engine`, with its per-run state
     rewards: RewardRuntime = field(default_factory=RewardRuntime)  # the verifier pool and reward models
+    prefetch: Prefetch = field(default_factory=Prefetch)  # the next batch, with rollout.async_steps=1
+    step: int = 0  # the step being trained (1-based; set by the loop's step function)
+
+    def close(self) -> None:
+        """Release what the run holds: a batch in flight, the verifier pool."""
+        self.prefetch.close()
+        self.rewards.close()
 
     @property
     def update_settings(self) -> UpdateSettings:
@@ -118,7 +127,8 @@ def grpo_step(run: GRPORun) -> StepResult:
 
 
 def sampling_of(r: RolloutConfig) -> Sampling:
-    """The sampling settings of `rollout:`; seed None: torch's RNG, seeded per run and rank."""
+    """The sampling settings of `rollout:`, with the engine's own log-probs (the mismatch is logged
+    every step, and corrected by `grpo.rollout_correction`); seed None: torch's RNG, per run and rank."""
     return Sampling(
         n=r.samples_per_prompt,
         temperature=r.temperature,
@@ -126,20 +136,23 @@ def sampling_of(r: RolloutConfig) -> Sampling:
         max_new_tokens=r.max_new_tokens,
         dtype=r.dtype,
         ignore_eos=r.ignore_eos,
+        logprobs=True,
     )
 
 
 def rollout_and_score(run: GRPORun, sampler_model, examples: list[dict], counts: StepCounts) -> Batch:
     """Sample and score with `sampler_model`, the plain-weights view of the policy (run.for_rollout);
     the scoring time and the rewards' events are added to `counts`."""
-    r, weights = run.cfg.rollout, run.cfg.rewards.weights
+    r = run.cfg.rollout
+    weights, names = control_weights(run.cfg.rewards.weights, run.cfg.rewards.control)  # names: also logged ones
     if not examples:  # a data-parallel rank's share of a small dynamic-sampling refill
-        return Batch.empty(list(weights))
+        return Batch.empty(names)
     prompts = [e["prompt_ids"] for e in examples]
     rollout = run.engine.generate(sampler_model, run.tokenizer, prompts, sampling_of(r))
     rows = [e for e in examples for _ in range(r.samples_per_prompt)]
     t0 = time.perf_counter()
-    scores = score_completions(rollout.texts, rows, list(weights), routes=run.cfg.rewards.routes, runtime=run.rewards)
+    routes = control_routes(run.cfg.rewards.routes, run.cfg.rewards.control)
+    scores = score_completions(rollout.texts, rows, names, routes=routes, runtime=run.rewards)
     events = {key.removeprefix("rewards/"): n for key, n in scores.counts.items()}
     counts.add(events, scores.first_error, seconds=time.perf_counter() - t0)
     total, valid = weighted_total(scores.values, weights)
@@ -162,6 +175,8 @@ def collect(run: GRPORun) -> tuple[Batch, float, StepCounts]:
     Returns (this rank's batch, the global share of zero-variance groups, this rank's counts).
 
     Every rank draws the same global prompts and samples its share; the group counts are global."""
+    if run.cfg.rollout.async_steps:
+        return collect_ahead(run)
     counts, g, sampler_model = StepCounts(), run.cfg.grpo, for_rollout(run.policy)
     G, want = run.cfg.rollout.samples_per_prompt, run.cfg.rollout.prompts_per_step
     parts, have, zero_var_seen, groups_seen = [], 0, 0, 0
@@ -179,6 +194,34 @@ def collect(run: GRPORun) -> tuple[Batch, float, StepCounts]:
     return concat(parts), zero_var_seen / max(1, groups_seen), counts
 
 
+def collect_ahead(run: GRPORun) -> tuple[Batch, float, StepCounts]:
+    """`collect` with one-step off-policy rollouts (prefetch.py): take the batch sampled during the
+    last step, and start sampling the next step's from a copy of the weights as they are now."""
+    want, G = run.cfg.rollout.prompts_per_step, run.cfg.rollout.samples_per_prompt
+    drawn = run.sampler.take(want)
+    ahead = run.prefetch.take(drawn)
+    if ahead is None:  # the first step of a run (or of a resumed one): on-policy
+        counts = StepCounts()
+        batch = rollout_and_score(run, for_rollout(run.policy), [run.examples[i] for i in drawn], counts)
+    else:
+        batch, counts = ahead
+        counts.score_seconds = 0.0  # scored in the background: time/generate is the time this step waited
+    if run.step < run.cfg.train.steps:
+        upcoming = copy.deepcopy(run.sampler).take(want)  # the real order advances when the batch is used
+        snapshot = copy.deepcopy(for_rollout(run.policy)).eval()  # the update below must not reach it
+        run.prefetch.start(upcoming, lambda: _sample_detached(run, snapshot, upcoming))
+    zero = zero_variance_groups(batch.total.view(-1, G), batch.valid.view(-1, G))  # (P,)
+    if run.cfg.grpo.dynamic_sampling:
+        batch = select_groups(batch, ~zero, G)
+    return batch, float(zero.float().mean()) if len(zero) else 0.0, counts
+
+
+def _sample_detached(run: GRPORun, model, indices: list[int]) -> tuple[Batch, StepCounts]:
+    counts = StepCounts()
+    with torch.no_grad():
+        return rollout_and_score(run, model, [run.examples[i] for i in indices], counts), counts
+
+
 def account(stats: RunStats, counts: StepCounts, rows: int, max_error_rate: float) -> int:
     """Add this step's counts (every rank's) to the run's; stop the run on a reward failing too often.
     Returns the step's global number of rows."""
@@ -187,23 +230,6 @@ def account(stats: RunStats, counts: StepCounts, rows: int, max_error_rate: floa
     stats.samples_seen += rows
     check_error_rate(stats, max_error_rate)
     return rows
-
-
-def batch_metrics(batch: Batch, zero_var_frac: float) -> dict:
-    valid_total = batch.total[batch.valid]
-    m = {
-        "reward/mean": float(valid_total.mean()) if len(valid_total) else float("nan"),
-        "reward/std": float(valid_total.std()) if len(valid_total) > 1 else 0.0,
-        "groups/zero_variance_frac": zero_var_frac,
-        "completion_len/mean": float(batch.lengths.float().mean()),
-        "completion_len/max": int(batch.lengths.max()) if len(batch) else 0,
-        "truncated_frac": float(batch.truncated.float().mean()),
-        "samples": len(batch),
-    }
-    for name, values in batch.rewards.items():
-        present = [v for v in values if v is not None and applies(v)]  # the samples it scored
-        m[f"reward/{name}"] = sum(present) / len(present) if present else float("nan")
-    return m
 
 
 def step_metrics(run: GRPORun, everyone: Batch, zero_var_frac: float, update: dict, times: dict, total_s: float):
@@ -265,6 +291,8 @@ def train_grpo(cfg: Config) -> Path:
     except ValueError as err:
         raise TrainingError(str(err)) from None
     dist.require_divisible("rollout.prompts_per_step", cfg.rollout.prompts_per_step)
+    if cfg.rollout.async_steps and (dist.launched() or cfg.train.fsdp):
+        raise TrainingError("rollout.async_steps=1 runs in one process for now (docs/algorithms.md)")
     return run_training(cfg, "grpo", lambda resume_from: grpo_trainer(cfg, resume_from)).run_dir
 
 
@@ -303,6 +331,7 @@ def grpo_trainer(cfg: Config, resume_from: Path | None) -> Trainer:
     eval_examples = load_eval_subset(cfg, run.tokenizer) if cfg.eval.every_steps else None
 
     def step_fn(step: int):
+        run.step = step
         result = grpo_step(run)
         metrics = result.metrics
         if reset_ref is not None and step % cfg.grpo.ref_reset_steps == 0:
@@ -330,7 +359,7 @@ def grpo_trainer(cfg: Config, resume_from: Path | None) -> Trainer:
         stats=run.stats,
         reference=reset_ref,
         restore=restore,
-        close=run.rewards.close,
+        close=run.close,
     )
 
 
@@ -350,24 +379,3 @@ def periodic_eval(policy, tokenizer, examples: list[dict], cfg: Config) -> dict:
         "eval/format": m["format"]["mean"],
         "eval/mean_length": m["mean_length"],
     }
-
-
-def sample_rows(batch: Batch, advantages: torch.Tensor) -> list[dict]:
-    """One samples.jsonl row per completion: its text, length, rewards and advantage."""
-    rows = []
-    for i, (example, text, n, cut, a) in enumerate(
-        zip(batch.examples, batch.texts, batch.lengths, batch.truncated, advantages)
-    ):
-        rewards = {f"reward/{k}": v[i] for k, v in batch.rewards.items() if applies(v[i])}
-        rows.append(
-            {
-                "id": example["id"],
-                "answer": example.get("answer"),
-                "completion": text,
-                "length": int(n),
-                "truncated": bool(cut),
-                "advantage": float(a),
-                **rewards,
-            }
-        )
-    return rows

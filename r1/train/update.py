@@ -9,12 +9,21 @@ are in r1/rl (losses.py, advantages.py). Deliberately left out: sampling and sco
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from r1.config import Config, GRPOConfig
-from r1.rl import combine_metrics, group_advantages, grpo_loss, kl_reward_penalty, overlong_penalty
+from r1.rl import (
+    combine_metrics,
+    group_advantages,
+    grpo_loss,
+    kl_reward_penalty,
+    mismatch_stats,
+    mismatch_weights,
+    overlong_penalty,
+    top_entropy_mask,
+)
 from r1.train import distributed as dist
 from r1.train.batch import Batch
 from r1.train.forward import batched_logprobs, completion_logprobs
@@ -55,8 +64,10 @@ class UpdateInputs:
 
     loss_mask: torch.Tensor  # (B, T) 1 on the completion tokens the loss counts
     advantages: torch.Tensor  # (B,) one per completion, shared by its tokens
-    old_logp: torch.Tensor | None = None  # (B, T) log π_old, when μ > 1 or the KL sits in the reward
+    old_logp: torch.Tensor | None = None  # (B, T) log π_old, when μ > 1, the KL sits in the reward, or corrected
     ref_logp: torch.Tensor | None = None  # (B, T) log π_ref, when β > 0
+    token_weights: torch.Tensor | None = None  # (B, T) the mismatch correction's weights (r1/rl/correction.py)
+    metrics: dict = field(default_factory=dict)  # what the correction did, over every rank's tokens
 
 
 def prepare_update(batch: Batch, policy, reference, s: UpdateSettings, pad_id: int) -> UpdateInputs:
@@ -72,7 +83,8 @@ def prepare_update(batch: Batch, policy, reference, s: UpdateSettings, pad_id: i
     args = (batch.prompt_ids, batch.completion_ids, batch.lengths)
     options = dict(pad_id=pad_id, temperature=s.temperature, micro_batch_size=s.micro_batch_size, bf16=s.bf16)
     old_logp = ref_logp = None
-    if g.ppo_epochs > 1 or (g.beta > 0 and g.kl_placement == "in_reward"):
+    corrected = g.rollout_correction != "none"
+    if g.ppo_epochs > 1 or (g.beta > 0 and g.kl_placement == "in_reward") or corrected:
         old_logp = batched_logprobs(policy, *args, **options)
     if reference is not None:
         ref_logp = batched_logprobs(reference, *args, **options)
@@ -81,10 +93,43 @@ def prepare_update(batch: Batch, policy, reference, s: UpdateSettings, pad_id: i
     totals, mine = dist.gather_rows(total)  # every rank's rewards: a batch-wide scale sees them all
     valid, _ = dist.gather_rows(batch.valid)
     G = s.samples_per_prompt
-    advantages = group_advantages(totals.view(-1, G), scale=g.advantage_scale, valid=valid.view(-1, G))
-    return UpdateInputs(
+    advantages = group_advantages(
+        totals.view(-1, G), scale=g.advantage_scale, baseline=g.advantage_baseline, valid=valid.view(-1, G)
+    )
+    inputs = UpdateInputs(
         loss_mask=loss_mask, advantages=advantages.flatten()[mine], old_logp=old_logp, ref_logp=ref_logp
     )
+    if corrected:
+        inputs.token_weights, inputs.metrics = correction_weights(batch, old_logp, loss_mask, g)
+    return inputs
+
+
+def correction_weights(batch: Batch, old_logp: torch.Tensor, mask: torch.Tensor, g: GRPOConfig) -> tuple:
+    """The rollout-mismatch weights of every token (B, T), and what they did over every rank's tokens:
+    the mean weight, the share of tokens dropped (MIS) and the share capped (TIS)."""
+    if batch.engine_logp is None:
+        raise ValueError(
+            f"grpo.rollout_correction={g.rollout_correction} needs the engine's log-probs of the sampled tokens, "
+            "and this rollout returned none"
+        )
+    weights, dropped = mismatch_weights(
+        old_logp,
+        batch.engine_logp,
+        mask,
+        correction=g.rollout_correction,
+        cap=g.correction_cap,
+        low=g.correction_low,
+        high=g.correction_high,
+    )
+    m = mask.bool()
+    capped = m & (weights == g.correction_cap) if g.rollout_correction.startswith("tis") else m & False
+    tokens, total = dist.sum_all(float(m.sum())), dist.sum_all(float(weights[m].sum()))
+    metrics = {
+        "rollout/is_weight_mean": total / max(tokens, 1.0),
+        "rollout/is_dropped_frac": dist.sum_all(float((dropped & m).sum())) / max(tokens, 1.0),
+        "rollout/is_capped_frac": dist.sum_all(float(capped.sum())) / max(tokens, 1.0),
+    }
+    return weights, metrics
 
 
 def trainable_rows(inputs: UpdateInputs, s: UpdateSettings) -> torch.Tensor:
@@ -108,10 +153,10 @@ def _chunk_loss(
     pad_id: int,
     totals: tuple[int, float],
     measure_gap: bool,
-) -> tuple[torch.Tensor, dict, float]:
+) -> tuple[torch.Tensor, dict, dict | None]:
     """The GRPO loss of one micro-batch `rows` (normalized by the global `totals` = (sequences,
-    tokens)), its metrics, and — when `measure_gap` and the batch has engine log-probs — the largest
-    |engine − trainer| log-prob gap on its tokens (else 0)."""
+    tokens)), its metrics, and — when `measure_gap` and the batch has engine log-probs — how far the
+    engine's log-probs are from the trainer's on its tokens (`r1.rl.mismatch_stats`; else None)."""
     g = s.grpo
     width = max(1, int(batch.lengths[rows].max()))
     prompts = [batch.prompt_ids[i] for i in rows.tolist()]
@@ -131,11 +176,12 @@ def _chunk_loss(
 
     mask = here(inputs.loss_mask)
     old = here(inputs.old_logp) if inputs.old_logp is not None else logp.detach()
-    gap = (
-        0.0
-        if not measure_gap or batch.engine_logp is None
-        else float(((logp.detach() - here(batch.engine_logp)).abs() * mask).max())
-    )
+    gap = None
+    if measure_gap and batch.engine_logp is not None:
+        gap = {k: v.cpu() for k, v in mismatch_stats(logp.detach(), here(batch.engine_logp), mask).items()}
+    keep = None
+    if g.top_entropy_quantile < 1:  # the threshold is this micro-batch's, as in TRL
+        keep = top_entropy_mask(entropy.detach(), mask, 1 - g.top_entropy_quantile)
     loss, metrics = grpo_loss(
         logp,
         old,
@@ -144,9 +190,14 @@ def _chunk_loss(
         ref_logp=here(inputs.ref_logp),
         beta=g.beta if g.kl_placement == "in_loss" else 0.0,
         kl_estimator=g.kl_estimator,
+        policy_loss=g.policy_loss,
         clip_low=g.clip_low,
         clip_high=g.clip_high,
         dual_clip=g.dual_clip,
+        sapo_tau_pos=g.sapo_tau_pos,
+        sapo_tau_neg=g.sapo_tau_neg,
+        token_weights=here(inputs.token_weights),
+        keep=keep,
         aggregation=g.loss_aggregation,
         total_seqs=totals[0],
         total_tokens=totals[1],
@@ -166,7 +217,7 @@ def policy_update(
     g, mb = s.grpo, s.micro_batch_size
     totals = (dist.sum_all(len(batch)), dist.sum_all(float(inputs.loss_mask.sum())))
     train_rows = trainable_rows(inputs, s)
-    metrics, applied, engine_gap = {}, 0, 0.0
+    metrics, applied, gaps = {}, 0, []
     policy.train()
     for epoch in range(g.ppo_epochs):
         parts, loss_sum = [], 0.0
@@ -174,7 +225,7 @@ def policy_update(
             # the gap is measured in the first epoch only: the policy the engine sampled from, before any update
             chunk = train_rows[start : start + mb]
             loss, m, gap = _chunk_loss(policy, batch, inputs, chunk, s, pad_id, totals, measure_gap=epoch == 0)
-            engine_gap = max(engine_gap, gap)
+            gaps += [gap] if gap is not None else []
             loss.backward()
             parts.append({k: v.cpu() for k, v in m.items()})  # CPU: gathered, a CUDA tensor lands on its rank's GPU
             loss_sum += float(loss.detach())
@@ -190,6 +241,18 @@ def policy_update(
         metrics.update(loss=dist.sum_all(loss_sum), grad_norm=grad_norm)
     metrics["optimizer_steps_skipped"] = g.ppo_epochs - applied
     metrics["trained_rows"] = dist.sum_all(len(train_rows))
-    if batch.engine_logp is not None:  # |engine − trainer| log-prob over the trained tokens
-        metrics["rollout/logprob_max_diff"] = max(dist.gather_objects(engine_gap))
+    metrics.update(inputs.metrics)
+    if batch.engine_logp is not None:  # engine vs trainer log-probs over the trained tokens, before any update
+        metrics.update(_mismatch_metrics([gap for rank in dist.gather_objects(gaps) for gap in rank]))
     return metrics
+
+
+def _mismatch_metrics(parts: list[dict]) -> dict:
+    """rollout/mismatch_* over every rank's micro-batches, and rollout/logprob_max_diff (= the max)."""
+    if not parts:
+        return {"rollout/logprob_max_diff": 0.0}
+    merged = {k: float(v) for k, v in combine_metrics(parts).items() if k != "tokens" and not k.endswith("_sum")}
+    return {
+        "rollout/logprob_max_diff": merged["mismatch_abs_diff_max"],
+        **{f"rollout/{k}": v for k, v in merged.items()},
+    }
