@@ -1,14 +1,17 @@
-"""Check that the GRPO wiring tests kill the mutations listed in tests/test_grpo_wiring.py.
+"""Check that the GRPO wiring tests kill the mutations listed in tests/test_grpo_wiring.py and
+tests/test_grpo_algorithms.py.
 
 Each mutation is one textual change to the GRPO step (r1/train/grpo.py, update.py, batch.py): it is
 applied, the tests named run (they must fail), and the file is restored — also on Ctrl-C. Prints one
-line per mutation and exits 1 if any survived.
+line per mutation and exits 1 if any survived or could not be run (a test name that selects nothing
+is never a kill).
 
     .venv/bin/python scripts/mutate_grpo.py
 """
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -72,6 +75,36 @@ MUTATIONS = [  # (name, original text, mutated text, tests that must fail)
         [f"{WIRING}::test_the_lr_schedule"],
     ),
     (
+        "policy loss not passed on",
+        "policy_loss=g.policy_loss,",
+        'policy_loss="grpo",',
+        ["tests/test_grpo_algorithms.py::test_each_policy_loss_reaches_the_update"],
+    ),
+    (
+        "advantage baseline not passed on",
+        "baseline=g.advantage_baseline",
+        'baseline="group"',
+        ["tests/test_grpo_algorithms.py::test_leave_one_out_baseline"],
+    ),
+    (
+        "top-entropy selection dropped",
+        "keep=keep,",
+        "keep=None,",
+        ["tests/test_grpo_algorithms.py::test_top_entropy_tokens"],
+    ),
+    (
+        "mismatch weights computed but not applied",
+        "token_weights=here(inputs.token_weights),",
+        "token_weights=None,",
+        ["tests/test_grpo_algorithms.py::test_tokens_the_correction_masks"],
+    ),
+    (
+        "control ignored",
+        "weights, names = control_weights(run.cfg.rewards.weights, run.cfg.rewards.control)",
+        "weights, names = control_weights(run.cfg.rewards.weights, 'none')",
+        ["tests/test_grpo_algorithms.py::test_a_random_control"],
+    ),
+    (
         "engine gap measured after updates",
         "measure_gap=epoch == 0",
         "measure_gap=True",
@@ -80,13 +113,31 @@ MUTATIONS = [  # (name, original text, mutated text, tests that must fail)
 ]
 
 
-def survives(tests: list[str]) -> bool:
+def survives(tests: list[str]) -> bool | None:
+    """True when every test passes under the mutation, False when one fails, None when pytest could
+    not run them (a test name that matches nothing must never count as a kill). Each entry is
+    `file::name-prefix`, selected with -k."""
+    files = sorted({t.split("::")[0] for t in tests})
+    prefixes = " or ".join(t.split("::")[1] for t in tests if "::" in t)
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:randomly", *tests],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-x",
+            "-p",
+            "no:randomly",
+            *files,
+            *(["-k", prefixes] if prefixes else []),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
     )
+    ran = re.search(r"(\d+) (passed|failed)", done.stdout)
+    if done.returncode not in (0, 1) or ran is None:
+        return None
     return done.returncode == 0
 
 
@@ -110,8 +161,9 @@ def main() -> int:
             alive = survives(tests)
         finally:
             path.write_text(original, encoding="utf-8")
-        print(f"{'SURVIVED' if alive else 'killed'}  {name} ({path.name})")
-        survivors += [name] if alive else []
+        verdict = {True: "SURVIVED", False: "killed", None: "NOT RUN (no test matched)"}[alive]
+        print(f"{verdict}  {name} ({path.name})")
+        survivors += [name] if alive is not False else []
     return 1 if survivors else 0
 
 

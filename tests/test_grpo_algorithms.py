@@ -5,6 +5,10 @@ fails when the option is not wired: the policy losses change the update, the adv
 reach the advantages, the engine's log-probs give the logged mismatch and the correction's weights,
 the control rewards replace what the run trains on while the real accuracy is still logged, and
 one-step off-policy rollouts train on batches sampled from weights one update old.
+
+Mutations of the step checked with scripts/mutate_grpo.py, each killed by a test here: the policy
+loss not passed on (always "grpo"), the advantage baseline not passed on, the top-entropy selection
+dropped, the mismatch weights computed but not applied, the control ignored.
 """
 
 from __future__ import annotations
@@ -132,6 +136,26 @@ def test_a_masking_correction_drops_tokens_outside_its_band(tiny_model_dir, tmp_
     )
     [row] = read_metrics(run)
     assert row["rollout/is_dropped_frac"] > 0.5
+
+
+def test_tokens_the_correction_masks_get_no_update(tiny, tiny_model_dir, tmp_path):
+    """Engine log-probs 0.1 below the trainer's on every token: a [1, 1] band masks them all, so the
+    policy gradient is exactly 0 and AdamW (fresh, no weight decay) leaves every weight as it was."""
+    from r1.train.forward import completion_logprobs
+
+    model, tokenizer = tiny
+    batch = hand_batch(tokenizer, REWARDS, STOPS, G=4, T=7)
+    with torch.no_grad():
+        trainer, _ = completion_logprobs(model, batch.prompt_ids, batch.completion_ids, pad_id=tokenizer.pad_token_id)
+    batch.engine_logp = trainer - 0.1
+    common = ("grpo.beta=0", "grpo.correction_low=1.0", "grpo.correction_high=1.0", "optim.lr=0.05")
+    _, plain = update_with(model, tokenizer, batch, make_cfg(tiny_model_dir, tmp_path, *common))
+    metrics, masked = update_with(
+        model, tokenizer, batch, make_cfg(tiny_model_dir, tmp_path, *common, "grpo.rollout_correction=mis-token")
+    )
+    assert metrics["rollout/is_dropped_frac"] == 1.0
+    assert max(float(d.abs().max()) for d in plain.values()) > 1e-4
+    assert max(float(d.abs().max()) for d in masked.values()) == 0.0
 
 
 def test_an_fp32_rollout_matches_the_trainer(tiny_model_dir, tmp_path):
