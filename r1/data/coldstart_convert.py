@@ -170,7 +170,6 @@ def convert(
     candidates: list[dict], filters: list[tuple[str, Filter]], *, max_per_prompt: int
 ) -> tuple[list[dict], Counter, dict[str, str]]:
     """Rewrite and select candidates → (SFT rows, rejections by reason, first detail per reason)."""
-
     rejected, details, pending = Counter(), {}, []
     for c in candidates:
         reason = None
@@ -223,7 +222,6 @@ def convert(
 def prompt_examples(inputs: list[str | Path], source: str | None, data) -> list[dict]:
     """The dataset that names the samples' prompts: `source` with `data` (a DataConfig) settings,
     else the data of the run whose `config.yaml` sits next to an input file."""
-
     if source is None:
         config = next(
             (Path(p).parent / "config.yaml" for p in inputs if (Path(p).parent / "config.yaml").is_file()), None
@@ -257,7 +255,6 @@ def coldstart_from_samples(inputs: list[str | Path], output: str | Path, cfg, *,
     `cfg` is an `r1.config.Config`: `sample.*` sets the filters and `max_per_prompt` (lengths in
     `model.name`'s tokens when `sample.length_unit=tokens`), `data.*` how `prompts` is loaded.
     """
-
     candidates = read_candidates(inputs)
     if any(c["prompt"] is None for c in candidates):
         attach_prompts(candidates, prompt_examples(inputs, prompts, cfg.data))

@@ -81,7 +81,6 @@ def run_eval(
     hub dataset id (its `test` split). `engine`: the rollout engine unless `generate_fn` is given (auto picks
     by model and device); `dtype` its precision (auto: r1/precision.py). `output_dir`: runs/eval-<time>.
     """
-
     start = time.perf_counter()
     out = Path(output_dir or f"runs/eval-{time.strftime('%Y%m%d-%H%M%S')}")
     fields = dict(question_field=question_field, answer_field=answer_field)

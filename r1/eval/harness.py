@@ -109,7 +109,6 @@ def evaluate(
     `examples` come from `load_examples`; examples that already carry `prompt_ids` (from
     `prepare_prompts`) are used as they are.
     """
-
     if k < 1 or batch_size < 1:
         raise ValueError(f"k and batch_size must be ≥ 1, got k={k}, batch_size={batch_size}")
     if not examples:
@@ -172,7 +171,6 @@ def _sample(model, tokenizer, prompt_ids, generate_fn, *, progress, batch_size, 
 
 def _score(examples, k, rows, texts, lengths, truncated) -> tuple[list[dict], dict]:
     """Score every sample and group the samples into one record per problem."""
-
     names = reward_names(examples)
     # How the correctness reward reads a sample's answer, and which answers vote together for cons@k.
     extract, equivalent = {"code": (extract_code, operator.eq)}.get(names[0], (extract_answer, answers_equivalent))
@@ -274,7 +272,6 @@ def config_settings(cfg) -> dict:
 
 def evaluate_with_config(model, tokenizer, examples: list[dict], cfg, *, progress: bool = True) -> EvalResult:
     """`evaluate` with `config_settings(cfg)`: what the trainer and the demo evaluate with."""
-
     settings = config_settings(cfg)
     generate_fn = RolloutEngine(settings.pop("engine"), cfg.rollout.vllm).for_model(model)
     return evaluate(model, tokenizer, examples, **settings, progress=progress, generate_fn=generate_fn)

@@ -231,7 +231,6 @@ def stage_metrics(stage: StageConfig, stage_dir: Path) -> dict:
 
 def heldout_metrics(model_path: str, cfg: Config) -> dict:
     """Accuracy, format, language consistency and length of `model_path` on the held-out set."""
-
     p = cfg.pipeline
     examples = load_examples(
         p.heldout,

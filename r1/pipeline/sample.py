@@ -296,7 +296,6 @@ def report_markdown(report: dict) -> str:
 def run_sample(cfg: Config, *, generate_fn=None, judge=None, progress: bool = True) -> dict:
     """Rejection-sample as configured (module doc) and return the report. `generate_fn` replaces
     the rollout engine and `judge` the configured judge (tests script both)."""
-
     start = time.perf_counter()
     out = Path(cfg.run.output_dir or f"runs/sample-{time.strftime('%Y%m%d-%H%M%S')}")
     if (out / "report.json").is_file():
@@ -353,7 +352,6 @@ def run_sample(cfg: Config, *, generate_fn=None, judge=None, progress: bool = Tr
 
 def configured_judge(cfg: Config, model, tokenizer):
     """The judge `sample.judge` names (the policy itself, sharing its weights, when it names the policy)."""
-
     s, r, same = cfg.sample, cfg.rollout, cfg.sample.judge == cfg.model.name
     return load_judge(
         s.judge,
@@ -370,7 +368,6 @@ def configured_judge(cfg: Config, model, tokenizer):
 
 def sample_chunk(cfg: Config, model, tokenizer, part, index, generate_fn, filters, judge, progress) -> dict:
     """Sample and filter chunk `index` (the prompts `part`) → its progress.jsonl record."""
-
     s, r = cfg.sample, cfg.rollout
     result = evaluate(
         model,

@@ -36,7 +36,6 @@ def bench_rollout(
     model_name: str = "smollm2-135m",
 ) -> dict:
     """Median new tokens/s of `repeats` forced-length rollouts; `threads` sets torch's thread count."""
-
     if threads is not None:
         torch.set_num_threads(threads)
     dtype = choose(dtype, "rollout").dtype

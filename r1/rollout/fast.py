@@ -307,8 +307,7 @@ def generate(model, tokenizer, prompt_ids: list[list[int]], sampling: Sampling =
         token = sample(logits, sampling.temperature, sampling.top_p, generator)  # (b,)
         out[active[alive], t] = token[alive]
         if want_logp:  # at the precision it sampled in: these logits came from the rollout's matmuls
-            chosen = torch.log_softmax(logits[alive] / sampling.temperature, dim=-1).gather(1, token[alive, None])
-            logp[active[alive], t] = chosen[:, 0]
+            logp[active[alive], t] = chosen_logprobs(logits[alive], token[alive], sampling.temperature)
         steps = t + 1
         stopped = alive & torch.isin(token, stops)
         if stopped.any():
@@ -330,11 +329,11 @@ def generate(model, tokenizer, prompt_ids: list[list[int]], sampling: Sampling =
         position = position + 1
     completion = out[:, :steps]
     texts = [tokenizer.decode(row[: int(length)], skip_special_tokens=True) for row, length in zip(completion, lengths)]
-    return Rollout(
-        prompt_ids=rows,
-        completion_ids=completion,
-        lengths=lengths,
-        truncated=truncated,
-        texts=texts,
-        logprobs=None if logp is None else logp[:, :steps],
-    )
+    logp = None if logp is None else logp[:, :steps]
+    fields = dict(completion_ids=completion, lengths=lengths, truncated=truncated, texts=texts, logprobs=logp)
+    return Rollout(prompt_ids=rows, **fields)
+
+
+def chosen_logprobs(logits: torch.Tensor, tokens: torch.Tensor, temperature: float) -> torch.Tensor:
+    """log softmax(logits / temperature) of the chosen tokens: (b, V), (b,) → (b,)."""
+    return torch.log_softmax(logits / temperature, dim=-1).gather(1, tokens[:, None])[:, 0]

@@ -29,7 +29,8 @@ class Rollout:
     lengths: torch.Tensor  # (B,) tokens up to and including the first stop token
     truncated: torch.Tensor  # (B,) bool: no stop token within max_new_tokens
     texts: list[str]  # decoded completions, special tokens removed
-    # (B, T) the engine's log-prob of each sampled token, where it reports them (vllm)
+    # (B, T) the engine's log-prob of each sampled token (after temperature, before top-p; 0 past the end):
+    # with Sampling.logprobs in fast and hf, always in vllm
     logprobs: torch.Tensor | None = None
 
     @property

@@ -365,14 +365,12 @@ def grpo_trainer(cfg: Config, resume_from: Path | None) -> Trainer:
 
 def load_eval_subset(cfg: Config, tokenizer) -> list[dict]:
     """The fixed evaluation subset used during training: `eval.benchmark`'s first `eval.limit` (default 32) problems."""
-
     limit = cfg.eval.limit or 32
     return load_examples(cfg.eval.benchmark, split="test", limit=limit, size=limit, seed=cfg.data.seed, quiet=True)
 
 
 def periodic_eval(policy, tokenizer, examples: list[dict], cfg: Config) -> dict:
     """pass@1 and format compliance on the fixed subset, with the paper's sampling settings."""
-
     m = evaluate_with_config(policy, tokenizer, examples, cfg, progress=False).metrics
     return {
         "eval/pass@1": m["pass@1"]["mean"],

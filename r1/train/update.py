@@ -179,9 +179,8 @@ def _chunk_loss(
     gap = None
     if measure_gap and batch.engine_logp is not None:
         gap = {k: v.cpu() for k, v in mismatch_stats(logp.detach(), here(batch.engine_logp), mask).items()}
-    keep = None
-    if g.top_entropy_quantile < 1:  # the threshold is this micro-batch's, as in TRL
-        keep = top_entropy_mask(entropy.detach(), mask, 1 - g.top_entropy_quantile)
+    quantile = 1 - g.top_entropy_quantile  # the threshold is this micro-batch's, as in TRL
+    keep = top_entropy_mask(entropy.detach(), mask, quantile) if quantile > 0 else None
     loss, metrics = grpo_loss(
         logp,
         old,
