@@ -99,7 +99,7 @@ def run_option(name: str, overrides: list[str], start: str, heldout: list[dict],
 def table(results: list[dict], base: dict) -> str:
     lines = [
         "| option | held-out pass@1 (95% CI) | Δ vs cold start | format | mean length | entropy (last step) "
-        "| train acc. (last 3) | mismatch |Δ log π| | corrected/masked | median step |",
+        "| train acc. (last 3) | mean abs Δ log π (engine vs trainer) | capped or masked tokens | median step |",
         "|---|---|---|---|---|---|---|---|---|---|",
         f"| cold start (no RL) | {base['accuracy']:.3f} [{base['accuracy_ci'][0]:.3f}, {base['accuracy_ci'][1]:.3f}] "
         f"| — | {base['format']:.3f} | {base['mean_length']:.1f} | — | — | — | — | — |",

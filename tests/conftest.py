@@ -151,3 +151,20 @@ def smollm2_dir() -> Path:
     finally:
         if saved is not None:
             os.environ["R1_CACHE"] = saved
+
+
+@pytest.fixture(scope="session")
+def scalar_rm_dir(tiny_model_dir, tmp_path_factory):
+    """A tiny random-init LlamaForSequenceClassification (one logit) with the tiny tokenizer."""
+    import torch
+    from transformers import AutoConfig, LlamaForSequenceClassification
+
+    from r1.models import load_tokenizer
+
+    config = AutoConfig.from_pretrained(tiny_model_dir)
+    config.num_labels, config.architectures = 1, None
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("rm") / "model"
+    LlamaForSequenceClassification(config).save_pretrained(path)
+    load_tokenizer(str(tiny_model_dir)).save_pretrained(path)
+    return path
