@@ -214,6 +214,7 @@ def cmd_distill(args) -> int:
     from r1.pipeline.distill import run_distill
 
     flags = {"data.source": args.prompts, "data.limit": args.limit, "run.output_dir": args.output_dir}
+    flags["distill.method"] = args.method
     cfg = load_config(args.config, [f"{k}={v}" for k, v in flags.items() if v is not None] + list(args.overrides))
     run_distill(cfg, teacher=args.teacher, student=args.student)
     return 0

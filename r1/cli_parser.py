@@ -360,7 +360,8 @@ def _add_data_parsers(sub) -> None:
         "result is RUN/sft/checkpoints/final). RUN/distill.json records each part's status, counts and "
         "wall time. Rerunning the same command in the same directory skips finished parts and resumes "
         "an interrupted one. Settings: rollout.* and sample.* for sampling, sft.*, optim.* and train.* "
-        "for the SFT.",
+        "for the SFT. --method on-policy instead lets the student sample and the teacher grade every token "
+        "(distill.loss, into RUN/on-policy/; the teacher needs the student's tokenizer).",
     )
     _add_config_args(p)
     p.add_argument(
@@ -377,6 +378,7 @@ def _add_data_parsers(sub) -> None:
         help="prompt set (data.source): gsm8k-train, math500, arithmetic, a .jsonl file or a hub id",
     )
     p.add_argument("--limit", type=int, help="first N prompts only (data.limit)")
+    p.add_argument("--method", choices=["sft", "on-policy"], help="distill.method (default sft, the paper's)")
     p.add_argument(
         "--output-dir", help="run directory (run.output_dir, default runs/distill-<time>); reuse it to resume"
     )

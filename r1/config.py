@@ -204,6 +204,19 @@ class SFTConfig:
 
 
 @dataclass
+class DistillConfig:
+    """`r1 distill` (r1/pipeline/distill.py): how the student learns from the teacher."""
+
+    # sft: the paper's — SFT on the teacher's rejection-sampled completions; on-policy: the student samples,
+    # the teacher scores every sampled token, the student minimizes the per-token divergence (r1/train/on_policy.py)
+    method: Literal["sft", "on-policy"] = "sft"
+    # the per-token divergence of on-policy distillation (r1/rl/distill.py): over the whole vocabulary
+    # (reverse-kl, forward-kl, jsd with distill.beta)
+    loss: Literal["reverse-kl", "forward-kl", "jsd"] = "reverse-kl"
+    beta: float = 0.5  # the generalized JSD's mixture weight (loss=jsd)
+
+
+@dataclass
 class RMConfig:
     """Reward-model training (`r1 rm`): Bradley–Terry loss on preference pairs; optimizer in optim.*,
     micro-batches in train.*."""
@@ -306,6 +319,7 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
     rm: RMConfig = field(default_factory=RMConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     run: RunConfig = field(default_factory=RunConfig)

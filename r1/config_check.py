@@ -36,6 +36,7 @@ def check(cfg: Config) -> None:
         ("grpo.clip_high", cfg.grpo.clip_high >= 0, "must be ≥ 0"),
         ("grpo.dual_clip", cfg.grpo.dual_clip is None or cfg.grpo.dual_clip > 1, "must be > 1 (or null)"),
         ("grpo.ppo_epochs", cfg.grpo.ppo_epochs >= 1, "must be ≥ 1"),
+        ("distill.beta", 0 < cfg.distill.beta < 1, "must be in (0, 1) (the ends are forward-kl and reverse-kl)"),
         ("grpo.top_entropy_quantile", 0 < cfg.grpo.top_entropy_quantile <= 1, "must be in (0, 1]"),
         (
             "grpo.advantage_baseline",

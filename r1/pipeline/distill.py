@@ -48,6 +48,7 @@ from r1.pipeline import manifest as record
 from r1.pipeline.sample import UNCOMPARED, changed_settings, load_prompts, run_sample
 from r1.train import checkpoint as ckpt
 from r1.train.run import console, prepare_run_dir, truncate_log_on_resume
+from r1.train.on_policy import train_on_policy
 from r1.train.sft import train_sft
 
 MANIFEST = "distill.json"
@@ -59,7 +60,10 @@ def run_distill(
     cfg: Config, *, teacher: str, student: str, generate_fn=None, judge=None, progress: bool = True
 ) -> dict:
     """Sample from `teacher` on `data.source`, keep the good completions, SFT `student` on them
-    (module doc); returns the manifest. `generate_fn` and `judge` go to `run_sample` (tests script them)."""
+    (module doc); returns the manifest. `generate_fn` and `judge` go to `run_sample` (tests script them).
+    With `distill.method=on-policy`, `run_on_policy` instead."""
+    if cfg.distill.method == "on-policy":
+        return run_on_policy(cfg, teacher=teacher, student=student)
     cfg = copy.deepcopy(cfg)
     cfg.model.name = student
     out = Path(cfg.run.output_dir or f"runs/distill-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -160,36 +164,7 @@ def open_manifest(out: Path, cfg: Config, teacher: str, may_change: tuple[str, .
     config sections `may_change`."""
     saved = out / MANIFEST
     if not saved.is_file():
-        sample, sft = out / "sample", out / "sft"
-        return {
-            "status": "running",
-            "inputs": {
-                "teacher": teacher,
-                "student": cfg.model.name,
-                "prompts": cfg.data.source,
-                "template": cfg.data.template,
-            },
-            "parts": {
-                "sample": {
-                    "status": "pending",
-                    "dir": str(sample),
-                    "inputs": {"model": teacher, "prompts": cfg.data.source},
-                    "outputs": {"data": str(sample / "sft.jsonl"), "report": str(sample / "report.json")},
-                    "seconds": 0.0,
-                },
-                "sft": {
-                    "status": "pending",
-                    "dir": str(sft),
-                    "inputs": {
-                        "model": cfg.model.name,
-                        "data": str(sample / "sft.jsonl"),
-                        "template": cfg.data.template,
-                    },
-                    "outputs": {"checkpoint": str(sft / "checkpoints" / "final")},
-                    "seconds": 0.0,
-                },
-            },
-        }
+        return new_manifest(out, cfg, teacher)
     manifest = json.loads(saved.read_text(encoding="utf-8"))
     changed = ["--teacher"] if manifest["inputs"]["teacher"] != teacher else []
     if (out / "config.yaml").is_file():
@@ -204,6 +179,74 @@ def open_manifest(out: Path, cfg: Config, teacher: str, may_change: tuple[str, .
             "command to resume it, or choose another run.output_dir"
         )
     manifest["status"] = "running"
+    return manifest
+
+
+def new_manifest(out: Path, cfg: Config, teacher: str) -> dict:
+    """The manifest of a distillation not started yet: its inputs and its parts, by `distill.method`."""
+    sample, sft, online = out / "sample", out / "sft", out / "on-policy"
+    parts = {
+        "sample": {
+            "status": "pending",
+            "dir": str(sample),
+            "inputs": {"model": teacher, "prompts": cfg.data.source},
+            "outputs": {"data": str(sample / "sft.jsonl"), "report": str(sample / "report.json")},
+            "seconds": 0.0,
+        },
+        "sft": {
+            "status": "pending",
+            "dir": str(sft),
+            "inputs": {"model": cfg.model.name, "data": str(sample / "sft.jsonl"), "template": cfg.data.template},
+            "outputs": {"checkpoint": str(sft / "checkpoints" / "final")},
+            "seconds": 0.0,
+        },
+        "on-policy": {
+            "status": "pending",
+            "dir": str(online),
+            "inputs": {"student": cfg.model.name, "teacher": teacher, "prompts": cfg.data.source},
+            "outputs": {"checkpoint": str(online / "checkpoints" / "final")},
+            "seconds": 0.0,
+        },
+    }
+    chosen = ("on-policy",) if cfg.distill.method == "on-policy" else ("sample", "sft")
+    inputs = {"teacher": teacher, "student": cfg.model.name, "prompts": cfg.data.source, "template": cfg.data.template}
+    return {"status": "running", "method": cfg.distill.method, "inputs": inputs, "parts": {k: parts[k] for k in chosen}}
+
+
+def run_on_policy(cfg: Config, *, teacher: str, student: str) -> dict:
+    """`r1 distill --method on-policy`: one part, `on-policy/` (r1/train/on_policy.py); returns the manifest."""
+    cfg = copy.deepcopy(cfg)
+    cfg.model.name = student
+    out = Path(cfg.run.output_dir or f"runs/distill-{time.strftime('%Y%m%d-%H%M%S')}")
+    cfg.run.output_dir = str(out)
+    part_dir = out / "on-policy"
+    final = part_dir / "checkpoints" / "final"
+    trained = (final / ckpt.STEP_FILE).is_file()
+    manifest = open_manifest(out, cfg, teacher)
+    if not trained:  # what the run needs, checked before it spends time
+        check_model("teacher", teacher)
+        check_model("student", student)
+        load_prompts(cfg.data)
+    prepare_run_dir(cfg, "distill")
+    save_manifest(out, manifest)
+    console.rule(f"[bold]r1 distill --method on-policy[/] {teacher} → {student} — run directory {out}")
+    if trained:
+        console.print(f"on-policy: finished earlier ({final}); skipped")
+    else:
+        part = part_config(cfg, part_dir, student)
+        part.run.resume = "auto"
+        run_part(out, manifest, "on-policy", lambda: train_on_policy(part, teacher))
+    rows = [json.loads(line) for line in (part_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
+    last = rows[-1] if rows else {}
+    manifest["parts"]["on-policy"].update(
+        status="finished",
+        steps=ckpt.checkpoint_step(final),
+        teacher_tokens=last.get("distill/teacher_tokens"),
+        divergence=last.get("distill/divergence"),
+    )
+    manifest["status"] = "finished"
+    save_manifest(out, manifest)
+    console.print(f"distilled on-policy: {teacher} → {student}; student checkpoint {final}; manifest {out / MANIFEST}")
     return manifest
 
 

@@ -3,6 +3,8 @@
 advantages.py  advantages from a (P, G) reward grid (group / leave-one-out / batch baselines),
                zero-variance groups, DAPO overlong penalty
 correction.py  rollout-engine / trainer mismatch: truncated and masked importance weights, stats
+distill.py     on-policy distillation: student/teacher divergences over the vocabulary (DISTILL_LOSSES:
+               reverse / forward KL, GKD's JSD) and the sampled-token reverse-KL policy loss
 entropy.py     the high-entropy ("forking") token mask and its quantile threshold
 logprobs.py    float32 per-token log-probs / entropies from (possibly bf16) logits or from hidden
                states and the output head, chunked
@@ -22,6 +24,13 @@ from r1.rl.advantages import (
     zero_variance_groups,
 )
 from r1.rl.correction import MISMATCH_CORRECTIONS, mismatch_stats, mismatch_weights
+from r1.rl.distill import (
+    DISTILL_LOSSES,
+    distill_divergence,
+    distill_metrics,
+    distill_policy_loss,
+    sampled_reverse_kl,
+)
 from r1.rl.entropy import entropy_threshold, top_entropy_mask
 from r1.rl.logprobs import head_logprobs, token_entropy, token_logprobs
 from r1.rl.losses import (
@@ -39,6 +48,7 @@ from r1.rl.surrogates import POLICY_LOSSES, clipped_surrogate
 __all__ = [
     "ADVANTAGE_BASELINES",
     "ADVANTAGE_SCALES",
+    "DISTILL_LOSSES",
     "KL_ESTIMATORS",
     "LOSS_AGGREGATIONS",
     "MISMATCH_CORRECTIONS",
@@ -47,6 +57,9 @@ __all__ = [
     "bradley_terry_loss",
     "clipped_surrogate",
     "combine_metrics",
+    "distill_divergence",
+    "distill_metrics",
+    "distill_policy_loss",
     "entropy_threshold",
     "group_advantages",
     "head_logprobs",
@@ -57,6 +70,7 @@ __all__ = [
     "mismatch_weights",
     "overlong_penalty",
     "pair_accuracy",
+    "sampled_reverse_kl",
     "token_entropy",
     "token_logprobs",
     "top_entropy_mask",

@@ -115,6 +115,18 @@ def completion_logprobs(
     return torch.cat(logps, dim=1), torch.cat(ents, dim=1) if entropy else None
 
 
+def completion_logits(
+    model, prompt_ids: list[list[int]], completion_ids: torch.Tensor, *, pad_id: int, bf16: bool = False
+) -> torch.Tensor:
+    """The logits over the whole vocabulary that predict every completion column → (B, T, V), in
+    the model's output dtype (differentiable when grad is enabled). For distillation, which needs the
+    full distributions; keep B × T small: this is the (B, T, V) tensor the log-prob path avoids."""
+    device = next(model.parameters()).device
+    model, adapter_context = unwrap(model)
+    with adapter_context, torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bool(bf16)):
+        return plain_outputs(model, None, prompt_ids, completion_ids, pad_id, device)
+
+
 def hidden_logprobs(
     hidden, weight, targets, temperature: float, entropy: bool, entropy_grad: bool
 ) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -57,6 +57,7 @@ class RunStats:
     reward_events: dict[str, int] = field(default_factory=dict)  # "<reward>_<event>" -> count over the run
     first_error: dict[str, str] = field(default_factory=dict)  # reward -> the run's first failure message
     baseline: dict[str, float] | None = None  # reward-model training: held-out metrics before the first step
+    teacher_tokens: int = 0  # on-policy distillation: tokens through the teacher's forward pass over the run
 
     def add_step(self, counts: StepCounts) -> None:
         _add_events(self, counts.reward_events, counts.first_error)
