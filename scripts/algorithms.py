@@ -116,6 +116,39 @@ def table(results: list[dict], base: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def plot_curves(out: Path, groups: dict[str, list[str]]) -> list[Path]:
+    """One PNG per group of options: the training accuracy reward per step (from each metrics.jsonl)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    for title, names in groups.items():
+        fig, ax = plt.subplots(figsize=(6.0, 3.6))
+        for name in names:
+            path = out / name / "grpo" / "metrics.jsonl"
+            if path.is_file():
+                rows = [json.loads(line) for line in path.read_text().splitlines()]
+                ax.plot([r["step"] for r in rows], [r.get("reward/accuracy") for r in rows], marker="o", label=name)
+        ax.set_xlabel("GRPO step")
+        ax.set_ylabel("accuracy reward (training batch)")
+        ax.set_title(title)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        written.append(out / f"curves_{title.split()[0].strip(':').lower()}.png")
+        fig.savefig(written[-1], dpi=110)
+        plt.close(fig)
+    return written
+
+
+CURVE_GROUPS = {
+    "Precision and correction: bf16 rollout, fp32 trainer": ["grpo", "same-precision", "tis-token", "mis-token"],
+    "Off-policy: one-step async against on-policy": ["grpo", "tis-token", "async"],
+    "Controls: the reward's share of the gain": ["grpo", "control-random", "control-format-only"],
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=8)
@@ -124,8 +157,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs/algorithms")
     parser.add_argument("--only", default="", help="comma-separated option names (default: all)")
+    parser.add_argument("--plot", action="store_true", help="only draw OUT/curves_*.png from finished options")
     args = parser.parse_args()
     out = Path(args.out)
+    if args.plot:
+        print("\n".join(str(p) for p in plot_curves(out, CURVE_GROUPS)))
+        return
     budget = [f"train.steps={args.steps}", f"rollout.prompts_per_step={args.prompts}", f"run.seed={args.seed}"]
     BASE.extend([*budget, f"eval.limit={args.heldout}"])
     start = coldstart(out, args.seed)
