@@ -158,13 +158,14 @@ def main() -> None:
     parser.add_argument("--out", default="runs/algorithms")
     parser.add_argument("--only", default="", help="comma-separated option names (default: all)")
     parser.add_argument("--plot", action="store_true", help="only draw OUT/curves_*.png from finished options")
+    parser.add_argument("--extra", nargs="*", default=[], help="overrides for every option, e.g. grpo.ppo_epochs=2")
     args = parser.parse_args()
     out = Path(args.out)
     if args.plot:
         print("\n".join(str(p) for p in plot_curves(out, CURVE_GROUPS)))
         return
     budget = [f"train.steps={args.steps}", f"rollout.prompts_per_step={args.prompts}", f"run.seed={args.seed}"]
-    BASE.extend([*budget, f"eval.limit={args.heldout}"])
+    BASE.extend([*budget, f"eval.limit={args.heldout}", *args.extra])
     start = coldstart(out, args.seed)
     cfg = stage_config(BASE, out / "base")
     a = cfg.data.arithmetic
