@@ -17,6 +17,13 @@ from r1.train.grpo import Batch, batch_metrics, train_grpo, weighted_total
 from test_reward_models import CALLS, t_general, t_reasoning  # noqa: F401  (registers the test rewards)
 
 
+@pytest.fixture(autouse=True)
+def _clean():
+    """Each test starts with no recorded reward calls."""
+    CALLS.clear()
+    yield
+
+
 # --- routing by example kind -----------------------------------------------------------------------
 
 
