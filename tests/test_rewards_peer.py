@@ -33,6 +33,7 @@ def test_every_class_has_both_directions():
     for case in CASES:
         classes.setdefault(case["source"], set()).add(case["expected"])
     both = {"relation spelling", "relation meaning", "interval", "collection", "number format", "sentence", "box"}
+    both |= {"final statement", "decimal comma", "negation", "label", "turn marker"}
     assert all(classes[name] == {True, False} for name in both - {"relation spelling"})
     assert classes["hedge"] == {False}
 

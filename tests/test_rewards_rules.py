@@ -27,7 +27,8 @@ T = "<think>reasoning</think>"
         (f"{T}<answer>It is not 5.</answer>", None),  # a negation, a hedge, two values: no answer
         (f"{T}<answer>It is at least 5 apples.</answer>", None),
         (f"{T}<answer>The answer is 5 or 6.</answer>", None),
-        (f"{T}<answer>Not 10, it is 1,000.99 euros.</answer>", None),
+        (f"{T}<answer>Not 10, it is 1,000.99 euros.</answer>", "1000.99"),  # the negated 10 is not named
+        (f"{T}<answer>Not 10, maybe 12.</answer>", None),
         (f"{T}<answer>She has 3 apples and 4 pears.</answer>", None),
         ("The sum is \\boxed{12}.", "12"),  # no tags at all: the box
         ("first \\boxed{3}, finally \\fbox{4}", None),  # two different boxes → no single answer

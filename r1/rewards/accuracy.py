@@ -22,7 +22,7 @@ Code answers (docs/method.md §3's sandboxed tests) are not handled here.
 from typing import Callable
 
 from .extract import answer_candidates, find_boxed
-from .normalize import hedge, normalize, plausible
+from .normalize import hedge, normalize, plausible, same_decimal
 from .parts import as_set, values
 from .registry import excerpt, note, register
 from .runtime import default_runtime
@@ -34,7 +34,7 @@ def _decide_locally(reference: str, prediction: str, parts: int = 1) -> bool | N
     """True/False if the answer is settled without math-verify, None if it must go to it."""
     if not plausible(prediction):
         return False
-    if prediction == reference:
+    if prediction == reference or same_decimal(reference, prediction):
         return True
     if hedge(prediction, reference, parts):
         return False
@@ -73,7 +73,7 @@ def _same_collection(
     pred_names: dict[str, str] = {}
     for candidate in candidates:
         vals, names = values(candidate)
-        found += vals
+        found += [normalize(v) for v in vals]  # "35 cm" in a collection is 35, as it is alone
         pred_names.update(names or {})
     found = list(dict.fromkeys("".join(v.split()) for v in found))  # the same value twice is one
     if len(found) > len(ref_values):

@@ -10,11 +10,11 @@ the rules live here, once:
   closes means there is no answer: an answer written only while thinking does not count.
 * After the think block, exactly one ``<answer>…</answer>`` block: its content is the
   answer. Two blocks, an unclosed block or a stray ``</answer>`` → no answer.
-  If the block contains ``\\boxed{…}`` (or ``\\fbox{…}``), the boxed content is the
-  answer and the working before it is ignored (``<answer>x = \\boxed{5}</answer>`` → ``5``);
-  a digit after the last box makes the block ambiguous (``\\boxed{5} or 6`` → no answer).
-  A block written as a sentence gives the one value it names ("She makes $18 every day." →
-  ``18``) and no answer when it names several, hedges or negates (``parts.sentence_value``).
+  Inside the block only its *last statement* counts (final.py): a final-answer phrase
+  (``Final Answer: The final answer is 5``) or the boxes (``<answer>x = \\boxed{5}</answer>`` →
+  ``5``; a tail naming another value, ``\\boxed{5} or 6``, makes the block ambiguous), else the
+  one value its sentence names ("She makes $18 every day." → ``18``; several, a hedge or a
+  negation → no answer), else a derivation's last sentence. A chat turn marker ends the block.
 * A completion with no ``<answer>`` tag at all (plain CoT, or R1-distill style
   ``<think>…</think> … \\boxed{5}``) is answered by its ``\\boxed{…}`` values outside the
   think block. Several boxes with different text are all returned as candidates: the
@@ -24,15 +24,14 @@ the rules live here, once:
 
 Everything is a linear scan (no backtracking regex), so 100,000-character completions or
 20,000 repeated tags cost microseconds to milliseconds. Deliberately left out: "The answer
-is 42" sentences outside an answer block, GSM8K's ``#### 42`` and last-number heuristics — a model trained with
-these rewards must use the tags or a box, and lenient extraction is a reward hack surface.
+is 42" sentences outside an answer block, GSM8K's ``#### 42`` and last-number heuristics — a model
+trained with these rewards must use the tags or a box, and lenient extraction is a reward hack surface.
 """
 
-from .parts import sentence_value
+from .final import block_answer, boxes
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
-_BOX_COMMANDS = ("\\boxed", "\\fbox")
 MAX_CANDIDATES = 4  # more distinct boxed values than this is spraying answers → none
 
 
@@ -54,46 +53,7 @@ def after_think(text: str) -> str | None:
 
 def find_boxed(text: str) -> list[str]:
     """Contents of every complete ``\\boxed{…}`` / ``\\fbox{…}`` in order (balanced braces)."""
-    return [content for content, _ in _boxes(text)]
-
-
-def _boxes(text: str) -> list[tuple[str, int]]:
-    """(content, index just past the closing brace) of every complete box, in order."""
-    found, i = [], 0
-    while True:
-        starts = [(text.find(cmd, i), cmd) for cmd in _BOX_COMMANDS]
-        starts = [(pos, cmd) for pos, cmd in starts if pos >= 0]
-        if not starts:
-            return found
-        pos, cmd = min(starts)
-        j = pos + len(cmd)
-        while j < len(text) and text[j] == " ":
-            j += 1
-        i = j
-        if j < len(text) and text[j] == "{":
-            end = _matching_brace(text, j)
-            if end < 0:  # truncated box: nothing after it can close it either
-                return found
-            found.append((text[j + 1 : end], end + 1))
-            i = end + 1
-
-
-def _matching_brace(text: str, open_pos: int) -> int:
-    """Index of the ``}`` closing the ``{`` at ``open_pos``, or -1. Escaped braces ``\\{`` skip."""
-    depth, k = 0, open_pos
-    while k < len(text):
-        ch = text[k]
-        if ch == "\\":
-            k += 2  # \{ and \} are literal braces in LaTeX, not grouping
-            continue
-        if ch == "{":
-            depth += 1
-        elif ch == "}":
-            depth -= 1
-            if depth == 0:
-                return k
-        k += 1
-    return -1
+    return [content for content, _ in boxes(text)]
 
 
 def answer_candidates(completion: str, example: dict | None = None) -> list[str]:
@@ -109,17 +69,7 @@ def answer_candidates(completion: str, example: dict | None = None) -> list[str]
     start, end = region.find(ANSWER_OPEN) + len(ANSWER_OPEN), region.find(ANSWER_CLOSE)
     if end < start:
         return []
-    content = region[start:end]
-    boxes = _boxes(content)
-    if boxes:
-        # words before the box are working ("so x = \boxed{5}"); a number after the last box is a
-        # second value ("\boxed{5} or 6") and makes the block ambiguous
-        tail = content[boxes[-1][1] :]
-        return [] if any(ch.isdigit() for ch in tail) else _distinct([value for value, _ in boxes])
-    value = sentence_value(content)
-    if value is not None:  # "She makes $18 every day." → 18; "It is not 5." → no answer
-        return [value] if value else []
-    return [content.strip()] if content.strip() else []
+    return block_answer(region[start:end], _distinct)  # its last statement (final.py)
 
 
 def _distinct(values: list[str]) -> list[str]:

@@ -27,9 +27,12 @@ MAX_ANSWER_CHARS = 1000
 _NEGSPACE = re.compile(r"(?<!\\)\\!\s*")  # 10,\!080: removing it (not spacing it) keeps the number whole
 _SPACING = re.compile(r"(?<!\\)\\[,;: ]|\\q?quad\b|~")
 _DELIMS = re.compile(r"\\left\b|\\right\b|\\displaystyle\b")
+_LABEL = re.compile(r"^(?:the\s+)?(?:final\s+)?answer\b\s*(?:is\b|:)?\s*(?=\S)", re.IGNORECASE)  # "Answer: 5"
 _WRAPPERS = (("$", "$"), ("\\(", "\\)"), ("\\[", "\\]"))
 # 1,000 and 1 000 are one number; "32, 349" (a comma and a space) is a list of two
-_THOUSANDS = re.compile(r"^(-?)(\d{1,3}(?:,\d{3})+|\d{1,3}(?: \d{3})+)(\.\d+)?$")
+_THOUSANDS = re.compile(r"^(-?)([1-9]\d{0,2}(?:,\d{3})+|[1-9]\d{0,2}(?: \d{3})+)(\.\d+)?$")
+# a decimal comma that cannot be a list or thousands: 1,22 · 1000,99 · 0,111 (2,1 and -2,1 are lists)
+_DECIMAL_COMMA = re.compile(r"^-?(?:\d+,\d{2}|0,\d{2,}|\d{4,},\d+)$")
 # every spelling of a relation → one symbol, so `\le`, `\leq`, `<=`, `≤` compare equal
 _RELATIONS = (
     (re.compile(r"\\(?:leqslant|leq|le)(?![A-Za-z])|<=|≤|⩽"), "\\leq "),
@@ -66,7 +69,7 @@ def normalize(answer: str) -> str:
     if len(answer) > MAX_ANSWER_CHARS:
         return answer  # the regexes below are only meant for short strings; callers reject it
     s = answer.strip().replace("°", "^\\circ")
-    s = _strip_wrappers(s)
+    s = _strip_wrappers(_LABEL.sub("", s, count=1))
     s = _SPACING.sub(" ", _NEGSPACE.sub("", s))
     s = _DELIMS.sub("", s)
     s = _TEXT_WORD.sub(r" \1 ", s)
@@ -117,6 +120,18 @@ def hedge(prediction: str, reference: str, parts: int = 1) -> bool:
     if parts > 1:
         allowed.add("and")
     return any(m.group(0).lower() not in allowed for m in _HEDGE_WORDS.finditer(prediction))
+
+
+def same_decimal(reference: str, prediction: str) -> bool:
+    """Whether one side writes with a decimal comma the number the other writes with a point.
+
+    >>> same_decimal("1.22", "1,22"), same_decimal("0,111", "0.111"), same_decimal("-2,1", "-2.1")
+    (True, True, False)
+    """
+    for comma, point in ((reference, prediction), (prediction, reference)):
+        if _DECIMAL_COMMA.match(comma) and comma.replace(",", ".") == point:
+            return True
+    return False
 
 
 def plausible(prediction: str) -> bool:

@@ -12,12 +12,14 @@ that names *more* values than the reference never passes (``2, 5`` for ``5``; th
 
 ``sentence_value`` reads an ``<answer>`` block written as a sentence ("She makes $18 every day."):
 the one value it names — its only math span (``$…$``, ``\\(…\\)``) or, without one, its only
-number. A sentence that names several values, or that hedges or negates ("not 5", "at least 5",
-"about 18"), has no value: it is left for the hedge rules to reject, never read generously.
+number (``2/3``, ``20%``, ``1,000.99``, a decimal comma ``2,74``). A negated value is not named ("not
+10, it is 12" names 12). A sentence that names several values, or that hedges or negates what it
+names ("It is not 5", "at least 5", "about 18"), has no value: it is left for the hedge rules to
+reject, never read generously. Spans that name rather than give a value (``$n$``, ``$f(x)$``,
+``$(x, y)$``, ``$ABCD$``) are not values.
 
-Deliberately left out: decimal commas (``1,22`` is read as the list ``1, 22``, not 1.22 — in a
-math answer a comma between numbers separates values far more often) and picking a number out
-of a sentence with several (the "last number" heuristic is a reward-hack surface).
+Deliberately left out: picking a number out of a sentence with several (the "last number"
+heuristic is a reward-hack surface), and a decimal comma that could be a list (``2,1``: normalize.py).
 """
 
 import re
@@ -28,9 +30,17 @@ _OPEN, _CLOSE = "([{", ")]}"
 _NAME = re.compile(r"^\s*(?:[A-Za-z](?:_\{?[\w]+\}?)?|\(\s*[A-Za-z](?:\s*,\s*[A-Za-z])*\s*\))\s*=\s*(?=\S)")
 _SET = re.compile(r"^\\\{(.*)\\\}$|^\{(.*)\}$", re.DOTALL)
 _MATH_SPAN = re.compile(r"\$\$(.+?)\$\$|\$(.+?)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.DOTALL)
-_NUMBER = re.compile(r"(?<![\w.])-?\d+(?:,\d{3})*(?:\.\d+)?(?![\w])|(?<![\w.])-?\.\d+")
+# a number in prose: 1,000.99 · 2/3 · 20% · a decimal comma (2,74 — two digits, so never thousands) · .5
+_NUMBER = re.compile(
+    r"(?<![\w.])-?(?:\d+(?:,\d{3})+(?:\.\d+)?(?![\d,])|\d+,\d{2}(?![\d,])|\d+(?:\.\d+)?(?:/\d+)?)(?:\\?%)?(?!\w)"
+    r"|(?<![\w.])-?\.\d+"
+)
+_NEGATED = re.compile(r"\bnot\s+(?:it'?s\s+)?-?\d[\d,]*(?:\.\d+)?(?:\s+(?:but|which is))?\b", re.IGNORECASE)
 _WORD = re.compile(r"[A-Za-z]{2,}")
-_LETTER = re.compile(r"^[A-Za-z](?:_\{?\w+\}?)?$")
+# spans that name instead of giving a value: $n$, $a_1$, $f(x)$, $(x, y)$, $ABCD$ (points of a figure)
+_LETTER = re.compile(
+    r"^(?:[A-Za-z](?:_\{?\w+\}?)?(?:\(\s*[A-Za-z]\s*\))?|\(\s*[A-Za-z](?:\s*,\s*[A-Za-z])+\s*\)|[A-Z]{2,})$"
+)
 _COMMAND = re.compile(r"\\(?:begin|end)\s*\{[^{}]*\}|\\[A-Za-z]+")
 _MATH_WORDS = {
     "sin",
@@ -133,6 +143,8 @@ def sentence_value(content: str) -> str | None:
     >>> sentence_value("It is not 5.")
     ''
     """
+    if not _WORD.search(_COMMAND.sub(" ", normalize(content))):
+        return None  # its words are a unit normalize drops: "17\\text{ any text}" is 17
     spans = [next(g for g in m.groups() if g is not None).strip() for m in _MATH_SPAN.finditer(content)]
     if content.count("$") % 2:  # an odd dollar sign is money, not a math delimiter
         spans = []
@@ -141,6 +153,7 @@ def sentence_value(content: str) -> str | None:
     words = [w for w in _WORD.findall(_COMMAND.sub(" ", prose)) if w.lower() not in _MATH_WORDS]
     if len(words) < 2 or max(map(len, words)) < 3:  # "xy + yz" is algebra, "It is 5" a sentence
         return None  # not a sentence: "5 cm", "x = 5", "\text{Evelyn}" are left as they are
+    prose = _NEGATED.sub(" ", prose)  # "not 10, it is 12" names 12; "It is not 5." names nothing
     if _SENTENCE_HEDGE.search(prose):
         return ""
     if spans:

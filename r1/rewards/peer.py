@@ -3,7 +3,8 @@
 Each line of FILE is ``{"reference": …, "prediction": …, "expected": true|false}`` (an optional
 ``"source"`` names where the case comes from). The prediction is what a model wrote as its final
 answer: it is scored the way training scores it, by ``REWARDS["accuracy"]`` on
-``<think>…</think><answer>{prediction}</answer>`` — extraction (a box inside the block wins),
+``<think>…</think><answer>{prediction}</answer>`` (a prediction that closes a think block itself is a
+whole model output and scored as written) — extraction (a box inside the block wins),
 normalization, the hedge rules and math-verify, all of it. The report gives agreement with
 ``expected``, the false positives (scored 1, labelled wrong: the costly kind in RL, a reward a
 policy can learn to exploit), the false negatives, the slowest case and every disagreement. The
@@ -65,9 +66,15 @@ def load_cases(path: Path) -> tuple[list[Case], list[str]]:
     return cases, skipped
 
 
+def as_completion(prediction: str) -> str:
+    """The completion a prediction stands for: its own text when it is a whole model output (it closes a
+    think block itself), else the answer block of one."""
+    return prediction if "</think>" in prediction else f"<think>…</think><answer>{prediction}</answer>"
+
+
 def score_r1(case: Case) -> None:
     start = time.perf_counter()
-    completion = f"<think>…</think><answer>{case.prediction}</answer>"
+    completion = as_completion(case.prediction)
     case.scored = REWARDS["accuracy"](completion, {"answer": case.reference}) == 1.0
     case.seconds = time.perf_counter() - start
 
