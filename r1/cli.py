@@ -147,8 +147,13 @@ def cmd_eval(args) -> int:
 def cmd_report(args) -> int:
     from r1.eval.report import make_report
 
-    for path in make_report(args.run_dir):
+    paths = make_report(args.run_dir)
+    for path in paths:
         print(path)
+    if args.html or args.out:
+        from r1.eval.viewer import write_viewer
+
+        print(write_viewer(args.run_dir, args.out, report_paths=paths))
     return 0
 
 
@@ -229,6 +234,16 @@ def cmd_pipeline(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from r1.train.export import export
+
+    done = export(args.run_dir, args.dest, force=args.force, results=args.results or [])
+    for note in done.notes:
+        print(f"[r1] {note}")
+    print(f"exported {done.source} (step {done.step}) to {done.dest}: {', '.join(done.files)}")
+    return 0
+
+
 COMMANDS = {  # subcommand -> its function (the parser is r1/cli_parser.py)
     "demo": cmd_demo,
     "check": cmd_check,
@@ -246,6 +261,7 @@ COMMANDS = {  # subcommand -> its function (the parser is r1/cli_parser.py)
     "coldstart": cmd_coldstart,
     "distill": cmd_distill,
     "pipeline": cmd_pipeline,
+    "export": cmd_export,
 }
 
 

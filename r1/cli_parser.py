@@ -180,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
         "RUN_DIR/report/.",
     )
     p.add_argument("run_dir")
+    p.add_argument("--html", action="store_true", help="also write one self-contained page (docs/viewer.md)")
+    p.add_argument("--out", help="where the --html page goes (implies --html; default RUN_DIR/report.html)")
 
     p = sub.add_parser(
         "generate",
@@ -232,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_bench_parser(sub)
     _add_data_parsers(sub)
     _add_pipeline_parser(sub)
+    _add_export_parser(sub)
     return parser
 
 
@@ -378,7 +381,9 @@ def _add_data_parsers(sub) -> None:
         help="prompt set (data.source): gsm8k-train, math500, arithmetic, a .jsonl file or a hub id",
     )
     p.add_argument("--limit", type=int, help="first N prompts only (data.limit)")
-    p.add_argument("--method", choices=["sft", "on-policy"], help="distill.method (default sft, the paper's)")
+    p.add_argument(
+        "--method", choices=["sft", "on-policy", "mixed"], help="distill.method (default sft, the paper's; mixed: both)"
+    )
     p.add_argument(
         "--output-dir", help="run directory (run.output_dir, default runs/distill-<time>); reuse it to resume"
     )
@@ -410,3 +415,18 @@ def _add_pipeline_parser(sub) -> None:
     p.add_argument(
         "--output-dir", help="run directory (run.output_dir, default runs/pipeline-<time>); reuse it to resume"
     )
+
+
+def _add_export_parser(sub) -> None:
+    p = sub.add_parser(
+        "export",
+        help="a run's checkpoint as a clean model folder for the Hub or vLLM (weights, tokenizer, model card)",
+        description="Write RUN_DIR's final checkpoint (else its latest, with a note; RUN_DIR may be a checkpoint "
+        "folder) to DEST: safetensors weights, config.json, generation_config.json, the tokenizer and a model card "
+        "README.md with the results found next to the run — no optimizer, RNG or trainer state. A LoRA run "
+        "exports the merged model. Ready for `huggingface-cli upload` or `vllm serve` (docs/interop.md).",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("dest", metavar="DEST", help="must be absent or empty")
+    p.add_argument("--force", action="store_true", help="replace a non-empty DEST")
+    p.add_argument("--results", action="append", metavar="FILE", help="an r1 eval results.json for the card")

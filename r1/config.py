@@ -208,8 +208,9 @@ class DistillConfig:
     """`r1 distill` (r1/pipeline/distill.py): how the student learns from the teacher."""
 
     # sft: the paper's — SFT on the teacher's rejection-sampled completions; on-policy: the student samples,
-    # the teacher scores every sampled token, the student minimizes the per-token divergence (r1/train/on_policy.py)
-    method: Literal["sft", "on-policy"] = "sft"
+    # the teacher scores every sampled token, the student minimizes the per-token divergence (r1/train/on_policy.py);
+    # mixed: sft, then on-policy from the SFT student (sft.* sizes the first part, train.steps the second)
+    method: Literal["sft", "on-policy", "mixed"] = "sft"
     # the per-token divergence of on-policy distillation (r1/rl/distill.py): over the whole vocabulary
     # (reverse-kl, forward-kl, jsd with distill.beta)
     loss: Literal["reverse-kl", "forward-kl", "jsd"] = "reverse-kl"
@@ -295,6 +296,9 @@ class PipelineConfig:
     heldout_seed: int = 20250122  # the arithmetic generator's seed for the held-out set; training never uses it
 
 
+TrackerName = Literal["tensorboard", "jsonl", "wandb", "mlflow"]  # r1/train/trackers.py TRACKERS
+
+
 @dataclass
 class RunConfig:
     output_dir: str | None = None  # default: runs/<command>-<timestamp>
@@ -305,6 +309,10 @@ class RunConfig:
     allow_config_change: bool = False  # on resume, apply changed settings that alter the run (docs/reliability.md)
     # where grpo/sft train: auto (cuda:LOCAL_RANK when CUDA is available, else cpu), cpu, cuda, cuda:N
     device: str = "auto"
+    # experiment trackers (docs/tracking.md): tensorboard (tensorboard/), jsonl (metrics.jsonl), wandb, mlflow;
+    # samples.jsonl is written whatever this lists; wandb and mlflow are optional installs (pip install 'r1[trackers]')
+    report_to: list[TrackerName] = field(default_factory=lambda: ["tensorboard", "jsonl"])
+    tracker_project: str = "r1"  # the wandb project and the MLflow experiment
 
 
 @dataclass

@@ -27,6 +27,7 @@ def check(cfg: Config) -> None:
             cfg.run.device in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", cfg.run.device) is not None,
             "must be auto, cpu, cuda or cuda:N",
         ),
+        ("run.report_to", len(set(cfg.run.report_to)) == len(cfg.run.report_to), "names a tracker twice"),
         ("rollout.vllm.kv_cache_gib", cfg.rollout.vllm.kv_cache_gib > 0, "must be > 0"),
         ("rollout.vllm.gpu_memory_utilization", 0 < cfg.rollout.vllm.gpu_memory_utilization <= 1, "must be in (0, 1]"),
         ("train.micro_batch_size", cfg.train.micro_batch_size >= 1, "must be ≥ 1"),

@@ -340,3 +340,21 @@ def test_cli_distill(tiny_model_dir, prompts, tmp_path, monkeypatch, capsys):
     assert "skipped" in capsys.readouterr().out
     assert main([*args, "--output-dir", str(out), "--limit", "3", *SETTINGS]) == 2
     assert "other settings (data.limit)" in capsys.readouterr().err
+
+
+def test_mixed_runs_sft_then_on_policy_from_the_sft_student(tiny_model_dir, prompts, tmp_path):
+    out, tiny = tmp_path / "mixed", str(tiny_model_dir)
+    extra = ["distill.method=mixed", "train.steps=1", "rollout.prompts_per_step=2", "rollout.samples_per_prompt=2"]
+    manifest = run_distill(
+        config(prompts, out, *extra), teacher=tiny, student=tiny, generate_fn=Teacher(), progress=False
+    )
+    assert manifest["method"] == "mixed" and list(manifest["parts"]) == ["sample", "sft", "on-policy"]
+    sft_final = out / "sft" / "checkpoints" / "final"
+    online = manifest["parts"]["on-policy"]
+    assert online["inputs"]["student"] == str(sft_final)  # the second part starts where the first ended
+    assert (
+        manifest["status"] == online["status"] == "finished" and online["steps"] == 1 and online["teacher_tokens"] > 0
+    )
+    # the teacher is the base model: a divergence above 0 shows the part trained the SFT student, not the base
+    # (teacher = student gives exactly 0, tests/test_distill_on_policy.py)
+    assert read_jsonl(out / "on-policy" / "metrics.jsonl")[0]["distill/divergence"] > 1e-4

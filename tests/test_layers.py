@@ -17,7 +17,7 @@ LAYERS = [  # lowest first; a module may import from its own layer's packages an
     {"rewards"},
     {"data"},
     {"rollout"},
-    {"train", "eval"},
+    {"train", "eval", "integrations"},
     {"pipeline"},
     {"cli", "cli_parser", "__main__", "__init__"},
 ]

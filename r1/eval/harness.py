@@ -131,7 +131,9 @@ def evaluate(
     records, events = _score(examples, k, rows, texts, lengths, truncated)
     metrics = compute_metrics(records, k)
     metrics["reward_events"] = events
-    return EvalResult(records=records, metrics=metrics, timings=_timings(start, generated, len(rows), sum(lengths)))
+    timings = _timings(start, generated, len(rows), sum(lengths))
+    timings["model_tokens"] = sum(len(e["prompt_ids"]) for e in rows) + sum(lengths)  # prompts + completions
+    return EvalResult(records=records, metrics=metrics, timings=timings)
 
 
 def _timings(start: float, generated: float, samples: int, tokens: int) -> dict:

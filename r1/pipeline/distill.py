@@ -29,9 +29,12 @@ and rejected by reason) and wall time, summed over the invocations that worked o
 record, not the source of truth: what is finished is decided by the parts' own markers, so a kill
 that leaves a stale "running" status is harmless.
 
-Deliberately left out: evaluating teacher and student (use `r1 eval`), logit-level (KL)
-distillation — the paper's is sequence-level, SFT on samples —, several teachers, and the
-comparison with the same budget of GRPO on the student.
+`distill.method` chooses the parts: `sft` (the paper's, above), `on-policy` (one part, `on-policy/`:
+the student samples and the teacher grades every sampled token, r1/train/on_policy.py) and `mixed`
+(both: sample, SFT, then on-policy distillation starting from the SFT student).
+
+Deliberately left out: evaluating teacher and student (use `r1 eval`;
+`benchmarks/distill_miniature.py` compares the methods on one budget) and several teachers.
 """
 
 from __future__ import annotations
@@ -107,6 +110,9 @@ def run_distill(
         sft_cfg = part_config(cfg, sft_dir, student, data=data)
         run_part(out, manifest, "sft", lambda: train_sft(sft_cfg))
     manifest["parts"]["sft"].update(status="finished", data_rows=report["kept"], steps=ckpt.checkpoint_step(final))
+    if cfg.distill.method == "mixed":
+        console.print(f"3/3 on-policy: the SFT student {final} samples, the teacher grades every token")
+        final = on_policy_part(cfg, out, manifest, teacher, str(final))
     manifest["status"] = "finished"
     save_manifest(out, manifest)
     console.print(
@@ -119,7 +125,7 @@ def run_distill(
 def record_sample(out: Path, manifest: dict, report: dict, sample_dir: Path) -> None:
     """Put the sampling report's counts into the manifest; with nothing kept, fail the run with the
     reasons and what may help (there is no data to train the student on)."""
-    counts = ("prompts", "samples", "kept", "prompts_with_kept", "rejected", "judged")
+    counts = ("prompts", "samples", "kept", "prompts_with_kept", "rejected", "judged", "teacher_tokens")
     manifest["parts"]["sample"].update(status="finished", **{key: report[key] for key in counts})
     if report["kept"] > 0:
         return
@@ -208,7 +214,10 @@ def new_manifest(out: Path, cfg: Config, teacher: str) -> dict:
             "seconds": 0.0,
         },
     }
-    chosen = ("on-policy",) if cfg.distill.method == "on-policy" else ("sample", "sft")
+    if cfg.distill.method == "mixed":  # the on-policy part starts from the SFT part's student
+        parts["on-policy"]["inputs"]["student"] = parts["sft"]["outputs"]["checkpoint"]
+    chosen = {"sft": ("sample", "sft"), "on-policy": ("on-policy",), "mixed": ("sample", "sft", "on-policy")}
+    chosen = chosen[cfg.distill.method]
     inputs = {"teacher": teacher, "student": cfg.model.name, "prompts": cfg.data.source, "template": cfg.data.template}
     return {"status": "running", "method": cfg.distill.method, "inputs": inputs, "parts": {k: parts[k] for k in chosen}}
 
@@ -219,9 +228,7 @@ def run_on_policy(cfg: Config, *, teacher: str, student: str) -> dict:
     cfg.model.name = student
     out = Path(cfg.run.output_dir or f"runs/distill-{time.strftime('%Y%m%d-%H%M%S')}")
     cfg.run.output_dir = str(out)
-    part_dir = out / "on-policy"
-    final = part_dir / "checkpoints" / "final"
-    trained = (final / ckpt.STEP_FILE).is_file()
+    trained = (out / "on-policy" / "checkpoints" / "final" / ckpt.STEP_FILE).is_file()
     manifest = open_manifest(out, cfg, teacher)
     if not trained:  # what the run needs, checked before it spends time
         check_model("teacher", teacher)
@@ -230,13 +237,26 @@ def run_on_policy(cfg: Config, *, teacher: str, student: str) -> dict:
     prepare_run_dir(cfg, "distill")
     save_manifest(out, manifest)
     console.rule(f"[bold]r1 distill --method on-policy[/] {teacher} → {student} — run directory {out}")
-    if trained:
+    final = on_policy_part(cfg, out, manifest, teacher, student)
+    manifest["status"] = "finished"
+    save_manifest(out, manifest)
+    console.print(f"distilled on-policy: {teacher} → {student}; student checkpoint {final}; manifest {out / MANIFEST}")
+    return manifest
+
+
+def on_policy_part(cfg: Config, out: Path, manifest: dict, teacher: str, student: str) -> Path:
+    """The `on-policy/` part (r1/train/on_policy.py): skipped when finished, else run or resumed; its counts
+    go into the manifest. Returns the student checkpoint it ends with."""
+    part_dir = out / "on-policy"
+    final = part_dir / "checkpoints" / "final"
+    if (final / ckpt.STEP_FILE).is_file():
         console.print(f"on-policy: finished earlier ({final}); skipped")
     else:
         part = part_config(cfg, part_dir, student)
         part.run.resume = "auto"
         run_part(out, manifest, "on-policy", lambda: train_on_policy(part, teacher))
-    rows = [json.loads(line) for line in (part_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
+    log = part_dir / "metrics.jsonl"  # absent when run.report_to leaves jsonl out
+    rows = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()] if log.is_file() else []
     last = rows[-1] if rows else {}
     manifest["parts"]["on-policy"].update(
         status="finished",
@@ -244,10 +264,8 @@ def run_on_policy(cfg: Config, *, teacher: str, student: str) -> dict:
         teacher_tokens=last.get("distill/teacher_tokens"),
         divergence=last.get("distill/divergence"),
     )
-    manifest["status"] = "finished"
     save_manifest(out, manifest)
-    console.print(f"distilled on-policy: {teacher} → {student}; student checkpoint {final}; manifest {out / MANIFEST}")
-    return manifest
+    return final
 
 
 def save_manifest(out: Path, manifest: dict) -> None:

@@ -258,6 +258,7 @@ def finish(out: Path, chunks: list[dict], cfg: Config, seconds: float) -> dict:
         "rejected": dict(sorted(rejected.items(), key=lambda kv: -kv[1])),
         "first_rejected": details,
         "judged": sum(chunk["judged"] for chunk in chunks),
+        "teacher_tokens": sum(chunk.get("teacher_tokens", 0) for chunk in chunks),  # prompt + sampled, all chunks
         "judge": cfg.sample.judge,
         "reward_events": dict(sum((Counter(chunk.get("events", {})) for chunk in chunks), Counter())),
         "sft": str(out / "sft.jsonl"),
@@ -385,4 +386,6 @@ def sample_chunk(cfg: Config, model, tokenizer, part, index, generate_fn, filter
     )
     chosen = select(result.records, part, filters, judge, require_format=s.require_format)
     events = {k: v for k, v in result.metrics["reward_events"].items() if isinstance(v, int)}
-    return {"chunk": index, "ids": [str(e.get("id")) for e in part], **chosen, "events": events}
+    tokens = result.timings.get("model_tokens", 0)  # through the teacher: prompts and sampled tokens
+    ids = [str(e.get("id")) for e in part]
+    return {"chunk": index, "ids": ids, **chosen, "events": events, "teacher_tokens": tokens}

@@ -33,7 +33,7 @@ import torch
 
 from r1.config import ConfigError, save_config
 from r1.train import distributed as dist
-from r1.train import durable, fsdp, lora
+from r1.train import durable, fsdp, lora, model_card
 from r1.train.errors import RunError
 
 STATE_FILE = "trainer_state.pt"
@@ -65,12 +65,14 @@ def save_checkpoint(
     final: bool = False,
     finished: bool = False,
     config=None,
+    recipe: str | None = None,
 ) -> Path:
     """Write model + tokenizer + trainer state to `directory` atomically. Returns the directory.
 
     `final`: a LoRA model is also written merged, as a plain transformers model (lora.save).
     `finished`: the run did all its steps (a time budget or a preemption stops short of that).
     `config`: the run's resolved Config, kept as `config.yaml` so a resume can compare (resume.py).
+    A final checkpoint also gets a model card, README.md, naming `recipe` (the command: grpo, sft, …).
     Every file gets a checksum and is flushed to disk before the folder is renamed into place;
     a full disk is a RunError that says where and how much (durable.py)."""
     directory = Path(directory)
@@ -86,6 +88,8 @@ def save_checkpoint(
         torch.save({"rng": rng_state(), **state}, tmp / STATE_FILE)
         if config is not None:
             save_config(config, tmp / "config.yaml")
+        if final or base_name(directory) == "final":  # the folder users publish: a Hub model card (model_card.py)
+            _write_card(tmp, directory, step=state["step"], finished=finished, recipe=recipe)
         durable.write_checksums(tmp)
         marker = {"step": state["step"], "finished": finished}
         (tmp / STEP_FILE).write_text(json.dumps(marker))  # written last: marks the folder complete
@@ -101,6 +105,13 @@ def save_checkpoint(
         raise RunError(durable.space_message(directory, needed)) from None
     _replace(tmp, directory)
     return directory
+
+
+def _write_card(tmp: Path, directory: Path, **facts) -> None:
+    config = tmp / "config.yaml"
+    config_yaml = config.read_text(encoding="utf-8") if config.is_file() else None
+    card = model_card.card_for_checkpoint(directory, config_yaml, **facts)
+    (tmp / model_card.CARD).write_text(card, encoding="utf-8")
 
 
 def _replace(tmp: Path, directory: Path) -> None:
@@ -244,6 +255,7 @@ def save_training(
     final: bool = False,
     finished: bool = False,
     config=None,
+    recipe: str | None = None,
 ) -> Path:
     """Checkpoint a training loop (GRPO or SFT) at `step`. Every rank calls it; rank 0 writes.
 
@@ -265,9 +277,8 @@ def save_training(
         }
         failure = None
         try:
-            save_checkpoint(
-                path, model, tokenizer, state, reference=reference, final=final, finished=finished, config=config
-            )
+            flags = dict(final=final, finished=finished, config=config, recipe=recipe)
+            save_checkpoint(path, model, tokenizer, state, reference=reference, **flags)
         except RunError as err:
             failure = str(err)
     else:

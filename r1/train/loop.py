@@ -9,7 +9,8 @@ model, optimizer, scheduler, data sampler, step count and its `step` function �
 2. the start decision — fresh, resume, finished, or a refusal that names the ways forward — and,
    on resume, the config comparison (resume.py), all before any model loads;
 3. restore (optimizer, scheduler, sampler, RNGs, the run's `RunStats`; changed settings applied for real);
-4. the steps: log, samples, periodic checkpoints with pruning, the time budget (`train.max_time_s`);
+4. the steps: log (to the trackers of `run.report_to`, r1/train/trackers.py), samples, periodic
+   checkpoints with pruning, the time budget (`train.max_time_s`);
 5. SIGTERM/SIGINT (a scheduler's preemption notice, Ctrl-C): the current step is finished, a
    checkpoint is written and `Preempted` is raised (the CLI exits with code 75); every rank agrees
    at the step boundary under torchrun; the same signal sent again stops at once;
@@ -27,13 +28,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from r1.config import Config, save_config
+from r1.config import Config, save_config, to_dict
 from r1.train import checkpoint as ckpt
 from r1.train import distributed as dist
 from r1.train.errors import Preempted
 from r1.train.resume import RunLock, Start, apply_changes, plan_start, record_changes
 from r1.train.run import RunLogger, begin_process, console, resolve_run_dir, truncate_log_on_resume
 from r1.train.stats import RunStats
+from r1.train.trackers import require as require_trackers
 
 StepFn = Callable[[int], tuple[dict, Callable[[], list[dict]] | None]]  # step -> (metrics, rows for samples.jsonl)
 
@@ -72,11 +74,12 @@ class Outcome:
 def run_training(cfg: Config, command: str, setup: Callable[[Path | None], Trainer]) -> Outcome:
     """Run one training command as configured (module doc); `setup` builds the trainer."""
     begin_process(cfg, command)
+    require_trackers(cfg.run.report_to)  # a tracker's missing package is found before any model loads
     run_dir, notes = resolve_run_dir(cfg, command)
     with RunLock(run_dir):
         start = plan_start(run_dir, cfg)
         for warning in start.warnings:
-            console.print(f"[r1] {warning}")
+            console.print(f"\\[r1] {warning}")
         if start.finished is not None:
             step = ckpt.checkpoint_step(start.finished)
             console.print(f"{run_dir} holds a finished run ({step} steps; {start.finished}): nothing to do")
@@ -125,7 +128,7 @@ class StopSignals:
         self.received = signal.Signals(signum).name
         signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))  # the same signal again: as before
         console.print(
-            f"[r1] {self.received}: finishing this step, then saving a checkpoint (send it again to stop now)"
+            f"\\[r1] {self.received}: finishing this step, then saving a checkpoint (send it again to stop now)"
         )
 
     def restore(self) -> None:
@@ -145,13 +148,22 @@ def _save(run_dir: Path, cfg: Config, trainer: Trainer, step: int, path: Path, *
         step=step,
         reference=trainer.reference,
         config=cfg,
+        recipe=trainer.label,
         **flags,
     )
 
 
 def _loop(run_dir: Path, cfg: Config, trainer: Trainer, step: int, *, resumed: bool) -> Outcome:
     t = cfg.train
-    logger = RunLogger(run_dir, trainer.total_steps, label=trainer.label, begin=step)
+    logger = RunLogger(
+        run_dir,
+        trainer.total_steps,
+        label=trainer.label,
+        begin=step,
+        report_to=cfg.run.report_to,
+        project=cfg.run.tracker_project,
+        config=to_dict(cfg),
+    )
     signals, started = StopSignals(), time.perf_counter()
     try:
         if trainer.begin is not None:
@@ -182,6 +194,7 @@ def _loop(run_dir: Path, cfg: Config, trainer: Trainer, step: int, *, resumed: b
             final=trainer.merge_final,
             finished=step >= trainer.total_steps,
         )
+        logger.finish()
     finally:
         signals.restore()
         logger.close()

@@ -51,6 +51,8 @@ SAFE = (
     "run.output_dir",
     "run.allow_config_change",
     "run.device",
+    "run.report_to",
+    "run.tracker_project",
     "rewards.workers",
     "rewards.timeout_s",
     "rollout.dtype",

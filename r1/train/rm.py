@@ -76,7 +76,7 @@ def read_pairs(path: Path) -> list[dict]:
         else:
             skipped += 1
     if skipped:
-        console.print(f"[r1] {path}: skipped {skipped} row(s) without distinct prompt/chosen/rejected strings")
+        console.print(f"\\[r1] {path}: skipped {skipped} row(s) without distinct prompt/chosen/rejected strings")
     if not rows:
         raise DataError(f"{path}: no usable preference pairs (rows need prompt, chosen and rejected strings)")
     return rows
@@ -97,7 +97,7 @@ def encode_pairs(rows: list[dict], tokenizer, *, max_length: int, on_overlong: s
             continue
         pairs.append(Pair(chosen, rejected, row["prompt"], row.get("style")))
     if too_long:
-        console.print(f"[r1] {where}: dropped {too_long} pair(s) over rm.max_length={max_length}")
+        console.print(f"\\[r1] {where}: dropped {too_long} pair(s) over rm.max_length={max_length}")
     if not pairs:
         raise DataError(f"{where}: every pair is over rm.max_length={max_length}")
     return pairs

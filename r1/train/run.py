@@ -8,10 +8,14 @@
   adapters and gradient checkpointing, identical on every rank.
 - `IndexSampler` walks a dataset in a fresh seeded permutation each epoch; its position is part of
   the checkpoint, so a resumed run sees exactly the prompts it would have seen.
-- `RunLogger` writes one JSON line per step to `metrics.jsonl`, the same scalars to TensorBoard,
-  and prints a one-line progress summary with the ETA (r1/progress.py) every `train.log_every`
-  steps, and at least every ~30 s between them; `samples.jsonl` receives completions with their
-  rewards. Under data parallelism only rank 0 writes files or prints.
+- `RunLogger` sends each step's metrics to the trackers of `run.report_to` (r1/train/trackers.py:
+  metrics.jsonl and TensorBoard by default, wandb, MLflow) and prints a one-line progress summary
+  with the ETA (r1/progress.py) every `train.log_every` steps, and at least every ~30 s between
+  them; `samples.jsonl` always receives completions with their rewards, and the trackers a copy.
+  A tracker that fails mid-run is warned about once and dropped: logging never stops training.
+  At a run's natural end (`finish`, after the final checkpoint) the report plots (r1/eval/report.py)
+  are made and logged, only when a tracker takes images (wandb, MLflow). Under data parallelism
+  only rank 0 writes files, talks to trackers or prints.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import math
 import random
 import resource
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +38,8 @@ from r1.data import load_configured, prepare_prompts
 from r1.models import load_model
 from r1.progress import Progress
 from r1.train import distributed as dist
-from r1.train import fsdp, lora
+from r1.train import fsdp, lora, trackers
+from r1.train.errors import RunError
 
 console = Console(highlight=False)
 
@@ -209,25 +215,41 @@ PROGRESS_KEYS = [  # (metric, label, format) shown in the one-line progress summ
 
 class RunLogger:
     """`label` names the loop in its progress lines (`grpo step 3/30 … ETA …`); `begin` is the step it
-    starts from (a resumed run's), so the ETA counts only this process's steps."""
+    starts from (a resumed run's), so the ETA counts only this process's steps. `report_to` names the
+    trackers (r1/train/trackers.py); `config`, the resolved config tree, goes to those that record it."""
 
-    def __init__(self, run_dir: Path, total_steps: int, *, label: str = "train", begin: int = 0):
-        from torch.utils.tensorboard import SummaryWriter
-
-        self.run_dir, self.total_steps = Path(run_dir), total_steps
-        self.writer = SummaryWriter(str(self.run_dir / "tensorboard")) if dist.is_main() else None
+    def __init__(
+        self,
+        run_dir: Path,
+        total_steps: int,
+        *,
+        label: str = "train",
+        begin: int = 0,
+        report_to: Sequence[str] = ("tensorboard", "jsonl"),
+        project: str = "r1",
+        config: dict | None = None,
+    ):
+        self.run_dir, self.total_steps, self.main = Path(run_dir), total_steps, dist.is_main()
+        self.last_step, self.completed = begin, False
+        setup = trackers.TrackerSetup(self.run_dir, str(self.run_dir), project, config or {})
+        opened, problem = {}, None
+        if self.main:
+            try:
+                opened = trackers.open_trackers(list(report_to), setup)
+            except RunError as err:
+                problem = str(err)
+        problem = dist.broadcast_object(problem)  # every rank stops, not only rank 0
+        if problem:
+            raise RunError(problem)
+        self.trackers: dict[str, trackers.Tracker] = opened
         self.progress = Progress(f"{label} step", total_steps, begin=begin)
 
     def log(self, step: int, metrics: dict[str, float], *, show: bool = True) -> None:
-        if self.writer is None:
+        if not self.main:
             return
         clean = {k: _jsonable(v) for k, v in metrics.items()}
-        with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as handle:
-            handle.write(json.dumps({"step": step, **clean}) + "\n")
-        for key, value in clean.items():
-            if isinstance(value, (int, float)) and value is not None:
-                self.writer.add_scalar(key, value, step)
-        self.writer.flush()
+        self._send("log_metrics", step, clean)
+        self.last_step = step
         shown = {
             label: fmt.format(clean[key])
             for key, label, fmt in PROGRESS_KEYS
@@ -236,15 +258,49 @@ class RunLogger:
         self.progress.update(step, quiet=not show, **shown)  # quiet steps still print every ~30 s
 
     def samples(self, step: int, rows: list[dict]) -> None:
-        if self.writer is None:
+        if not self.main:
             return
         with open(self.run_dir / "samples.jsonl", "a", encoding="utf-8") as handle:
             for row in rows:
                 handle.write(json.dumps({"step": step, **row}, ensure_ascii=False) + "\n")
+        self._send("log_samples", step, rows)
+
+    def finish(self) -> None:
+        """The run reached its final checkpoint: the trackers that take images get the report plots
+        (written to RUN_DIR/report/, as `r1 report` does), and they close as completed."""
+        self.completed = True
+        if not any(tracker.takes_images for tracker in self.trackers.values()):
+            return
+        from r1.eval.report import make_report  # matplotlib: only when a tracker wants the plots
+
+        try:
+            images = [path for path in make_report(self.run_dir) if path.suffix == ".png"]
+        except Exception as err:  # the plots are a courtesy; the run has already succeeded
+            _warn(f"the report plots could not be made ({type(err).__name__}: {err})")
+            return
+        self._send("log_images", self.last_step, images)
 
     def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
+        self._send("close", self.completed)
+        self.trackers = {}
+
+    def _send(self, method: str, *args) -> None:
+        """`method(*args)` on every tracker; one that raises is warned about once and dropped for the rest
+        of the run (a tracker that failed once would likely fail, or hang on retries, every step)."""
+        for name, tracker in list(self.trackers.items()):
+            try:
+                getattr(tracker, method)(*args)
+            except Exception as err:
+                del self.trackers[name]
+                _warn(
+                    f"the {name} tracker failed ({method}: {type(err).__name__}: {err}); "
+                    f"nothing more goes to {name} in this run, training goes on"
+                )
+
+
+def _warn(text: str) -> None:
+    # plain text on one line: an error's message may hold brackets that rich would take for markup
+    console.print(f"[r1] warning: {text}", markup=False, soft_wrap=True)
 
 
 def _jsonable(value):
@@ -273,7 +329,7 @@ def truncate_log_on_resume(run_dir: Path, step: int) -> int:
             path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
     if torn:
         console.print(
-            f"[r1] dropped {torn} torn line(s) from the logs in {run_dir} (a write cut short by a kill or a full disk)"
+            f"\\[r1] dropped {torn} torn line(s) from the logs in {run_dir} (cut short by a kill or a full disk)"
         )
     return torn
 

@@ -87,7 +87,7 @@ def load_sft_data(path: str | None, tokenizer, cfg: Config) -> list[tuple[list[i
             rows.append(encoded)
     if skipped or too_long:
         console.print(
-            f"[r1] {file}: skipped {skipped} row(s) without prompt/completion or messages, {too_long} over "
+            f"\\[r1] {file}: skipped {skipped} row(s) without prompt/completion or messages, {too_long} over "
             "sft.max_length"
         )
     if not rows:
