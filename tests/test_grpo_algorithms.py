@@ -166,6 +166,21 @@ def test_an_fp32_rollout_matches_the_trainer(tiny_model_dir, tmp_path):
     assert row["rollout/mismatch_abs_diff_max"] < 1e-4  # the same weights and precision: rounding only
 
 
+@pytest.mark.parametrize("correction, asked", [("none", False), ("tis-token", True)])
+def test_the_hf_engine_computes_log_probs_only_for_a_correction(
+    tiny_model_dir, tmp_path, monkeypatch, correction, asked
+):
+    """hf's log-probs cost one more forward pass per step: asked for only when a correction uses them."""
+    from r1.rollout import ENGINES
+
+    seen, hf = [], ENGINES["hf"]
+    monkeypatch.setitem(ENGINES, "hf", lambda *a: seen.append(a[-1].logprobs) or hf(*a))
+    overrides = ("train.steps=1", "rollout.engine=hf", f"grpo.rollout_correction={correction}")
+    [row] = read_metrics(train_grpo(make_cfg(tiny_model_dir, tmp_path, *overrides)))
+    assert seen == [asked]
+    assert ("rollout/mismatch_abs_diff_max" in row) is asked  # the mismatch is logged where it was measured
+
+
 # --- controls -----------------------------------------------------------------------------------
 
 

@@ -22,9 +22,13 @@ class RolloutEngine:
         self.name = name
         self._own = {"vllm": vllm_engine.VllmEngine(vllm).generate}  # engines with per-run state
 
+    def picks(self, model) -> str:
+        """The name of the engine that runs for this model (the fast engine falls back to hf when it cannot)."""
+        return pick_engine(self.name, model, fast.unsupported)
+
     def for_model(self, model):
-        """The generate function that runs for this model (the fast engine falls back to hf when it cannot)."""
-        picked = pick_engine(self.name, model, fast.unsupported)
+        """The generate function that runs for this model."""
+        picked = self.picks(model)
         return self._own.get(picked) or ENGINES[picked]
 
     def generate(self, model, tokenizer, prompt_ids: list[list[int]], sampling: Sampling = Sampling()) -> Rollout:

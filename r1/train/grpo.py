@@ -126,9 +126,9 @@ def grpo_step(run: GRPORun) -> StepResult:
     return StepResult(metrics, everyone, everyone_advantages)
 
 
-def sampling_of(r: RolloutConfig) -> Sampling:
-    """The sampling settings of `rollout:`, with the engine's own log-probs (the mismatch is logged
-    every step, and corrected by `grpo.rollout_correction`); seed None: torch's RNG, per run and rank."""
+def sampling_of(r: RolloutConfig, logprobs: bool = True) -> Sampling:
+    """The sampling settings of `rollout:`, with the engine's own log-probs when `logprobs` (the mismatch
+    is then logged every step, and corrected by `grpo.rollout_correction`); seed None: torch's RNG."""
     return Sampling(
         n=r.samples_per_prompt,
         temperature=r.temperature,
@@ -136,7 +136,7 @@ def sampling_of(r: RolloutConfig) -> Sampling:
         max_new_tokens=r.max_new_tokens,
         dtype=r.dtype,
         ignore_eos=r.ignore_eos,
-        logprobs=True,
+        logprobs=logprobs,
     )
 
 
@@ -148,7 +148,10 @@ def rollout_and_score(run: GRPORun, sampler_model, examples: list[dict], counts:
     if not examples:  # a data-parallel rank's share of a small dynamic-sampling refill
         return Batch.empty(names)
     prompts = [e["prompt_ids"] for e in examples]
-    rollout = run.engine.generate(sampler_model, run.tokenizer, prompts, sampling_of(r))
+    # the engine's log-probs: always when a correction uses them; else only where they come free (fast and
+    # vllm read them off the sampling step; hf would need one more forward pass over the batch)
+    logprobs = run.cfg.grpo.rollout_correction != "none" or run.engine.picks(sampler_model) != "hf"
+    rollout = run.engine.generate(sampler_model, run.tokenizer, prompts, sampling_of(r, logprobs))
     rows = [e for e in examples for _ in range(r.samples_per_prompt)]
     t0 = time.perf_counter()
     routes = control_routes(run.cfg.rewards.routes, run.cfg.rewards.control)
