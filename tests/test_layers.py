@@ -19,7 +19,7 @@ LAYERS = [  # lowest first; a module may import from its own layer's packages an
     {"rollout"},
     {"train", "eval", "integrations"},
     {"pipeline"},
-    {"cli", "cli_parser", "__main__", "__init__"},
+    {"cli", "cli_parser", "cli_subcommands", "__main__", "__init__"},
 ]
 # Known upward edges, each with its reason; the test fails when one disappears too (then delete it here).
 ALLOWED = {
