@@ -72,3 +72,13 @@ def test_empty_run_dir(tmp_path):
     written = make_report(tmp_path)
     assert [p.name for p in written] == ["summary.md"]
     assert "no metrics.jsonl" in written[0].read_text()
+
+
+def test_a_periodic_eval_gets_its_held_out_curve(tmp_path):
+    rows = [{"step": s, "reward/accuracy": 0.1} for s in range(1, 5)]
+    rows[1].update({"eval/pass@1": 0.25, "eval/format": 0.9})  # eval.every_steps=2: steps 2 and 4 only
+    rows[3].update({"eval/pass@1": 0.375, "eval/format": 1.0})
+    _write_jsonl(tmp_path / "metrics.jsonl", rows)
+    written = {p.name for p in make_report(tmp_path)}
+    assert "heldout.png" in written
+    assert "| eval/pass@1 | 0.25 | 0.375 | 0.25 | 0.375 |" in (tmp_path / "report" / "summary.md").read_text()

@@ -33,6 +33,7 @@ CURVES = [
 ]
 # plotted when the run logged them (no note otherwise): every key found is one line of the plot
 OPTIONAL_CURVES = [
+    ("heldout", "Periodic held-out evaluation (eval.every_steps)", "share", ["eval/pass@1", "eval/format"]),
     ("entropy", "Policy entropy", "nats per token", ["entropy"]),
     (
         "mismatch",
