@@ -6,7 +6,8 @@ work and prints one plain, flushed line such as
     grpo step 3/30  12.4 s/step  elapsed 37s  ETA 5m 35s  reward 0.310  acc 0.25
 
 - the rate and ETA come from this process's mean so far: rate = elapsed / (done - begin),
-  ETA = rate × (total - done), where `begin` is where the work started (a resumed run's step);
+  ETA = rate × (total - done), where `begin` is where the work started (a resumed run's step),
+  or the time left of `budget_s` (`train.max_time_s`) when that runs out first;
 - at most one line per `min_interval_s` (0.5 s: a few lines per second at most), except the last
   (`done == total`), which always prints;
 - `update(done, quiet=True)` (a training step between two `train.log_every` lines) prints only
@@ -60,9 +61,11 @@ class Progress:
         enabled: bool = True,
         min_interval_s: float = 0.5,
         heartbeat_s: float = 30.0,
+        budget_s: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ):
         self.label, self.total, self.unit, self.begin, self.eta = label, total, unit, begin, eta
+        self.budget_s = budget_s  # a time budget (train.max_time_s) ends the work first when it is shorter
         self.enabled = enabled and _is_main_process()
         self.min_interval_s, self.heartbeat_s, self.clock = min_interval_s, heartbeat_s, clock
         self.started = self.last_line = clock()
@@ -72,7 +75,10 @@ class Progress:
         timing = [f"elapsed {format_duration(elapsed)}"]
         if self.eta and done > self.begin:
             per_unit = elapsed / (done - self.begin)
-            eta = format_duration(per_unit * (self.total - done))
+            left = per_unit * (self.total - done)
+            if self.budget_s and self.budget_s - elapsed < left:
+                left = self.budget_s - elapsed  # the budget, not the step count, ends this run
+            eta = format_duration(left)
             timing = [format_rate(per_unit, self.unit), *timing, f"ETA {eta}"]
         elif self.eta:  # no unit of this run finished yet
             timing = [f"? s/{self.unit}", *timing, "ETA ?"]

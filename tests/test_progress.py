@@ -49,6 +49,15 @@ def test_a_resumed_run_counts_only_its_own_steps(clock):
     assert bar.update(12) == "sft step 12/20  2.0 s/step  elapsed 4s  ETA 16s"
 
 
+def test_a_time_budget_bounds_the_eta(clock):
+    bar = Progress("distill step", 100000, budget_s=300, clock=clock)
+    clock.now += 100.0  # 2 steps in 100 s: the steps would take 58 days; the budget ends it in 200 s
+    assert bar.update(2) == "distill step 2/100000  50.0 s/step  elapsed 1m 40s  ETA 3m 20s"
+    short = Progress("grpo step", 4, budget_s=300, clock=clock)
+    clock.now += 20.0  # 2 steps in 20 s: the steps end first (20 s), not the budget
+    assert short.update(2) == "grpo step 2/4  10.0 s/step  elapsed 20s  ETA 20s"
+
+
 def test_stage_lines_without_eta(clock):
     bar = Progress("demo stage", 5, unit="stage", eta=False, clock=clock)
     clock.now += 219

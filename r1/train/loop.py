@@ -163,6 +163,7 @@ def _loop(run_dir: Path, cfg: Config, trainer: Trainer, step: int, *, resumed: b
         report_to=cfg.run.report_to,
         project=cfg.run.tracker_project,
         config=to_dict(cfg),
+        budget_s=cfg.train.max_time_s,
     )
     signals, started = StopSignals(), time.perf_counter()
     try:

@@ -216,7 +216,8 @@ PROGRESS_KEYS = [  # (metric, label, format) shown in the one-line progress summ
 class RunLogger:
     """`label` names the loop in its progress lines (`grpo step 3/30 … ETA …`); `begin` is the step it
     starts from (a resumed run's), so the ETA counts only this process's steps. `report_to` names the
-    trackers (r1/train/trackers.py); `config`, the resolved config tree, goes to those that record it."""
+    trackers (r1/train/trackers.py); `config`, the resolved config tree, goes to those that record it;
+    `budget_s` (train.max_time_s) bounds the ETA when it ends the run before its steps do."""
 
     def __init__(
         self,
@@ -228,6 +229,7 @@ class RunLogger:
         report_to: Sequence[str] = ("tensorboard", "jsonl"),
         project: str = "r1",
         config: dict | None = None,
+        budget_s: float | None = None,
     ):
         self.run_dir, self.total_steps, self.main = Path(run_dir), total_steps, dist.is_main()
         self.last_step, self.completed = begin, False
@@ -242,7 +244,7 @@ class RunLogger:
         if problem:
             raise RunError(problem)
         self.trackers: dict[str, trackers.Tracker] = opened
-        self.progress = Progress(f"{label} step", total_steps, begin=begin)
+        self.progress = Progress(f"{label} step", total_steps, begin=begin, budget_s=budget_s)
 
     def log(self, step: int, metrics: dict[str, float], *, show: bool = True) -> None:
         if not self.main:
