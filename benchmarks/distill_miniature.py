@@ -57,35 +57,16 @@ def main() -> None:
     )
     distill_s = sum(part.get("seconds", 0.0) for part in manifest["parts"].values()) or time.perf_counter() - t0
 
-    online = run_distill(
-        load_config(
-            None,
-            [
-                *DEMO,
-                *COLDSTART,
-                *ONPOLICY,
-                *args.overrides,
-                "train.steps=100000",
-                f"train.max_time_s={distill_s:.0f}",
-                f"run.output_dir={out / 'on-policy'}",
-            ],
-        ),
-        teacher=args.teacher,
-        student=args.student,
-    )
+    def budgeted(name: str, *settings: str, last: tuple[str, ...] = ()):
+        """A part that gets the wall-clock time SFT distillation took, in OUT/name: DEMO ← `settings` ← the
+        user's overrides ← `last` and the budget."""
+        budget = ["train.steps=100000", f"train.max_time_s={distill_s:.0f}", f"run.output_dir={out / name}"]
+        return load_config(None, [*DEMO, *settings, *args.overrides, *last, *budget])
+
+    online = run_distill(budgeted("on-policy", *COLDSTART, *ONPOLICY), teacher=args.teacher, student=args.student)
     online_part = online["parts"]["on-policy"]
 
-    grpo_cfg = load_config(
-        None,
-        [
-            *DEMO,
-            *args.overrides,
-            f"model.name={args.student}",
-            "train.steps=100000",
-            f"train.max_time_s={distill_s:.0f}",
-            f"run.output_dir={out / 'grpo'}",
-        ],
-    )
+    grpo_cfg = budgeted("grpo", last=(f"model.name={args.student}",))
     t1 = time.perf_counter()
     grpo_dir = train_grpo(grpo_cfg)
     grpo_s = time.perf_counter() - t1

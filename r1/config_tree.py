@@ -129,6 +129,18 @@ def to_dict(cfg: Any) -> dict:
     return dataclasses.asdict(cfg)
 
 
+def flatten(tree: dict, prefix: str = "", *, keep_empty: bool = False) -> dict[str, Any]:
+    """A nested config dict as dotted keys: ``{"grpo": {"beta": 0.0}}`` → ``{"grpo.beta": 0.0}``.
+    An empty sub-dict (``rewards.routes: {}``) is dropped, or kept as a value with `keep_empty`."""
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and (value or not keep_empty):
+            out.update(flatten(value, f"{prefix}{key}.", keep_empty=keep_empty))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # Dotted overrides and merging
 

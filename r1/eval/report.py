@@ -198,7 +198,8 @@ def reflection_counts(text: str) -> dict[str, int]:
     return counts
 
 
-def _number(value) -> float | None:
+def finite_number(value) -> float | None:
+    """`value` as a float when it is a finite number (not a bool), else None."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return None
     return float(value)
@@ -206,8 +207,8 @@ def _number(value) -> float | None:
 
 def _series(rows: list[dict], key: str) -> tuple[list[float], list[float]]:
     """(steps, values) of `key` over the rows that carry a finite number for it."""
-    points = [(row.get("step", i), _number(row.get(key))) for i, row in enumerate(rows)]
-    points = [(s, v) for s, v in points if v is not None and _number(s) is not None]
+    points = [(row.get("step", i), finite_number(row.get(key))) for i, row in enumerate(rows)]
+    points = [(s, v) for s, v in points if v is not None and finite_number(s) is not None]
     return [s for s, _ in points], [v for _, v in points]
 
 
@@ -243,7 +244,7 @@ def make_report(run_dir: str | Path) -> list[Path]:
     if bad:
         notes.append(f"metrics.jsonl: skipped {bad} malformed line(s)")
 
-    keys = sorted({key for row in rows for key in row if _number(row[key]) is not None})
+    keys = sorted({key for row in rows for key in row if finite_number(row[key]) is not None})
     reward_keys = [k for k in keys if k.startswith(REWARD_PREFIXES) and not k.endswith(EVENT_SUFFIXES)]
     if reward_keys:
         lines = {k: _series(rows, k) for k in reward_keys}
@@ -310,7 +311,7 @@ def _reflection_by_step(path: Path, notes: list[str]) -> dict[float, dict[str, f
     counts: dict[float, int] = {}
     skipped = 0
     for sample in samples:
-        step, completion = _number(sample.get("step")), sample.get("completion")
+        step, completion = finite_number(sample.get("step")), sample.get("completion")
         if step is None or not isinstance(completion, str):
             skipped += 1
             continue

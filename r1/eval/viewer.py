@@ -24,12 +24,11 @@ from __future__ import annotations
 import base64
 import html
 import json
-import math
 import re
 from pathlib import Path
 from string import Template
 
-from r1.eval.report import make_report, read_jsonl_lenient
+from r1.eval.report import finite_number, make_report, read_jsonl_lenient
 
 MAX_ROWS = 4000  # completions embedded in the page (≈ 4000 × 4 kB = 16 MB at worst)
 MAX_CHARS = 4000  # characters kept of one completion (head and tail)
@@ -69,19 +68,13 @@ def cut_middle(text: str, max_chars: int) -> str:
     return f"{text[:half]}\n[… {len(text) - 2 * half} characters cut by the viewer …]\n{text[-half:]}"
 
 
-def _number(value) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None
-    return float(value)
-
-
 def _step(value) -> int | float:
     """A step as the page keys it: 5, not 5.0, so that Python's and JS's string forms agree."""
     return int(value) if float(value).is_integer() else float(value)
 
 
 def _mean(values: list) -> float | None:
-    values = [v for v in (_number(v) for v in values) if v is not None]
+    values = [v for v in (finite_number(v) for v in values) if v is not None]
     return sum(values) / len(values) if values else None
 
 
@@ -106,10 +99,10 @@ def _page_row(row: dict, reward_keys: list[str], max_chars: int) -> dict:
         "id": str(row.get("id", "")),
         "gold": "" if row.get("answer") is None else str(row.get("answer")),
         "prompt": cut_middle(prompt, max_chars) if isinstance(prompt, str) else "",
-        "length": _number(row.get("length")),
+        "length": finite_number(row.get("length")),
         "truncated": bool(row.get("truncated")),
-        "advantage": _number(row.get("advantage")),
-        "rewards": {key: _number(row.get(key)) for key in reward_keys},
+        "advantage": finite_number(row.get("advantage")),
+        "rewards": {key: finite_number(row.get(key)) for key in reward_keys},
         "spans": split_spans(cut_middle(row["completion"], max_chars)),
     }
 
@@ -119,7 +112,7 @@ def load_samples(path: Path, max_rows: int = MAX_ROWS, max_chars: int = MAX_CHAR
     if not path.is_file():
         return {"rows": [], "steps": [], "reward_keys": [], "stats": {}, "notes": ["no samples.jsonl in this run"]}
     lines, bad = read_jsonl_lenient(path)
-    usable = [r for r in lines if _number(r.get("step")) is not None and isinstance(r.get("completion"), str)]
+    usable = [r for r in lines if finite_number(r.get("step")) is not None and isinstance(r.get("completion"), str)]
     notes = [f"skipped {bad} malformed line(s) (a torn last line is normal for a live run)"] if bad else []
     if len(usable) < len(lines):
         notes.append(f"skipped {len(lines) - len(usable)} line(s) without a numeric step and a completion")

@@ -28,11 +28,10 @@ is 42" sentences outside an answer block, GSM8K's ``#### 42`` and last-number he
 trained with these rewards must use the tags or a box, and lenient extraction is a reward hack surface.
 """
 
-from .final import block_answer, boxes
+from .final import block_answer, boxes, distinct
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
-MAX_CANDIDATES = 4  # more distinct boxed values than this is spraying answers → none
 
 
 def apply_prefill(completion: str, example: dict | None) -> str:
@@ -63,25 +62,13 @@ def answer_candidates(completion: str, example: dict | None = None) -> list[str]
         return []
     n_open, n_close = region.count(ANSWER_OPEN), region.count(ANSWER_CLOSE)
     if n_open == 0 and n_close == 0:
-        return _distinct(find_boxed(region))
+        return distinct(find_boxed(region))
     if n_open != 1 or n_close != 1:
         return []
     start, end = region.find(ANSWER_OPEN) + len(ANSWER_OPEN), region.find(ANSWER_CLOSE)
     if end < start:
         return []
-    return block_answer(region[start:end], _distinct)  # its last statement (final.py)
-
-
-def _distinct(values: list[str]) -> list[str]:
-    """Distinct non-empty values (ignoring spaces), last occurrence last; too many → []."""
-    seen: dict[str, str] = {}
-    for value in values:
-        value = value.strip()
-        if value:
-            key = "".join(value.split())
-            seen.pop(key, None)
-            seen[key] = value
-    return list(seen.values()) if len(seen) <= MAX_CANDIDATES else []
+    return block_answer(region[start:end])  # its last statement (final.py)
 
 
 def extract_answer(completion: str, example: dict | None = None) -> str | None:

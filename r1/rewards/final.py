@@ -28,6 +28,7 @@ import re
 from .parts import sentence_value
 
 _BOX_COMMANDS = ("\\boxed", "\\fbox")
+MAX_CANDIDATES = 4  # more distinct boxed values than this is spraying answers → none
 _TURN = re.compile(r"<\|[A-Za-z_]+\|>|</s>|<eos>")  # turn markers of common chat templates
 _FINAL = re.compile(r"final answer\s*(?:is\b|:)\s*", re.IGNORECASE)
 _HOPE = re.compile(r"\s*I hope it is correct\.?\s*$", re.IGNORECASE)
@@ -79,6 +80,18 @@ def _matching_brace(text: str, open_pos: int) -> int:
                 return k
         k += 1
     return -1
+
+
+def distinct(values: list[str]) -> list[str]:
+    """Distinct non-empty values (ignoring spaces), last occurrence last; too many → []."""
+    seen: dict[str, str] = {}
+    for value in values:
+        value = value.strip()
+        if value:
+            key = "".join(value.split())
+            seen.pop(key, None)
+            seen[key] = value
+    return list(seen.values()) if len(seen) <= MAX_CANDIDATES else []
 
 
 def end_of_turn(content: str) -> str:
@@ -138,9 +151,8 @@ def last_sentence_value(content: str) -> list[str]:
     return []
 
 
-def block_answer(content: str, distinct) -> list[str]:
-    """The candidate answers of an ``<answer>`` block's content by the module's rules ([] = none).
-    ``distinct`` dedupes box values (extract._distinct: too many distinct boxes is no answer)."""
+def block_answer(content: str) -> list[str]:
+    """The candidate answers of an ``<answer>`` block's content by the module's rules ([] = none)."""
     content = end_of_turn(content)
     found = boxes(content)
     phrase = final_phrase(content)

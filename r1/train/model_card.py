@@ -254,16 +254,14 @@ def eval_metrics(result: dict) -> dict:
 
 def _last_eval_row(path: Path) -> dict:
     """The `eval/…` figures of the last metrics.jsonl row that has them (keys without the prefix, and `step`)."""
+    from r1.eval.report import read_jsonl_lenient  # skips a line cut by a kill
+
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        rows, _ = read_jsonl_lenient(Path(path))
     except OSError:
         return {}
-    for line in reversed(lines):
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line cut by a kill
-        evals = {k[len("eval/") :]: v for k, v in row.items() if k.startswith("eval/")} if isinstance(row, dict) else {}
+    for row in reversed(rows):
+        evals = {k[len("eval/") :]: v for k, v in row.items() if k.startswith("eval/")}
         if evals:
             return {"step": row.get("step"), **evals}
     return {}

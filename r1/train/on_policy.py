@@ -77,7 +77,7 @@ def distill_step(run: DistillRun) -> dict:
     cfg, t0 = run.cfg, time.perf_counter()
     drawn = run.sampler.take(cfg.rollout.prompts_per_step)
     prompts = [run.examples[i] for i in drawn]
-    sampling = sampling_of(cfg.rollout).but(logprobs=False)
+    sampling = sampling_of(cfg.rollout, logprobs=False)
     rollout = run.engine.generate(for_rollout(run.student), run.tokenizer, [e["prompt_ids"] for e in prompts], sampling)
     rows = [e for e in prompts for _ in range(cfg.rollout.samples_per_prompt)]
     t1 = time.perf_counter()

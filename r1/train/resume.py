@@ -35,6 +35,7 @@ from pathlib import Path
 import yaml
 
 from r1.config import Config, to_dict
+from r1.config_tree import flatten
 from r1.train import checkpoint as ckpt
 from r1.train import distributed as dist
 from r1.train.errors import RunError
@@ -188,16 +189,6 @@ def _move_aside(run_dir: Path) -> Path:
     return target
 
 
-def _flat(tree: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 def _matches(key: str, patterns: tuple[str, ...]) -> bool:
     return any(key == p or (p.endswith(".") and key.startswith(p)) for p in patterns)
 
@@ -207,7 +198,7 @@ def differences(checkpoint: Path, cfg: Config) -> dict[str, tuple]:
     saved_file = Path(checkpoint) / "config.yaml"
     if not saved_file.is_file():  # written before checkpoints kept their config: nothing to compare with
         return {}
-    saved, new = _flat(yaml.safe_load(saved_file.read_text(encoding="utf-8")) or {}), _flat(to_dict(cfg))
+    saved, new = flatten(yaml.safe_load(saved_file.read_text(encoding="utf-8")) or {}), flatten(to_dict(cfg))
     return {k: (saved[k], new[k]) for k in saved.keys() & new.keys() if saved[k] != new[k] and k not in INVOCATION}
 
 

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from r1.config_tree import flatten
 from r1.train.errors import RunError
 
 
@@ -205,14 +206,8 @@ def mlflow_name(key: str) -> str:
 def flat_params(config: dict, prefix: str = "") -> dict[str, str]:
     """The config tree as dotted MLflow params (`grpo.beta` → "0.001"); lists as JSON, values cut at
     MLflow's 6000 characters."""
-    out = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            out.update(flat_params(value, name + "."))
-        else:
-            out[mlflow_name(name)] = (json.dumps(value) if isinstance(value, (list, dict)) else str(value))[:6000]
-    return out
+    flat = flatten(config, prefix, keep_empty=True)
+    return {mlflow_name(k): (json.dumps(v) if isinstance(v, (list, dict)) else str(v))[:6000] for k, v in flat.items()}
 
 
 TRACKERS: dict[str, type[Tracker]] = {
