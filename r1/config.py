@@ -65,6 +65,8 @@ class ArithmeticConfig:
     max_steps: int = 2
     ops: str = "+-*"
     word_fraction: float = 0.5  # share of problems phrased as word problems
+    # standard: the templates training uses; alternate: the same problems said another way (held-out checks)
+    phrasing: Literal["standard", "alternate"] = "standard"
 
 
 @dataclass
@@ -238,8 +240,9 @@ class EvalConfig:
     temperature: float = 0.6  # the paper's evaluation settings
     top_p: float = 0.95
     max_new_tokens: int = 512
-    # GRPO: evaluate on the first `limit` (default 32) problems of `benchmark` every N steps; 0 = never
+    # GRPO: evaluate on the first `periodic_limit` problems of `benchmark` every N steps; 0 = never
     every_steps: int = 0
+    periodic_limit: int | None = None  # None: `limit`, else 32 (arithmetic: the pipeline's held-out problems)
 
 
 FilterName = Literal["language", "paragraphs", "repetition", "code", "length"]  # r1/data/filters.py FILTERS

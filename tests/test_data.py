@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from r1.data import DataError, gsm8k_final_answer, load_examples, make_problems
-from r1.data.arithmetic import split_of
+from r1.data import DataError, gsm8k_final_answer, load_configured, load_examples, make_problems, unseen_heldout
+from r1.data.arithmetic import split_of, unseen
 
 
 def write_jsonl(path, rows):
@@ -302,3 +302,70 @@ def test_exhausting_the_space_exactly_works():
 def test_unknown_split():
     with pytest.raises(ValueError, match="arithmetic split must be one of"):
         make_problems(5, split="validation")
+
+
+# the alternate phrasing family and held-out problems unseen by training
+
+ALT_WORD = re.compile(r"A (\w+) holds (\d+) (\w+)\.(.*) How many \3 are in the \1 at the end\?")
+ALT_STEPS = re.compile(r"Start from (\d+), (.+)\. Which number do you end with\?")
+ALT_STEP_NUMBER = re.compile(r"(?:add|increase it by|subtract|take away|multiply by|make it) (\d+)")
+
+
+def test_alternate_phrasing_says_the_same_problems_another_way():
+    problems = make_problems(2000, seed=0, split="test", phrasing="alternate")
+    assert {p["style"] for p in problems} == {"word", "symbols"}
+    standard = make_problems(2000, seed=0, split="test")
+    training_starts = ("What is", *(f"{name} has" for name in ("Ava", "Ben", "Chloe", "Dev")))
+    for p in problems:
+        value = evaluate_steps(p)
+        assert p["answer"] == str(value)
+        assert not p["prompt"].startswith(training_starts) and "How many" not in p["prompt"][:30]
+        word, steps = ALT_WORD.fullmatch(p["prompt"]), ALT_STEPS.fullmatch(p["prompt"])
+        assert (word if p["style"] == "word" else steps) is not None, p["prompt"]
+        operands = [int(s.split()[2]) for s in p["steps"]]
+        if steps:  # the numbers the steps name, in order
+            assert int(steps.group(1)) == int(p["steps"][0].split()[0])
+            assert [int(n) for n in ALT_STEP_NUMBER.findall(steps.group(2))] == operands
+        else:
+            assert int(word.group(2)) == int(p["steps"][0].split()[0])
+            assert [int(n) for n in re.findall(r"\d+", word.group(4))] == operands
+    assert not {p["prompt"] for p in problems} & {p["prompt"] for p in standard}
+    assert make_problems(50, seed=3, phrasing="alternate") == make_problems(50, seed=3, phrasing="alternate")
+
+
+def test_unknown_phrasing():
+    with pytest.raises(ValueError, match="arithmetic phrasing must be one of"):
+        make_problems(5, phrasing="poetic")
+
+
+def test_unseen_drops_problems_whose_calculation_training_shows():
+    training = [{"steps": ["2 + 3 = 5"]}, {"steps": ["5 * 2 = 10", "10 - 1 = 9"]}]
+    problems = [
+        {"id": "a", "steps": ["2 + 3 = 5"]},  # the same calculation, whatever its wording
+        {"id": "b", "steps": ["5 * 2 = 10"]},  # a prefix of a training calculation is a new problem
+        {"id": "c", "steps": ["5 * 2 = 10", "10 - 1 = 9"]},
+        {"id": "d", "steps": ["3 + 2 = 5"]},
+    ]
+    assert [p["id"] for p in unseen(problems, training)] == ["b", "d"]
+
+
+@pytest.mark.parametrize("phrasing", ["standard", "alternate"])
+def test_unseen_heldout_shares_no_calculation_with_the_training_data(phrasing):
+    from r1.config import load_config
+
+    d = load_config(None, []).data
+    heldout = unseen_heldout(d, 256, seed=20250122, phrasing=phrasing)
+    assert len(heldout) == 256 and len({p["prompt"] for p in heldout}) == 256
+    training = {tuple(p["steps"]) for p in load_configured(d, quiet=True)}
+    assert not {tuple(p["steps"]) for p in heldout} & training
+    every = make_problems(512, seed=20250122, split="test", phrasing=phrasing)
+    assert sum(tuple(p["steps"]) in training for p in every) > 0  # the filter has something to remove
+    assert heldout == unseen_heldout(d, 256, seed=20250122, phrasing=phrasing)
+
+
+def test_unseen_heldout_says_when_too_few_problems_are_left():
+    from r1.config import load_config
+
+    d = load_config(None, ["data.arithmetic.max_digits=1", "data.arithmetic.max_steps=1"]).data  # ~250 calculations
+    with pytest.raises(DataError, match="unseen by training; ask for fewer"):
+        unseen_heldout(d, 60, seed=0)

@@ -180,6 +180,17 @@ def test_periodic_eval_is_logged_and_leaves_training_unchanged(tiny_model_dir, t
     assert "eval/pass@1" not in plain[0]
 
 
+def test_the_periodic_eval_of_arithmetic_is_the_start_of_the_demos_heldout_set():
+    from r1.config import load_config
+    from r1.data import unseen_heldout
+
+    cfg = load_config(None, ["eval.benchmark=arithmetic", "eval.limit=256", "eval.periodic_limit=64"])
+    subset = grpo.load_eval_subset(cfg, None)
+    assert subset == unseen_heldout(cfg.data, 256, seed=cfg.pipeline.heldout_seed)[:64]
+    cfg = load_config(None, ["eval.benchmark=gsm8k", "eval.limit=5"])  # no periodic_limit: eval.limit
+    assert len(grpo.load_eval_subset(cfg, None)) == 5
+
+
 def test_a_time_budget_stops_the_run_early_with_a_final_checkpoint(tiny_model_dir, tmp_path, monkeypatch):
     clock = iter(float(t) for t in range(0, 10_000, 10))  # every perf_counter call advances 10 s
     monkeypatch.setattr(grpo.time, "perf_counter", lambda: next(clock))

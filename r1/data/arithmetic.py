@@ -11,7 +11,15 @@ negative, so word problems stay sensible. Each example carries its worked `steps
 
 Train and test never overlap, whatever the seeds: every problem text is hashed into one of ten
 buckets; bucket 0 belongs to `test`, buckets 1–9 to `train`, and a generator only emits problems
-of its own split. The same (n, seed, split, settings) always gives the same list.
+of its own split. The same (n, seed, split, settings) always gives the same list. Texts, not
+calculations: a test problem can ask for a calculation some training problem asks for in other
+words (about 15% of the demo's test problems do), so held-out sets that must be new drop those
+(`unseen`; r1.data.unseen_heldout).
+
+Two phrasing families: `standard` (what training and the cold start use: "What is 23 + 7 * 4?",
+"Ava has 23 apples. …") and `alternate` (the same problems said another way: "Start from 23,
+add 7, then multiply by 4. …", "A box holds 23 eggs. …"), for checking that a gain transfers
+beyond the templates a model was trained on.
 """
 
 from __future__ import annotations
@@ -39,6 +47,22 @@ NAMES = [
     "Priya",
 ]
 ITEMS = ["apples", "marbles", "stickers", "coins", "books", "shells", "pencils", "cards", "stamps", "cookies"]
+# The `alternate` phrasing family: the same problems said another way (other sentence frames, a
+# container instead of a person, other items), never used by training or the cold start, to check
+# that a gain transfers beyond the templates it was trained on.
+CONTAINERS = ["box", "jar", "crate", "basket", "bag", "drawer"]
+ALT_ITEMS = ["eggs", "nails", "beads", "buttons", "tickets", "spoons", "candles", "bottles"]
+ALT_WORDS = {
+    "+": ["{b} more {items} are put into the {box}.", "Someone adds {b} {items} to the {box}."],
+    "-": ["{b} {items} are taken out of the {box}.", "Someone removes {b} {items} from the {box}."],
+    "*": ["The number of {items} in the {box} is multiplied by {b}."],
+}
+ALT_STEPS = {
+    "+": ["add {b}", "increase it by {b}"],
+    "-": ["subtract {b}", "take away {b}"],
+    "*": ["multiply by {b}", "make it {b} times as large"],
+}
+PHRASINGS = ("standard", "alternate")
 WORDS = {  # how a word problem phrases one step
     "+": ["{name} then gets {b} more {items}.", "{name} finds {b} more {items}.", "A friend gives {name} {b} {items}."],
     "-": ["{name} then gives away {b} {items}.", "{name} loses {b} {items}.", "{name} uses {b} of the {items}."],
@@ -57,10 +81,13 @@ def make_problems(
     max_steps: int = 2,
     ops: str = "+-*",
     word_fraction: float = 0.5,
+    phrasing: str = "standard",
 ) -> list[dict]:
     """`n` distinct problems of `split`, deterministic in all arguments (see module doc)."""
     if split not in SPLITS:
         raise ValueError(f"arithmetic split must be one of {SPLITS}, got '{split}'")
+    if phrasing not in PHRASINGS:
+        raise ValueError(f"arithmetic phrasing must be one of {PHRASINGS}, got '{phrasing}'")
     rng = random.Random(f"arithmetic:{seed}:{split}")
     problems, seen, misses = [], set(), 0
     while len(problems) < n:
@@ -70,9 +97,8 @@ def make_problems(
                 f"(digits {min_digits}-{max_digits}, steps {min_steps}-{max_steps}, ops '{ops}'); ask for fewer or "
                 "widen them"
             )
-        problem = _one(
-            rng, min_digits, max_digits, rng.randint(min_steps, max_steps), ops, rng.random() < word_fraction
-        )
+        steps = rng.randint(min_steps, max_steps)
+        problem = _one(rng, min_digits, max_digits, steps, ops, rng.random() < word_fraction, phrasing)
         if problem is None or problem["prompt"] in seen or split_of(problem["prompt"]) != split:
             misses += 1
             continue
@@ -92,7 +118,9 @@ def _number(rng: random.Random, min_digits: int, max_digits: int) -> int:
     return rng.randint(0 if digits == 1 else 10 ** (digits - 1), 10**digits - 1)
 
 
-def _one(rng: random.Random, min_digits: int, max_digits: int, n_steps: int, ops: str, word: bool) -> dict | None:
+def _one(
+    rng: random.Random, min_digits: int, max_digits: int, n_steps: int, ops: str, word: bool, phrasing: str
+) -> dict | None:
     """One problem, or None when it would go negative and `ops` offers no other operation."""
     value = _number(rng, min_digits, max_digits)
     start, chain, steps = value, [], []
@@ -108,7 +136,10 @@ def _one(rng: random.Random, min_digits: int, max_digits: int, n_steps: int, ops
         steps.append(f"{value} {op} {b} = {result}")
         chain.append((op, b))
         value = result
-    prompt = _words(rng, start, chain) if word else _symbols(start, chain)
+    if phrasing == "alternate":
+        prompt = _alt_words(rng, start, chain) if word else _alt_steps(rng, start, chain)
+    else:
+        prompt = _words(rng, start, chain) if word else _symbols(start, chain)
     return {"prompt": prompt, "answer": str(value), "steps": steps, "style": "word" if word else "symbols"}
 
 
@@ -128,3 +159,23 @@ def _words(rng: random.Random, start: int, chain: list[tuple[str, int]]) -> str:
     sentences += [rng.choice(WORDS[op]).format(name=name, b=b, items=items) for op, b in chain]
     sentences.append(f"How many {items} does {name} have now?")
     return " ".join(sentences)
+
+
+def _alt_words(rng: random.Random, start: int, chain: list[tuple[str, int]]) -> str:
+    box, items = rng.choice(CONTAINERS), rng.choice(ALT_ITEMS)
+    sentences = [f"A {box} holds {start} {items}."]
+    sentences += [rng.choice(ALT_WORDS[op]).format(box=box, b=b, items=items) for op, b in chain]
+    sentences.append(f"How many {items} are in the {box} at the end?")
+    return " ".join(sentences)
+
+
+def _alt_steps(rng: random.Random, start: int, chain: list[tuple[str, int]]) -> str:
+    steps = ", then ".join(rng.choice(ALT_STEPS[op]).format(b=b) for op, b in chain)
+    return f"Start from {start}, {steps}. Which number do you end with?"
+
+
+def unseen(problems: list[dict], training: list[dict]) -> list[dict]:
+    """The `problems` whose calculation (their worked steps) appears in none of `training`'s: a held-out
+    check that no phrasing, however different, asks for a computation training already showed."""
+    seen = {tuple(p["steps"]) for p in training}
+    return [p for p in problems if tuple(p["steps"]) not in seen]

@@ -30,7 +30,7 @@ import json
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from r1.data.arithmetic import make_problems
+from r1.data.arithmetic import make_problems, unseen
 
 BUNDLED_DIR = Path(__file__).parent / "bundled"
 BUNDLED = {  # name -> (file, question field)
@@ -100,6 +100,19 @@ def load_configured(d, *, source: str | None = None, quiet: bool = False) -> lis
         arithmetic=vars(d.arithmetic),
         quiet=quiet,
     )
+
+
+def unseen_heldout(d, size: int, *, seed: int, phrasing: str = "standard") -> list[dict]:
+    """`size` arithmetic test problems (seed `seed`) in the shape of DataConfig `d`'s whose calculations
+    the training data `d` never shows in any phrasing: genuinely new problems, not new texts of seen
+    ones (~15% of test problems share their worked steps with a training problem written in the other
+    style). `phrasing="alternate"`: the other family of templates (r1/data/arithmetic.py)."""
+    a = {**vars(d.arithmetic), "phrasing": phrasing}
+    candidates = load_examples("arithmetic", split="test", size=2 * size, seed=seed, arithmetic=a)
+    kept = unseen(candidates, load_configured(d, source="arithmetic", quiet=True))
+    if len(kept) < size:
+        raise DataError(f"only {len(kept)} held-out arithmetic problems are unseen by training; ask for fewer")
+    return kept[:size]
 
 
 def json_lines(path: Path) -> Iterator[tuple[int, object]]:

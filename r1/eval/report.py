@@ -234,6 +234,8 @@ def make_report(run_dir: str | Path) -> list[Path]:
     run = Path(run_dir)
     if not run.is_dir():
         raise FileNotFoundError(f"run directory not found: {run}")
+    if not (run / "metrics.jsonl").is_file() and (run / "grpo" / "metrics.jsonl").is_file():
+        run = run / "grpo"  # a `r1 demo` directory: its curves are its GRPO stage's
     out = run / "report"
     out.mkdir(exist_ok=True)
     written, notes, summary = [], [], []

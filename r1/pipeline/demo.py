@@ -30,9 +30,10 @@ from rich.table import Table
 
 from r1 import precision
 from r1.config import Config, PipelineConfig, load_config
-from r1.data import load_examples
+from r1.data import unseen_heldout
 from r1.data.coldstart import arithmetic_worked_examples, write_jsonl
 from r1.eval.harness import config_settings, evaluate_with_config
+from r1.eval.report import make_report
 from r1.models import load_model
 from r1.progress import Progress, format_duration
 from r1.train import distributed as dist
@@ -77,6 +78,9 @@ COLDSTART = ["optim.lr=2e-5", "optim.warmup_steps=0"]  # SFT takes a larger step
 # 192 examples (12 SFT steps) already give ~100% format; 256 leave GRPO less to add, 128 leave the
 # format half learned (docs/demo.md, runs 17–19)
 COLDSTART_EXAMPLES = 192
+# the GRPO stage's own defaults: held-out accuracy every 10 steps on 64 of the held-out problems, for
+# the report's curve (its own sampling stream: the run learns the same with or without it)
+GRPO = ["eval.every_steps=10", "eval.periodic_limit=64"]
 
 
 def stage_config(overrides: list[str], output_dir: Path, stage_defaults: list[str] = (), **changes: str) -> Config:
@@ -85,10 +89,34 @@ def stage_config(overrides: list[str], output_dir: Path, stage_defaults: list[st
     return load_config(None, [*DEMO, *stage_defaults, *overrides, *stage])
 
 
+def grpo_overrides() -> list[str]:
+    """The GRPO stage's own defaults (under the user's overrides), as COLDSTART is the SFT stage's."""
+    return list(GRPO)
+
+
+def coldstart_stage(overrides: list[str], run_dir: Path, examples: int = COLDSTART_EXAMPLES) -> str:
+    """Stage 2: SFT on `examples` worked problems of the demo's shape (seeded by run.seed) → the
+    checkpoint's path. The data goes to run_dir/coldstart.jsonl, the run to run_dir/coldstart."""
+    cfg = load_config(None, [*DEMO, *overrides])
+    a = cfg.data.arithmetic
+    shape = dict(min_digits=a.min_digits, max_digits=a.max_digits, min_steps=a.min_steps, max_steps=a.max_steps)
+    worked = arithmetic_worked_examples(examples, seed=cfg.run.seed, ops=a.ops, **shape)
+    data = write_jsonl(worked, run_dir / "coldstart.jsonl")
+    sft_dir = train_sft(stage_config(overrides, run_dir / "coldstart", COLDSTART, sft__data=str(data)))
+    return str(sft_dir / "checkpoints" / "final")
+
+
+def heldout_problems(cfg: Config, size: int, phrasing: str = "standard") -> list[dict]:
+    """The demo's held-out set: `size` test problems of seed HELDOUT_SEED unseen by training
+    (r1.data.unseen_heldout); `phrasing="alternate"`: the other family of templates."""
+    return unseen_heldout(cfg.data, size, seed=HELDOUT_SEED, phrasing=phrasing)
+
+
 def heldout_eval(model_path: str, examples: list[dict], cfg: Config, out: Path) -> dict:
     model, tokenizer = load_model(model_path, dtype=cfg.model.dtype, device=dist.device(cfg.run.device))
     result = evaluate_with_config(model, tokenizer, examples, cfg)
-    result.save(out, model=model_path, benchmark=f"arithmetic-test-seed{HELDOUT_SEED}", settings=config_settings(cfg))
+    benchmark = f"arithmetic-test-seed{HELDOUT_SEED}-unseen"
+    result.save(out, model=model_path, benchmark=benchmark, settings=config_settings(cfg))
     m = result.metrics
     return {
         "accuracy": m["pass@1"]["mean"],
@@ -104,8 +132,7 @@ def run_demo(overrides: list[str] = (), coldstart_examples: int = COLDSTART_EXAM
     cfg = load_config(None, [*DEMO, *overrides])
     run_dir = prepare_run_dir(cfg, "demo")
     start, timings = time.perf_counter(), {}
-    a = cfg.data.arithmetic
-    heldout = load_examples("arithmetic", split="test", size=cfg.eval.limit, seed=HELDOUT_SEED, arithmetic=vars(a))
+    heldout = heldout_problems(cfg, cfg.eval.limit)
     console.rule(f"[bold]r1 demo[/] — run directory {run_dir}")
     stages = Progress("demo stage", 5, unit="stage", eta=False, min_interval_s=0)  # ETAs: the stages' own lines
 
@@ -121,13 +148,7 @@ def run_demo(overrides: list[str] = (), coldstart_examples: int = COLDSTART_EXAM
     results = {"base": timed("eval_base", heldout_eval, cfg.model.name, heldout, cfg, run_dir / "eval" / "base")}
 
     console.print(f"2/5 cold start: SFT on {coldstart_examples} worked examples in the R1 format")
-    shape = dict(min_digits=a.min_digits, max_digits=a.max_digits, min_steps=a.min_steps, max_steps=a.max_steps)
-    worked = arithmetic_worked_examples(coldstart_examples, seed=cfg.run.seed, ops=a.ops, **shape)
-    data = write_jsonl(worked, run_dir / "coldstart.jsonl")
-    sft_dir = timed(
-        "coldstart_sft", train_sft, stage_config(overrides, run_dir / "coldstart", COLDSTART, sft__data=str(data))
-    )
-    coldstart = str(sft_dir / "checkpoints" / "final")
+    coldstart = timed("coldstart_sft", coldstart_stage, overrides, run_dir, coldstart_examples)
 
     console.print("3/5 held-out eval of the cold-start checkpoint")
     results["coldstart"] = timed(
@@ -135,7 +156,8 @@ def run_demo(overrides: list[str] = (), coldstart_examples: int = COLDSTART_EXAM
     )
 
     console.print(f"4/5 GRPO from the cold-start checkpoint ({cfg.train.steps} steps)")
-    grpo_dir = timed("grpo", train_grpo, stage_config(overrides, run_dir / "grpo", model__name=coldstart))
+    grpo_cfg = stage_config(overrides, run_dir / "grpo", grpo_overrides(), model__name=coldstart)
+    grpo_dir = timed("grpo", train_grpo, grpo_cfg)
     final = str(grpo_dir / "checkpoints" / "final")
 
     console.print("5/5 held-out eval of the final checkpoint")
@@ -154,6 +176,8 @@ def run_demo(overrides: list[str] = (), coldstart_examples: int = COLDSTART_EXAM
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     print_table(results, summary, run_dir)
+    figures = [p.name for p in make_report(grpo_dir) if p.suffix == ".png"]
+    console.print(f"figures of the GRPO stage (`r1 report {run_dir}`): {grpo_dir / 'report'}: {', '.join(figures)}")
     return summary
 
 

@@ -61,7 +61,7 @@ from r1.train.update import UpdateSettings, policy_update, prepare_update, train
 from r1.train.loop import Trainer, run_training
 from r1.train.run import IndexSampler, for_rollout, load_prompt_dataset, load_trainable, peak_memory_mib
 from r1.train.stats import RunStats, StepCounts
-from r1.data import load_examples
+from r1.data import load_examples, unseen_heldout
 from r1.eval.harness import evaluate_with_config
 
 
@@ -367,8 +367,12 @@ def grpo_trainer(cfg: Config, resume_from: Path | None) -> Trainer:
 
 
 def load_eval_subset(cfg: Config, tokenizer) -> list[dict]:
-    """The fixed evaluation subset used during training: `eval.benchmark`'s first `eval.limit` (default 32) problems."""
-    limit = cfg.eval.limit or 32
+    """The fixed evaluation subset used during training: `eval.benchmark`'s first `eval.periodic_limit`
+    problems (else `eval.limit`, else 32). For `arithmetic`, the problems of the held-out set the
+    demo evaluates on (seed `pipeline.heldout_seed`, unseen by training: r1.data.unseen_heldout)."""
+    limit = cfg.eval.periodic_limit or cfg.eval.limit or 32
+    if cfg.eval.benchmark == "arithmetic":
+        return unseen_heldout(cfg.data, limit, seed=cfg.pipeline.heldout_seed)
     return load_examples(cfg.eval.benchmark, split="test", limit=limit, size=limit, seed=cfg.data.seed, quiet=True)
 
 
