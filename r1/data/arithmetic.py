@@ -53,9 +53,9 @@ ITEMS = ["apples", "marbles", "stickers", "coins", "books", "shells", "pencils",
 CONTAINERS = ["box", "jar", "crate", "basket", "bag", "drawer"]
 ALT_ITEMS = ["eggs", "nails", "beads", "buttons", "tickets", "spoons", "candles", "bottles"]
 ALT_WORDS = {
-    "+": ["{b} more {items} are put into the {box}.", "Someone adds {b} {items} to the {box}."],
-    "-": ["{b} {items} are taken out of the {box}.", "Someone removes {b} {items} from the {box}."],
-    "*": ["The number of {items} in the {box} is multiplied by {b}."],
+    "+": ["{b} more {items} are put into the {who}.", "Someone adds {b} {items} to the {who}."],
+    "-": ["{b} {items} are taken out of the {who}.", "Someone removes {b} {items} from the {who}."],
+    "*": ["The number of {items} in the {who} is multiplied by {b}."],
 }
 ALT_STEPS = {
     "+": ["add {b}", "increase it by {b}"],
@@ -64,9 +64,19 @@ ALT_STEPS = {
 }
 PHRASINGS = ("standard", "alternate")
 WORDS = {  # how a word problem phrases one step
-    "+": ["{name} then gets {b} more {items}.", "{name} finds {b} more {items}.", "A friend gives {name} {b} {items}."],
-    "-": ["{name} then gives away {b} {items}.", "{name} loses {b} {items}.", "{name} uses {b} of the {items}."],
-    "*": ["Then the number of {items} {name} has becomes {b} times as large."],
+    "+": ["{who} then gets {b} more {items}.", "{who} finds {b} more {items}.", "A friend gives {who} {b} {items}."],
+    "-": ["{who} then gives away {b} {items}.", "{who} loses {b} {items}.", "{who} uses {b} of the {items}."],
+    "*": ["Then the number of {items} {who} has becomes {b} times as large."],
+}
+STORIES = {  # phrasing → (who, items, first sentence, one sentence per step, question) of a word problem
+    "standard": (NAMES, ITEMS, "{who} has {start} {items}.", WORDS, "How many {items} does {who} have now?"),
+    "alternate": (
+        CONTAINERS,
+        ALT_ITEMS,
+        "A {who} holds {start} {items}.",
+        ALT_WORDS,
+        "How many {items} are in the {who} at the end?",
+    ),
 }
 
 
@@ -136,10 +146,10 @@ def _one(
         steps.append(f"{value} {op} {b} = {result}")
         chain.append((op, b))
         value = result
-    if phrasing == "alternate":
-        prompt = _alt_words(rng, start, chain) if word else _alt_steps(rng, start, chain)
+    if word:
+        prompt = _words(rng, start, chain, phrasing)
     else:
-        prompt = _words(rng, start, chain) if word else _symbols(start, chain)
+        prompt = _alt_steps(rng, start, chain) if phrasing == "alternate" else _symbols(start, chain)
     return {"prompt": prompt, "answer": str(value), "steps": steps, "style": "word" if word else "symbols"}
 
 
@@ -153,19 +163,12 @@ def _symbols(start: int, chain: list[tuple[str, int]]) -> str:
     return f"What is {expr}?"
 
 
-def _words(rng: random.Random, start: int, chain: list[tuple[str, int]]) -> str:
-    name, items = rng.choice(NAMES), rng.choice(ITEMS)
-    sentences = [f"{name} has {start} {items}."]
-    sentences += [rng.choice(WORDS[op]).format(name=name, b=b, items=items) for op, b in chain]
-    sentences.append(f"How many {items} does {name} have now?")
-    return " ".join(sentences)
-
-
-def _alt_words(rng: random.Random, start: int, chain: list[tuple[str, int]]) -> str:
-    box, items = rng.choice(CONTAINERS), rng.choice(ALT_ITEMS)
-    sentences = [f"A {box} holds {start} {items}."]
-    sentences += [rng.choice(ALT_WORDS[op]).format(box=box, b=b, items=items) for op, b in chain]
-    sentences.append(f"How many {items} are in the {box} at the end?")
+def _words(rng: random.Random, start: int, chain: list[tuple[str, int]], phrasing: str) -> str:
+    people, stock, first, step_words, question = STORIES[phrasing]
+    who, items = rng.choice(people), rng.choice(stock)
+    sentences = [first.format(who=who, start=start, items=items)]
+    sentences += [rng.choice(step_words[op]).format(who=who, b=b, items=items) for op, b in chain]
+    sentences.append(question.format(who=who, items=items))
     return " ".join(sentences)
 
 
