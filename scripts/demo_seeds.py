@@ -24,7 +24,7 @@ import statistics
 import time
 from pathlib import Path
 
-from r1.pipeline.demo import COLDSTART_EXAMPLES, coldstart_stage, grpo_overrides, heldout_eval, heldout_problems
+from r1.pipeline.demo import COLDSTART_EXAMPLES, GRPO, coldstart_stage, heldout_eval, heldout_problems
 from r1.pipeline.demo import stage_config
 from r1.train.grpo import train_grpo
 
@@ -70,7 +70,8 @@ def run_seed(out: Path, seed: int, overrides: list[str], grpo: list[str], heldou
         return json.loads(done.read_text())
     shared = [*overrides, f"run.seed={seed}"]
     start, before, sft_s = cached_coldstart(out.parent, seed, shared, heldout, examples)
-    cfg = stage_config([*shared, *grpo_overrides(), *grpo], out / f"seed{seed}" / "grpo", model__name=start)
+    # DEMO ← the GRPO stage's defaults ← every stage's overrides ← --grpo ones, as in `r1 demo`
+    cfg = stage_config([*shared, *grpo], out / f"seed{seed}" / "grpo", GRPO, model__name=start)
     t0 = time.perf_counter()
     run = train_grpo(cfg)
     seconds = time.perf_counter() - t0

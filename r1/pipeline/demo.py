@@ -83,8 +83,9 @@ COLDSTART = ["optim.lr=2e-5", "optim.warmup_steps=0"]  # SFT takes a larger step
 # 192 examples (12 SFT steps) already give ~100% format; 256 leave GRPO less to add, 128 leave the
 # format half learned (docs/demo.md, runs 17–19)
 COLDSTART_EXAMPLES = 192
-# the GRPO stage's own defaults: held-out accuracy every 10 steps on 64 of the held-out problems, for
-# the report's curve (its own sampling stream: the run learns the same with or without it)
+# the GRPO stage's own defaults, under the user's overrides as COLDSTART is for SFT: held-out accuracy
+# every 10 steps on 64 of the held-out problems, for the report's curve (its own sampling stream:
+# the run learns the same with or without it)
 GRPO = ["eval.every_steps=10", "eval.periodic_limit=64"]
 
 
@@ -92,11 +93,6 @@ def stage_config(overrides: list[str], output_dir: Path, stage_defaults: list[st
     """The demo config for one stage: DEMO ← the stage's defaults ← the user's overrides ← its paths."""
     stage = [f"run.output_dir={output_dir}"] + [f"{k.replace('__', '.')}={v}" for k, v in changes.items()]
     return load_config(None, [*DEMO, *stage_defaults, *overrides, *stage])
-
-
-def grpo_overrides() -> list[str]:
-    """The GRPO stage's own defaults (under the user's overrides), as COLDSTART is the SFT stage's."""
-    return list(GRPO)
 
 
 def coldstart_stage(overrides: list[str], run_dir: Path, examples: int = COLDSTART_EXAMPLES) -> str:
@@ -161,7 +157,7 @@ def run_demo(overrides: list[str] = (), coldstart_examples: int = COLDSTART_EXAM
     )
 
     console.print(f"4/5 GRPO from the cold-start checkpoint ({cfg.train.steps} steps)")
-    grpo_cfg = stage_config(overrides, run_dir / "grpo", grpo_overrides(), model__name=coldstart)
+    grpo_cfg = stage_config(overrides, run_dir / "grpo", GRPO, model__name=coldstart)
     grpo_dir = timed("grpo", train_grpo, grpo_cfg)
     final = str(grpo_dir / "checkpoints" / "final")
 
